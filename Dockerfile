@@ -1,0 +1,24 @@
+# Build stage: a static, stripped logengine binary.
+FROM golang:1.26-bookworm AS build
+
+WORKDIR /src
+
+# Dependencies first, so that this layer is reused while only the code changes.
+COPY go.mod go.sum ./
+RUN go mod download
+
+COPY . .
+
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/logengine .
+
+# Final stage: no shell, no package manager, runs as the unprivileged "nonroot" user.
+FROM gcr.io/distroless/static-debian12:nonroot
+
+COPY --from=build /out/logengine /logengine
+
+# gateway, producer, consumer
+EXPOSE 8080 8081 8082
+
+ENTRYPOINT ["/logengine"]
+CMD ["serve", "--role=all"]

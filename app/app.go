@@ -1,0 +1,318 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logengine/logengine/cache"
+	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/resilience"
+	"github.com/logengine/logengine/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// App owns the configuration and every component built from it.
+type App struct {
+	cfg     configs.Config
+	version string
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	roles   []Role
+	ready   atomic.Bool
+
+	kafka    ingest.KafkaConfig
+	broker   *ingest.EmbeddedBroker
+	store    *store.Store
+	cache    *cache.Cache
+	producer *ingest.Producer // also the consumer's DLQ writer
+	consumer *ingest.Consumer
+	query    *query.Service
+
+	servers map[Role]*server
+	// stops run in reverse start order at shutdown.
+	stops []func(ctx context.Context)
+	// runs are the long-running loops; any one failing stops the process.
+	runs []func(ctx context.Context) error
+
+	started chan struct{}
+}
+
+// New validates the configuration and prepares an App; nothing starts yet.
+func New(cfg configs.Config, version string, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	roles, err := ParseRoles(cfg.Roles)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{
+		cfg: cfg, version: version, logger: logger, reg: metrics.NewRegistry(), roles: roles,
+		servers: map[Role]*server{}, started: make(chan struct{}),
+	}
+	needsKafka := slices.Contains(roles, RoleProducer) || slices.Contains(roles, RoleConsumer)
+	if needsKafka && cfg.Kafka.Brokers == "" && !(slices.Contains(roles, RoleProducer) && slices.Contains(roles, RoleConsumer)) {
+		return nil, fmt.Errorf("--kafka-brokers is required for role %s: set --kafka-brokers=host:9092 (or %s), "+
+			"or --kafka-brokers=%s to start an in-memory broker in this process", cfg.Roles, configs.EnvName("kafka-brokers"), configs.EmbeddedBrokers)
+	}
+	return a, nil
+}
+
+// Registry is the process's metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// Started is closed once every module started and the listeners are open.
+func (a *App) Started() <-chan struct{} { return a.started }
+
+// Addr is the bound address of a role's listener, once started.
+func (a *App) Addr(r Role) string {
+	if s, ok := a.servers[r]; ok {
+		return s.ln.Addr().String()
+	}
+	return ""
+}
+
+// KafkaBrokers are the brokers in use (the embedded one's address included).
+func (a *App) KafkaBrokers() []string { return a.kafka.Brokers }
+
+// EmbeddedBroker is the in-process broker, or nil.
+func (a *App) EmbeddedBroker() *ingest.EmbeddedBroker { return a.broker }
+
+// Run starts the modules, serves until ctx ends or a module fails, then
+// shuts down within the configured grace period.
+func (a *App) Run(ctx context.Context) (err error) {
+	defer func() {
+		// Shutdown deadlines come from a fresh context, not the cancelled one.
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+		defer cancel()
+		a.ready.Store(false)
+		for i := len(a.stops) - 1; i >= 0; i-- {
+			a.stops[i](sctx)
+		}
+	}()
+	for _, m := range startOrder(a.roles) {
+		if err := a.init(ctx, m); err != nil {
+			return fmt.Errorf("start %s: %w", m, err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(a.runs))
+	for _, run := range a.runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(runCtx); err != nil && runCtx.Err() == nil {
+				errc <- err
+			}
+			cancel() // any module stopping stops the process
+		}()
+	}
+	a.ready.Store(true)
+	close(a.started)
+	a.logger.Info("logengine started", "roles", a.roles, "version", a.version)
+	<-runCtx.Done()
+	a.ready.Store(false)
+	a.logger.Info("shutting down")
+	// The loops see runCtx end; wait for them to finish their work (the
+	// consumer stores and commits its batch) before components close.
+	wg.Wait()
+	select {
+	case err = <-errc:
+	default:
+	}
+	return err
+}
+
+func (a *App) onStop(f func(ctx context.Context)) { a.stops = append(a.stops, f) }
+
+func (a *App) init(ctx context.Context, m module) error {
+	switch m {
+	case modKafka:
+		return a.initKafka(ctx)
+	case modStore:
+		return a.initStore(ctx)
+	case modCache:
+		a.initCache()
+		return nil
+	case modProducer:
+		return a.initProducer()
+	case modConsumer:
+		return a.initConsumer()
+	case modGateway:
+		return a.initGateway()
+	case modAll:
+		return nil
+	}
+	return fmt.Errorf("unknown module %q", m)
+}
+
+func (a *App) initKafka(ctx context.Context) error {
+	a.kafka = ingest.KafkaConfig{
+		Brokers:           a.cfg.Kafka.BrokerList(),
+		Topic:             a.cfg.Kafka.Topic,
+		DLQTopic:          a.cfg.Kafka.DLQTopic,
+		Partitions:        a.cfg.Kafka.Partitions,
+		ReplicationFactor: a.cfg.Kafka.ReplicationFactor,
+	}
+	if a.cfg.Kafka.Brokers == "" || a.cfg.Kafka.Brokers == configs.EmbeddedBrokers {
+		b, err := ingest.StartEmbeddedBroker(a.cfg.Kafka.EmbeddedAddr)
+		if err != nil {
+			return err
+		}
+		a.broker = b
+		a.onStop(func(context.Context) { b.Close() })
+		a.kafka.Brokers = b.Addrs()
+		a.logger.Warn("using the embedded in-memory Kafka broker: accepted logs not yet stored are lost if this process stops; "+
+			"set --kafka-brokers to use a Kafka cluster", "addr", b.Addrs())
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return ingest.EnsureTopics(tctx, a.kafka, a.logger)
+}
+
+func (a *App) initStore(ctx context.Context) error {
+	s, err := store.Open(ctx, store.Config{
+		URL:              a.cfg.Postgres.URL,
+		MaxConns:         int32(a.cfg.Postgres.MaxConns),
+		StatementTimeout: a.cfg.Postgres.StatementTimeout,
+	}, a.logger, a.reg)
+	if err != nil {
+		return err
+	}
+	a.store = s
+	a.onStop(func(context.Context) { s.Close() })
+	return nil
+}
+
+func (a *App) initCache() {
+	if a.cfg.Redis.Addr == "" {
+		a.logger.Info("no --redis-addr: the query cache is off")
+		return
+	}
+	cc := cache.DefaultConfig(a.cfg.Redis.Addr)
+	cc.Prefix = a.cfg.Redis.Prefix
+	a.cache = cache.New(cc, a.logger, a.reg)
+	a.onStop(func(context.Context) { a.cache.Close() })
+}
+
+// kafkaProducer is built once and shared by the producer and consumer roles.
+func (a *App) kafkaProducer() (*ingest.Producer, error) {
+	if a.producer != nil {
+		return a.producer, nil
+	}
+	p, err := ingest.NewProducer(ingest.ProducerConfig{
+		Kafka:              a.kafka,
+		Timeout:            a.cfg.Producer.ProduceTimeout,
+		MaxBufferedRecords: a.cfg.Producer.MaxBufferedRecords,
+	}, a.logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.producer = p
+	a.onStop(p.Close)
+	return p, nil
+}
+
+func (a *App) initProducer() error {
+	p, err := a.kafkaProducer()
+	if err != nil {
+		return err
+	}
+	pc := a.cfg.Producer
+	h := ingest.NewHandler(ingest.HandlerConfig{
+		Limits: event.Limits{
+			MaxMessageBytes:  pc.MaxMessageBytes,
+			MaxSourceBytes:   pc.MaxSourceBytes,
+			MaxMetadataKeys:  pc.MaxMetadataKeys,
+			MaxMetadataBytes: pc.MaxMetadataBytes,
+			MaxTraceIDBytes:  event.DefaultLimits().MaxTraceIDBytes,
+			MaxFutureSkew:    pc.MaxFutureSkew,
+		},
+		MaxBodyBytes:   pc.MaxBodyBytes,
+		MaxBatchEvents: pc.MaxBatchEvents,
+	}, p, a.logger.With("role", RoleProducer), a.reg)
+	health := []component{{name: "kafka", required: true, check: p.Ping}}
+	return a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
+}
+
+func (a *App) initConsumer() error {
+	p, err := a.kafkaProducer()
+	if err != nil {
+		return err
+	}
+	c, err := ingest.NewConsumer(ingest.ConsumerConfig{
+		Kafka:           a.kafka,
+		Group:           a.cfg.Kafka.ConsumerGroup,
+		BatchSize:       a.cfg.Consumer.BatchSize,
+		FlushInterval:   a.cfg.Consumer.FlushInterval,
+		IsDataError:     store.IsDataError,
+		Retry:           resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second},
+		ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
+	}, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
+	if err != nil {
+		return err
+	}
+	a.consumer = c
+	a.runs = append(a.runs, c.Run)
+	health := []component{
+		{name: "kafka", required: true, check: c.Ping},
+		{name: "postgres", required: true, check: func(ctx context.Context) error {
+			if err := a.store.Ping(ctx); err != nil {
+				return err
+			}
+			if !c.Healthy() {
+				return errors.New("batch writes are failing")
+			}
+			return nil
+		}},
+	}
+	return a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil)
+}
+
+func (a *App) initGateway() error {
+	gc := a.cfg.Gateway
+	var c query.Cache = a.cache
+	if a.cache == nil {
+		c = (*cache.Cache)(nil) // a nil cache always misses
+	}
+	a.query = query.NewService(query.ServiceConfig{
+		CacheTTL:     gc.CacheTTL,
+		QueryTimeout: gc.QueryTimeout,
+		Breaker:      resilience.BreakerConfig{Failures: gc.BreakerFailures, Delay: gc.BreakerDelay},
+		IsQueryError: store.IsQueryError,
+	}, a.store, c, a.logger.With("role", RoleGateway), a.reg)
+	lim := query.DefaultLimits()
+	lim.MaxPageSize = gc.MaxPageSize
+	lim.CountLimit = gc.CountLimit
+	lim.MaxOffset = gc.MaxOffset
+	h := query.NewHandler(a.query, lim, a.logger.With("role", RoleGateway), a.reg)
+	health := []component{
+		{name: "postgres", required: true, check: a.store.Ping, details: func() map[string]any {
+			return map[string]any{"breaker": a.query.BreakerState()}
+		}},
+		{name: "redis", required: false, check: a.cache.Ping},
+	}
+	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, h.Register)
+}
+
+// listen opens a role's listener now, so a port conflict fails the start.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}

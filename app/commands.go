@@ -1,0 +1,48 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/store"
+)
+
+// NewLogger builds the process's structured logger.
+func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Serve runs the configured roles until ctx ends.
+func Serve(ctx context.Context, cfg configs.Config, version string, logs io.Writer) error {
+	logger := NewLogger(cfg.Log, logs)
+	a, err := New(cfg, version, logger)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// Migrate creates the database if needed and applies the schema.
+func Migrate(ctx context.Context, cfg configs.Config, out io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger := NewLogger(cfg.Log, out)
+	s, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: 2}, logger, nil)
+	if err != nil {
+		return err
+	}
+	s.Close()
+	_, err = fmt.Fprintln(out, "schema is up to date")
+	return err
+}

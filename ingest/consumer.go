@@ -1,0 +1,249 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/resilience"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Store is where the consumer writes batches. WriteBatch must be idempotent
+// on the event id and atomic: all of the batch or nothing.
+type Store interface {
+	WriteBatch(ctx context.Context, events []event.Event) (inserted int64, err error)
+}
+
+// ConsumerConfig shapes the consumer loop.
+type ConsumerConfig struct {
+	Kafka         KafkaConfig
+	Group         string
+	BatchSize     int
+	FlushInterval time.Duration
+	// IsDataError tells a record PostgreSQL refuses (it goes to the DLQ)
+	// from an outage (the batch is retried).
+	IsDataError func(error) bool
+	// Retry shapes the retries of a batch write while PostgreSQL fails.
+	Retry resilience.RetryConfig
+	// ShutdownTimeout bounds writing and committing the last batch.
+	ShutdownTimeout time.Duration
+}
+
+// Consumer reads the log topic as a group member and stores batches. Offsets
+// are committed only after the batch's transaction committed, so a crash
+// redelivers, and the idempotent store turns redelivery into no change.
+type Consumer struct {
+	cfg     ConsumerConfig
+	cl      *kgo.Client
+	dlqPub  *Producer
+	store   Store
+	logger  *slog.Logger
+	metrics *metrics.Consumer
+	dlq     *metrics.DLQ
+	healthy atomic.Bool // false while the last write attempt failed
+}
+
+// NewConsumer joins the consumer group. dlq produces the dead letters.
+func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	if cfg.IsDataError == nil {
+		cfg.IsDataError = func(error) bool { return false }
+	}
+	if cfg.Retry.Initial <= 0 {
+		cfg.Retry = resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Kafka.Topic),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait until the polled batch is stored and committed, so
+		// no partition changes hands with work in flight.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(cfg.FlushInterval),
+		kgo.WithLogger(kgoLogger{logger}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	c := &Consumer{
+		cfg: cfg, cl: cl, dlqPub: dlq, store: store, logger: logger,
+		metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
+	}
+	c.healthy.Store(true)
+	return c, nil
+}
+
+// Healthy is false while writes to the store are failing.
+func (c *Consumer) Healthy() bool { return c.healthy.Load() }
+
+// Ping checks that a broker answers.
+func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
+
+// Run consumes until ctx ends, then stores and commits the batch in hand
+// and leaves the group.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.cl.CloseAllowingRebalance()
+	for {
+		records, err := c.poll(ctx)
+		if len(records) > 0 {
+			// The last batch is finished even when ctx ended while polling:
+			// a fresh context bounds it by the shutdown grace period.
+			wctx, cancel := ctx, context.CancelFunc(func() {})
+			if ctx.Err() != nil {
+				wctx, cancel = context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
+			}
+			perr := c.process(wctx, records)
+			cancel()
+			if perr != nil {
+				if ctx.Err() != nil {
+					// Shutting down with the batch unstored: it stays
+					// uncommitted and is redelivered to the next member.
+					c.logger.Warn("batch left uncommitted at shutdown", "records", len(records), "err", perr)
+					return nil
+				}
+				return perr
+			}
+		}
+		c.cl.AllowRebalance()
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// poll collects up to BatchSize records: it waits for the first, then at
+// most FlushInterval for the rest.
+func (c *Consumer) poll(ctx context.Context) ([]*kgo.Record, error) {
+	var records []*kgo.Record
+	pctx := ctx
+	for len(records) < c.cfg.BatchSize {
+		fetches := c.cl.PollRecords(pctx, c.cfg.BatchSize-len(records))
+		if fetches.IsClientClosed() {
+			return records, errors.New("kafka client closed")
+		}
+		for _, fe := range fetches.Errors() {
+			if !errors.Is(fe.Err, context.Canceled) && !errors.Is(fe.Err, context.DeadlineExceeded) {
+				c.logger.Warn("kafka fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+			}
+		}
+		records = append(records, fetches.Records()...)
+		if pctx.Err() != nil {
+			return records, nil // shutting down, or the flush interval is over
+		}
+		if len(records) > 0 && pctx == ctx {
+			var cancel context.CancelFunc
+			pctx, cancel = context.WithTimeout(ctx, c.cfg.FlushInterval)
+			defer cancel()
+		}
+	}
+	return records, nil
+}
+
+// process decodes, stores and commits one batch. Records that are not
+// events, or that PostgreSQL refuses, go to the DLQ before the commit, so
+// no record is skipped silently and none blocks its partition.
+func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
+	start := time.Now()
+	events := make([]event.Event, 0, len(records))
+	origin := make([]*kgo.Record, 0, len(records))
+	var letters []DeadLetter
+	for _, r := range records {
+		ev, err := event.Unmarshal(r.Value)
+		if err != nil {
+			letters = append(letters, letterFrom(r, ReasonDecode, err))
+			continue
+		}
+		events = append(events, ev)
+		origin = append(origin, r)
+	}
+	refused, err := c.storeIsolating(ctx, events)
+	if err != nil {
+		return err
+	}
+	for _, i := range refused {
+		letters = append(letters, letterFrom(origin[i.index], ReasonStore, i.err))
+	}
+	if len(letters) > 0 {
+		err := resilience.Retry(ctx, c.cfg.Retry, nil, func(attempt int, err error) {
+			c.logger.Warn("retrying DLQ write", "attempt", attempt, "err", err)
+		}, func(ctx context.Context) error {
+			return c.dlqPub.Publish(ctx, nil, letters, "")
+		})
+		if err != nil {
+			return fmt.Errorf("write %d records to the DLQ: %w", len(letters), err)
+		}
+		c.metrics.ProcessingFailed.Add(float64(len(letters)))
+	}
+	if err := c.cl.CommitRecords(ctx, records...); err != nil {
+		// The batch is stored; redelivery will insert nothing twice.
+		c.metrics.CommitFailures.Inc()
+		c.logger.Warn("offset commit failed; the batch will be redelivered", "err", err)
+	}
+	now := time.Now()
+	stored := len(events) - len(refused)
+	c.metrics.Processed.Add(float64(stored))
+	c.metrics.BatchSize.Observe(float64(len(records)))
+	c.metrics.FlushDuration.Observe(now.Sub(start).Seconds())
+	for i := range events {
+		if !events[i].ReceivedAt.IsZero() {
+			c.metrics.EndToEnd.Observe(now.Sub(events[i].ReceivedAt).Seconds())
+		}
+	}
+	c.logger.Debug("batch stored", "records", len(records), "stored", stored, "dlq", len(letters))
+	return nil
+}
+
+type refusal struct {
+	index int
+	err   error
+}
+
+// storeIsolating writes the events, retrying while the store is down. When
+// PostgreSQL refuses the data itself, it splits the batch in halves until
+// the refused events are alone, stores the rest, and returns the refused.
+func (c *Consumer) storeIsolating(ctx context.Context, events []event.Event) ([]refusal, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	var refused []refusal
+	var write func(lo, hi int) error
+	write = func(lo, hi int) error {
+		err := resilience.Retry(ctx, c.cfg.Retry, func(err error) bool { return !c.cfg.IsDataError(err) },
+			func(attempt int, err error) {
+				c.healthy.Store(false)
+				c.metrics.WriteRetries.Inc()
+				c.logger.Warn("store write failed; retrying", "attempt", attempt, "events", hi-lo, "err", err)
+			},
+			func(ctx context.Context) error {
+				_, err := c.store.WriteBatch(ctx, events[lo:hi])
+				return err
+			})
+		switch {
+		case err == nil:
+			c.healthy.Store(true)
+			return nil
+		case !c.cfg.IsDataError(err):
+			return err
+		case hi-lo == 1:
+			refused = append(refused, refusal{index: lo, err: err})
+			return nil
+		}
+		mid := lo + (hi-lo)/2
+		if err := write(lo, mid); err != nil {
+			return err
+		}
+		return write(mid, hi)
+	}
+	if err := write(0, len(events)); err != nil {
+		return nil, err
+	}
+	return refused, nil
+}

@@ -1,0 +1,279 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/resilience"
+	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// rig is a broker, its topics, a real database and a producer.
+type rig struct {
+	t        *testing.T
+	kafka    ingest.KafkaConfig
+	store    *store.Store
+	dbURL    string
+	producer *ingest.Producer
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	b, err := ingest.StartEmbeddedBroker("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	kc := ingest.KafkaConfig{Brokers: b.Addrs(), Topic: "logs", DLQTopic: "logs-dlq", Partitions: 3, ReplicationFactor: -1}
+	ctx := context.Background()
+	if err := ingest.EnsureTopics(ctx, kc, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	dbURL := storetest.NewURL(t)
+	s, err := store.Open(ctx, store.Config{URL: dbURL, MaxConns: 4}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	p, err := ingest.NewProducer(ingest.ProducerConfig{Kafka: kc, Timeout: 10 * time.Second, MaxBufferedRecords: 10000},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return &rig{t: t, kafka: kc, store: s, dbURL: dbURL, producer: p}
+}
+
+func events(n int) []event.Event {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	out := make([]event.Event, n)
+	for i := range out {
+		out[i] = event.Event{
+			ID: uuid.Must(uuid.NewV7()), Timestamp: now.Add(-time.Duration(i) * time.Millisecond),
+			Level: event.LevelInfo, Source: fmt.Sprintf("svc-%d", i%5), Message: fmt.Sprintf("message %d", i), ReceivedAt: now,
+		}
+	}
+	return out
+}
+
+// consumer runs a consumer of group until the test ends or stop is called.
+type runningConsumer struct {
+	reg  *prometheus.Registry
+	stop func()
+}
+
+func (r *rig) consume(group string, st ingest.Store) *runningConsumer {
+	r.t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := ingest.NewConsumer(ingest.ConsumerConfig{
+		Kafka: r.kafka, Group: group, BatchSize: 50, FlushInterval: 20 * time.Millisecond,
+		IsDataError: store.IsDataError, Retry: resilience.RetryConfig{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		ShutdownTimeout: 10 * time.Second,
+	}, st, r.producer, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				r.t.Errorf("consumer: %v", err)
+			}
+		})
+	}
+	r.t.Cleanup(stop)
+	return &runningConsumer{reg: reg, stop: stop}
+}
+
+// counter reads a counter of the consumer's registry.
+func (c *runningConsumer) counter(name string) float64 {
+	mfs, _ := c.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	return 0
+}
+
+func (c *runningConsumer) waitCounter(t *testing.T, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.counter(name) >= want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s = %v after 60s, want %v", name, c.counter(name), want)
+}
+
+func (r *rig) rows() (total, distinct int) {
+	r.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT id) FROM logs").Scan(&total, &distinct); err != nil {
+		r.t.Fatal(err)
+	}
+	return total, distinct
+}
+
+func TestReplayStoresEachEventOnce(t *testing.T) {
+	r := newRig(t)
+	evs := events(300)
+	if err := r.producer.Publish(context.Background(), evs, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	first := r.consume("group-a", r.store)
+	first.waitCounter(t, "logs_processed_total", 300)
+	first.stop()
+	// A second group reads every record again: a full redelivery.
+	second := r.consume("group-b", r.store)
+	second.waitCounter(t, "logs_processed_total", 300)
+	second.stop()
+	if total, distinct := r.rows(); total != 300 || distinct != 300 {
+		t.Errorf("after redelivery: %d rows, %d distinct ids; want 300 and 300", total, distinct)
+	}
+}
+
+// lostAck stores the first batch and then reports failure, as when the
+// connection drops after COMMIT: the consumer retries the same batch.
+type lostAck struct {
+	ingest.Store
+	failed atomic.Bool
+}
+
+func (l *lostAck) WriteBatch(ctx context.Context, evs []event.Event) (int64, error) {
+	n, err := l.Store.WriteBatch(ctx, evs)
+	if err == nil && l.failed.CompareAndSwap(false, true) {
+		return 0, errors.New("connection reset after commit")
+	}
+	return n, err
+}
+
+func TestRetryAfterLostAcknowledgementStoresOnce(t *testing.T) {
+	r := newRig(t)
+	if err := r.producer.Publish(context.Background(), events(120), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume("group", &lostAck{Store: r.store})
+	c.waitCounter(t, "logs_processed_total", 120)
+	c.stop()
+	if got := c.counter("consumer_write_retries_total"); got != 1 {
+		t.Errorf("retries = %v, want 1", got)
+	}
+	if total, distinct := r.rows(); total != 120 || distinct != 120 {
+		t.Errorf("%d rows, %d distinct ids; want 120 and 120", total, distinct)
+	}
+}
+
+func TestRestartBeforeCommitStoresOnce(t *testing.T) {
+	r := newRig(t)
+	evs := events(200)
+	if err := r.producer.Publish(context.Background(), evs, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Write part of the topic to the store behind the consumer's back, as a
+	// consumer that stored a batch and died before committing would have.
+	if _, err := r.store.WriteBatch(context.Background(), evs[:80]); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume("group", r.store)
+	c.waitCounter(t, "logs_processed_total", 200)
+	c.stop()
+	if total, distinct := r.rows(); total != 200 || distinct != 200 {
+		t.Errorf("%d rows, %d distinct ids; want 200 and 200", total, distinct)
+	}
+}
+
+func TestPoisonRecordsGoToTheDLQ(t *testing.T) {
+	r := newRig(t)
+	good := events(10)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.kafka.Brokers...), kgo.DefaultProduceTopic(r.kafka.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var records []*kgo.Record
+	for i := range good {
+		v, _ := good[i].Marshal()
+		records = append(records, &kgo.Record{Key: []byte("k"), Value: v})
+		if i == 4 {
+			records = append(records, &kgo.Record{Key: []byte("k"), Value: []byte("not json at all")})
+			// Valid JSON, but PostgreSQL refuses a NUL in text.
+			nul := fmt.Sprintf(`{"id":%q,"timestamp":%q,"level":"INFO","source":"svc","message":"bad \u0000 byte"}`,
+				uuid.NewString(), time.Now().UTC().Format(time.RFC3339Nano))
+			records = append(records, &kgo.Record{Key: []byte("k"), Value: []byte(nul)})
+		}
+	}
+	if err := cl.ProduceSync(context.Background(), records...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume("group", r.store)
+	c.waitCounter(t, "logs_processing_failed_total", 2)
+	c.waitCounter(t, "logs_processed_total", 10)
+	c.stop()
+	if total, _ := r.rows(); total != 10 {
+		t.Errorf("stored %d rows, want the 10 good ones", total)
+	}
+
+	dlq, err := kgo.NewClient(kgo.SeedBrokers(r.kafka.Brokers...), kgo.ConsumeTopics(r.kafka.DLQTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reasons := map[string]map[string]string{}
+	for len(reasons) < 2 && ctx.Err() == nil {
+		dlq.PollFetches(ctx).EachRecord(func(rec *kgo.Record) {
+			h := map[string]string{}
+			for _, kv := range rec.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			reasons[h[ingest.HeaderReason]] = h
+		})
+	}
+	for _, reason := range []string{ingest.ReasonDecode, ingest.ReasonStore} {
+		h, ok := reasons[reason]
+		if !ok {
+			t.Errorf("no DLQ record with reason %q (got %v)", reason, reasons)
+			continue
+		}
+		if h[ingest.HeaderOrigTopic] != r.kafka.Topic || h[ingest.HeaderOrigOffset] == "" || h[ingest.HeaderOrigPartition] == "" || h[ingest.HeaderError] == "" {
+			t.Errorf("DLQ record %q lacks its origin: %v", reason, h)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// DLQ header names. The record value is the original payload, unchanged.
+const (
+	HeaderReason         = "dlq.reason"
+	HeaderError          = "dlq.error"
+	HeaderStage          = "dlq.stage"
+	HeaderTime           = "dlq.time"
+	HeaderOrigTopic      = "dlq.original.topic"
+	HeaderOrigPartition  = "dlq.original.partition"
+	HeaderOrigOffset     = "dlq.original.offset"
+	HeaderCorrelationID  = "correlation-id"
+	maxDLQErrorTextBytes = 1024
+)
+
+// DLQ reasons, the label values of dlq_records_total.
+const (
+	ReasonValidation = "validation" // the producer refused an event of a batch
+	ReasonDecode     = "decode"     // a record that is not a valid event
+	ReasonStore      = "store"      // PostgreSQL refused the event's data
+)
+
+// DeadLetter is one record bound for the DLQ topic.
+type DeadLetter struct {
+	Value  []byte
+	Key    []byte
+	Reason string
+	Err    string
+	Stage  string // producer or consumer
+	// Origin, when the letter comes from the log topic.
+	Topic     string
+	Partition int32
+	Offset    int64
+	HasOrigin bool
+
+	CorrelationID string
+}
+
+func (d DeadLetter) record(topic string, now time.Time) *kgo.Record {
+	errText := d.Err
+	if len(errText) > maxDLQErrorTextBytes {
+		errText = errText[:maxDLQErrorTextBytes]
+	}
+	headers := []kgo.RecordHeader{
+		{Key: HeaderReason, Value: []byte(d.Reason)},
+		{Key: HeaderError, Value: []byte(errText)},
+		{Key: HeaderStage, Value: []byte(d.Stage)},
+		{Key: HeaderTime, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
+	}
+	if d.HasOrigin {
+		headers = append(headers,
+			kgo.RecordHeader{Key: HeaderOrigTopic, Value: []byte(d.Topic)},
+			kgo.RecordHeader{Key: HeaderOrigPartition, Value: []byte(strconv.Itoa(int(d.Partition)))},
+			kgo.RecordHeader{Key: HeaderOrigOffset, Value: []byte(strconv.FormatInt(d.Offset, 10))},
+		)
+	}
+	if d.CorrelationID != "" {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderCorrelationID, Value: []byte(d.CorrelationID)})
+	}
+	return &kgo.Record{Topic: topic, Key: d.Key, Value: d.Value, Headers: headers}
+}
+
+// letterFrom makes a DLQ letter of a record of the log topic.
+func letterFrom(r *kgo.Record, reason string, err error) DeadLetter {
+	return DeadLetter{
+		Value: r.Value, Key: r.Key, Reason: reason, Err: err.Error(), Stage: "consumer",
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOrigin: true,
+		CorrelationID: header(r, HeaderCorrelationID),
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,59 @@
+package event_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/logengine/logengine/ingest/event"
+)
+
+// benchEvent is a realistic event of 214 bytes with 3 metadata keys.
+const benchEvent = `{"timestamp":"2024-01-15T10:29:58.412Z","level":"ERROR","source":"payment-service",` +
+	`"message":"charge declined: card expired",` +
+	`"metadata":{"orderId":84512,"userId":"u-1f9a","durationMs":38},"traceId":"4bf92f3577b34da6"}`
+
+func BenchmarkParseEvent(b *testing.B) {
+	body := []byte(benchEvent)
+	def, lim := defaults(), event.DefaultLimits()
+	if _, err := event.Parse(body, def, lim); err != nil {
+		b.Fatalf("benchmark event is invalid: %v", err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := event.Parse(body, def, lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseBatch100 parses a 100-event batch body the way the batch
+// handler does: split the array into raw items, then Parse each.
+func BenchmarkParseBatch100(b *testing.B) {
+	items := make([]string, 100)
+	for i := range items {
+		items[i] = benchEvent
+	}
+	body := []byte("[" + strings.Join(items, ",") + "]")
+	def, lim := defaults(), event.DefaultLimits()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(body, &raws); err != nil {
+			b.Fatal(err)
+		}
+		events := make([]event.Event, 0, len(raws))
+		for _, raw := range raws {
+			e, err := event.Parse(raw, def, lim)
+			if err != nil {
+				b.Fatal(err)
+			}
+			events = append(events, e)
+		}
+		if len(events) != 100 {
+			b.Fatalf("parsed %d events, want 100", len(events))
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metricsRegisterer = prometheus.Registerer
+
+// Publisher hands events to Kafka and returns once they are acknowledged.
+type Publisher interface {
+	Publish(ctx context.Context, events []event.Event, letters []DeadLetter, correlationID string) error
+}
+
+// HandlerConfig bounds what the ingest API takes.
+type HandlerConfig struct {
+	Limits         event.Limits
+	MaxBodyBytes   int64
+	MaxBatchEvents int
+	// RetryAfter is the Retry-After of a 503 answer.
+	RetryAfter time.Duration
+}
+
+// Handler serves the producer's HTTP API.
+type Handler struct {
+	cfg     HandlerConfig
+	pub     Publisher
+	logger  *slog.Logger
+	metrics *metrics.Producer
+	now     func() time.Time
+}
+
+// NewHandler builds the ingest API over a publisher.
+func NewHandler(cfg HandlerConfig, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Second
+	}
+	return &Handler{cfg: cfg, pub: pub, logger: logger, metrics: metrics.NewProducer(reg), now: time.Now}
+}
+
+// Register mounts the routes.
+func (h *Handler) Register(e *echo.Echo) {
+	e.POST("/api/v1/logs", h.postOne)
+	e.POST("/api/v1/logs/batch", h.postBatch)
+}
+
+// apiError is the JSON body of every 4xx and 5xx answer.
+type apiError struct {
+	Error   string             `json:"error"`
+	Details []event.FieldError `json:"details,omitempty"`
+}
+
+func (h *Handler) postOne(c echo.Context) error {
+	body, herr := h.readBody(c)
+	if herr != nil {
+		return herr
+	}
+	cid := c.Response().Header().Get(echo.HeaderXCorrelationID)
+	ev, err := event.Parse(body, h.defaults(c, cid), h.cfg.Limits)
+	if err != nil {
+		var inv event.Invalid
+		errors.As(err, &inv)
+		h.reject(inv)
+		return c.JSON(http.StatusBadRequest, apiError{Error: "invalid log event: " + inv.Error(), Details: inv})
+	}
+	h.metrics.Received.Inc()
+	if err := h.publish(c, []event.Event{ev}, nil, cid); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{
+		"message":       "Log event accepted for processing",
+		"accepted":      1,
+		"ids":           []string{ev.ID.String()},
+		"correlationId": cid,
+	})
+}
+
+type itemError struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}
+
+func (h *Handler) postBatch(c echo.Context) error {
+	body, herr := h.readBody(c)
+	if herr != nil {
+		return herr
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		h.metrics.Rejected.WithLabelValues("malformed").Inc()
+		return c.JSON(http.StatusBadRequest, apiError{Error: "request body must be a JSON array of log events"})
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(trimmed, &items); err != nil {
+		h.metrics.Rejected.WithLabelValues("malformed").Inc()
+		return c.JSON(http.StatusBadRequest, apiError{Error: "malformed JSON array: " + err.Error()})
+	}
+	if len(items) > h.cfg.MaxBatchEvents {
+		return c.JSON(http.StatusRequestEntityTooLarge, apiError{
+			Error: fmt.Sprintf("batch has %d events, more than the limit of %d; split it", len(items), h.cfg.MaxBatchEvents),
+		})
+	}
+	cid := c.Response().Header().Get(echo.HeaderXCorrelationID)
+	def := h.defaults(c, cid)
+	events := make([]event.Event, 0, len(items))
+	var letters []DeadLetter
+	errs := []itemError{}
+	for i, raw := range items {
+		ev, err := event.Parse(raw, def, h.cfg.Limits)
+		if err != nil {
+			var inv event.Invalid
+			errors.As(err, &inv)
+			h.reject(inv)
+			errs = append(errs, itemError{Index: i, Error: inv.Error()})
+			// Nothing sent is lost: an invalid event is kept in the DLQ
+			// with its reason, where it can be inspected and replayed.
+			letters = append(letters, DeadLetter{
+				Value: raw, Reason: ReasonValidation, Err: inv.Error(), Stage: "producer", CorrelationID: cid,
+			})
+			continue
+		}
+		events = append(events, ev)
+	}
+	h.metrics.Received.Add(float64(len(events)))
+	if err := h.publish(c, events, letters, cid); err != nil {
+		return err
+	}
+	if len(events) == 0 && len(items) > 0 {
+		return c.JSON(http.StatusBadRequest, map[string]any{
+			"error": "every event of the batch is invalid", "accepted": 0, "rejected": len(errs), "errors": errs,
+		})
+	}
+	ids := make([]string, len(events))
+	for i := range events {
+		ids[i] = events[i].ID.String()
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{
+		"message":       "Batch of log events accepted for processing",
+		"accepted":      len(events),
+		"rejected":      len(errs),
+		"errors":        errs,
+		"ids":           ids,
+		"correlationId": cid,
+	})
+}
+
+// publish waits for Kafka; when it cannot take the events the client gets
+// 503 with Retry-After, never an acceptance that could be lost.
+func (h *Handler) publish(c echo.Context, events []event.Event, letters []DeadLetter, cid string) error {
+	start := h.now()
+	if err := h.pub.Publish(c.Request().Context(), events, letters, cid); err != nil {
+		h.metrics.Failed.Add(float64(len(events)))
+		h.logger.Warn("kafka did not take events", "err", err, "events", len(events), "correlation_id", cid)
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int(h.cfg.RetryAfter.Seconds()+0.5)))
+		return c.JSON(http.StatusServiceUnavailable, apiError{Error: "Kafka cannot take log events now; retry later"})
+	}
+	h.metrics.Sent.Add(float64(len(events)))
+	h.metrics.AcceptDuration.Observe(h.now().Sub(start).Seconds())
+	return nil
+}
+
+func (h *Handler) reject(inv event.Invalid) {
+	reason := "invalid"
+	if len(inv) > 0 {
+		reason = inv[0].Field
+	}
+	h.metrics.Rejected.WithLabelValues(reason).Inc()
+}
+
+// readBody checks the content type and reads at most MaxBodyBytes. A
+// non-nil *echo.HTTPError is the answer to give instead.
+func (h *Handler) readBody(c echo.Context) ([]byte, *echo.HTTPError) {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
+				fmt.Sprintf("Content-Type must be application/json, not %q", ct))
+		}
+	}
+	tooLarge := echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("request body is larger than the limit of %d bytes", h.cfg.MaxBodyBytes))
+	if c.Request().ContentLength > h.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, h.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "could not read request body: "+err.Error())
+	}
+	if int64(len(body)) > h.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	h.metrics.ReceivedBytes.Add(float64(len(body)))
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "request body is empty")
+	}
+	return body, nil
+}
+
+// defaults gives events without a timestamp the time of receipt, and
+// without a traceId the W3C trace id of traceparent or the correlation id.
+func (h *Handler) defaults(c echo.Context, cid string) event.Defaults {
+	trace := TraceIDFromTraceparent(c.Request().Header.Get("traceparent"))
+	if trace == "" {
+		trace = cid
+	}
+	return event.Defaults{Now: h.now(), TraceID: trace}
+}
+
+// TraceIDFromTraceparent returns the trace id of a valid W3C traceparent
+// header ("00-<32 hex>-<16 hex>-<2 hex>"), or "".
+func TraceIDFromTraceparent(tp string) string {
+	parts := strings.Split(strings.TrimSpace(tp), "-")
+	if len(parts) != 4 || len(parts[1]) != 32 || len(parts[2]) != 16 {
+		return ""
+	}
+	id := strings.ToLower(parts[1])
+	if strings.Trim(id, "0") == "" || strings.Trim(id, "0123456789abcdef") != "" {
+		return ""
+	}
+	return id
+}

@@ -1,0 +1,95 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// KafkaConfig names the brokers and topics shared by producer and consumer.
+type KafkaConfig struct {
+	Brokers           []string
+	Topic             string
+	DLQTopic          string
+	Partitions        int
+	ReplicationFactor int
+}
+
+// EnsureTopics creates the log and DLQ topics when they are missing, so a
+// fresh cluster works without a manual step.
+func EnsureTopics(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(kgoLogger{logger}))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(ctx, int32(cfg.Partitions), int16(cfg.ReplicationFactor), nil, cfg.Topic, cfg.DLQTopic)
+	if err != nil {
+		return fmt.Errorf("create topics on %v: %w", cfg.Brokers, err)
+	}
+	for _, r := range resp.Sorted() {
+		switch {
+		case r.Err == nil:
+			logger.Info("created kafka topic", "topic", r.Topic, "partitions", cfg.Partitions)
+		case errors.Is(r.Err, kerr.TopicAlreadyExists):
+		default:
+			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
+
+// EmbeddedBroker is an in-process, in-memory Kafka-protocol broker (kfake)
+// for laptops and tests. Its data is gone when the process exits.
+type EmbeddedBroker struct {
+	cluster *kfake.Cluster
+}
+
+// StartEmbeddedBroker listens on addr ("127.0.0.1:0" picks a free port).
+func StartEmbeddedBroker(addr string) (*EmbeddedBroker, error) {
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
+		// Short group timeouts so that a member that died is replaced quickly.
+		kfake.GroupMinSessionTimeout(0),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka on %s: %w", addr, err)
+	}
+	return &EmbeddedBroker{cluster: c}, nil
+}
+
+// Addrs are the broker's listen addresses, for --kafka-brokers.
+func (b *EmbeddedBroker) Addrs() []string { return b.cluster.ListenAddrs() }
+
+// Cluster exposes the fake cluster to tests that inject faults.
+func (b *EmbeddedBroker) Cluster() *kfake.Cluster { return b.cluster }
+
+// Close stops the broker.
+func (b *EmbeddedBroker) Close() { b.cluster.Close() }
+
+// kgoLogger sends franz-go's logs to slog, warnings and errors only.
+type kgoLogger struct{ l *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lvl := slog.LevelInfo
+	switch level {
+	case kgo.LogLevelError:
+		lvl = slog.LevelError
+	case kgo.LogLevelWarn:
+		lvl = slog.LevelWarn
+	case kgo.LogLevelDebug:
+		lvl = slog.LevelDebug
+	}
+	k.l.Log(context.Background(), lvl, "kafka: "+msg, keyvals...)
+}

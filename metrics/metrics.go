@@ -1,0 +1,176 @@
+// Package metrics defines every Prometheus metric logengine exports. Each
+// process builds one registry and hands it to the constructors here; nothing
+// is global, so tests can run many pipelines in one process.
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// register adds c to reg, or returns the collector already registered under
+// the same description: the producer and the consumer of one process share
+// metrics such as dlq_records_total.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing
+			}
+		}
+		panic(err) // a conflicting definition is a programming error
+	}
+	return c
+}
+
+func counter(reg prometheus.Registerer, name, help string) prometheus.Counter {
+	return register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
+}
+
+func counterVec(reg prometheus.Registerer, name, help string, labels ...string) *prometheus.CounterVec {
+	return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+}
+
+func histogram(reg prometheus.Registerer, name, help string, buckets []float64) prometheus.Histogram {
+	return register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}))
+}
+
+// LatencyBuckets span 0.5 ms to 10 s.
+var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Producer holds the ingest metrics, with the tutorial's names.
+type Producer struct {
+	Received       prometheus.Counter     // events in valid requests
+	Sent           prometheus.Counter     // events acknowledged by Kafka
+	Failed         prometheus.Counter     // events Kafka did not take (503)
+	Rejected       *prometheus.CounterVec // invalid events, by reason
+	ReceivedBytes  prometheus.Counter
+	AcceptDuration prometheus.Histogram
+}
+
+// NewProducer registers the producer's metrics.
+func NewProducer(reg prometheus.Registerer) *Producer {
+	return &Producer{
+		Received:       counter(reg, "logs_received_total", "Log events received by the producer."),
+		Sent:           counter(reg, "logs_sent_total", "Log events acknowledged by Kafka."),
+		Failed:         counter(reg, "logs_failed_total", "Log events the producer could not hand to Kafka (answered 503)."),
+		Rejected:       counterVec(reg, "logs_rejected_total", "Invalid log events, by reason.", "reason"),
+		ReceivedBytes:  counter(reg, "logs_received_bytes_total", "Request body bytes received by the producer."),
+		AcceptDuration: histogram(reg, "logs_accept_duration_seconds", "Time from request to Kafka acknowledgement.", LatencyBuckets),
+	}
+}
+
+// Consumer holds the consumer loop's metrics.
+type Consumer struct {
+	Processed        prometheus.Counter // events stored (new or already present)
+	ProcessingFailed prometheus.Counter // events sent to the DLQ by the consumer
+	BatchSize        prometheus.Histogram
+	FlushDuration    prometheus.Histogram
+	WriteRetries     prometheus.Counter
+	CommitFailures   prometheus.Counter
+	EndToEnd         prometheus.Histogram
+}
+
+// NewConsumer registers the consumer's metrics.
+func NewConsumer(reg prometheus.Registerer) *Consumer {
+	return &Consumer{
+		Processed:        counter(reg, "logs_processed_total", "Log events stored in PostgreSQL by the consumer."),
+		ProcessingFailed: counter(reg, "logs_processing_failed_total", "Log events the consumer could not store (sent to the DLQ)."),
+		BatchSize: histogram(reg, "consumer_batch_size", "Records in one consumer batch.",
+			[]float64{1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 25000}),
+		FlushDuration:  histogram(reg, "consumer_flush_duration_seconds", "Time to store and commit one batch.", LatencyBuckets),
+		WriteRetries:   counter(reg, "consumer_write_retries_total", "Retried batch writes after a PostgreSQL error."),
+		CommitFailures: counter(reg, "consumer_commit_failures_total", "Failed Kafka offset commits (the batch is redelivered)."),
+		EndToEnd:       histogram(reg, "logs_end_to_end_seconds", "Time from acceptance by the producer to commit in PostgreSQL.", LatencyBuckets),
+	}
+}
+
+// DLQ counts records written to the dead-letter topic.
+type DLQ struct {
+	Records *prometheus.CounterVec
+}
+
+// NewDLQ registers the DLQ metric.
+func NewDLQ(reg prometheus.Registerer) *DLQ {
+	return &DLQ{Records: counterVec(reg, "dlq_records_total", "Records written to the dead-letter topic, by reason.", "reason")}
+}
+
+// Query holds the gateway's query metrics, with the tutorial's names.
+type Query struct {
+	Queries  *prometheus.CounterVec // by endpoint
+	Duration *prometheus.HistogramVec
+}
+
+// NewQuery registers the query metrics.
+func NewQuery(reg prometheus.Registerer) *Query {
+	return &Query{
+		Queries: counterVec(reg, "log_queries_total", "Log queries served, by endpoint.", "endpoint"),
+		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "log_query_duration_seconds", Help: "Time to answer a log query, by endpoint.", Buckets: LatencyBuckets,
+		}, []string{"endpoint"})),
+	}
+}
+
+// Cache holds the cache metrics, with the tutorial's names.
+type Cache struct {
+	Hits   *prometheus.CounterVec // by tier
+	Misses *prometheus.CounterVec
+	Errors prometheus.Counter
+}
+
+// NewCache registers the cache metrics.
+func NewCache(reg prometheus.Registerer) *Cache {
+	return &Cache{
+		Hits:   counterVec(reg, "cache_hits_total", "Query cache hits, by tier.", "tier"),
+		Misses: counterVec(reg, "cache_misses_total", "Query cache misses, by tier.", "tier"),
+		Errors: counter(reg, "cache_errors_total", "Cache operations that failed (Redis down or slow)."),
+	}
+}
+
+// Breaker exposes circuit breaker states.
+type Breaker struct {
+	State       *prometheus.GaugeVec // 0 closed, 1 half-open, 2 open
+	Transitions *prometheus.CounterVec
+}
+
+// NewBreaker registers the breaker metrics.
+func NewBreaker(reg prometheus.Registerer) *Breaker {
+	return &Breaker{
+		State: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "breaker_state", Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+		}, []string{"name"})),
+		Transitions: counterVec(reg, "breaker_transitions_total", "Circuit breaker state changes, by new state.", "name", "state"),
+	}
+}
+
+// HTTP holds per-route request metrics of every listener.
+type HTTP struct {
+	Requests *prometheus.CounterVec
+	Duration *prometheus.HistogramVec
+}
+
+// NewHTTP registers the HTTP metrics.
+func NewHTTP(reg prometheus.Registerer) *HTTP {
+	return &HTTP{
+		Requests: counterVec(reg, "http_requests_total", "HTTP requests, by role, route and status code.", "role", "route", "code"),
+		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "HTTP request duration, by role and route.", Buckets: LatencyBuckets,
+		}, []string{"role", "route"})),
+	}
+}

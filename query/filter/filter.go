@@ -1,0 +1,66 @@
+// Package filter is the read side's query model: what a search or a
+// statistics request asks for, and what the store answers. It has no
+// behaviour of its own so that both query and store can share it.
+package filter
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/logengine/logengine/ingest/event"
+)
+
+// Cursor is a keyset position: the (timestamp, id) of the last row seen.
+type Cursor struct {
+	TS time.Time
+	ID uuid.UUID
+}
+
+// Search selects logs. Start and End are inclusive; empty slices and
+// strings mean no filter on that field.
+type Search struct {
+	Start, End time.Time
+	Levels     []event.Level
+	Sources    []string
+	// Keyword is a case-insensitive substring of the message, matched
+	// literally (no wildcards).
+	Keyword string
+	TraceID string
+	// Offset paging; ignored when After is set.
+	Page, Size int
+	After      *Cursor
+	Asc        bool
+	// CountLimit bounds the count behind Page.Total: past it the total is
+	// a lower bound and Page.TotalIsEstimate is set.
+	CountLimit int
+}
+
+// Page is one page of a search.
+type Page struct {
+	Events          []event.Event
+	Total           int64
+	TotalIsEstimate bool
+	// Next is the cursor after the last event, nil on the last page.
+	Next *Cursor
+}
+
+// Stats asks for counts over a window.
+type Stats struct {
+	Start, End time.Time
+	Levels     []event.Level
+	Sources    []string
+	Top        int
+}
+
+// SourceCount is one entry of a top-sources list.
+type SourceCount struct {
+	Source string
+	Count  int64
+}
+
+// StatsResult holds exact counts over the window.
+type StatsResult struct {
+	ByLevel    map[event.Level]int64
+	TopSources []SourceCount // highest count first
+	Total      int64
+}

@@ -1,0 +1,153 @@
+package query
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/logengine/logengine/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Handler serves the gateway's query API.
+type Handler struct {
+	svc     *Service
+	lim     Limits
+	logger  *slog.Logger
+	metrics *metrics.Query
+	now     func() time.Time
+}
+
+// NewHandler builds the query API over a service.
+func NewHandler(svc *Service, lim Limits, logger *slog.Logger, reg prometheus.Registerer) *Handler {
+	return &Handler{svc: svc, lim: lim, logger: logger, metrics: metrics.NewQuery(reg), now: time.Now}
+}
+
+// Register mounts the routes.
+func (h *Handler) Register(e *echo.Echo) {
+	e.GET("/api/v1/logs", h.search)
+	e.POST("/api/v1/logs/query", h.searchBody)
+	e.GET("/api/v1/logs/stats", h.stats)
+}
+
+func (h *Handler) search(c echo.Context) error {
+	p := c.QueryParams()
+	return h.runSearch(c, "search", rawSearch{
+		StartTime: p.Get("startTime"), EndTime: p.Get("endTime"),
+		LogLevel: strings.Join(p["logLevel"], ","), Source: strings.Join(p["source"], ","),
+		Keyword: p.Get("keyword"), TraceID: p.Get("traceId"),
+		Page: p.Get("page"), Size: p.Get("size"), Cursor: p.Get("cursor"), Sort: p.Get("sort"),
+	})
+}
+
+// flexString takes a JSON string, number or list of strings, so that both
+// "logLevel":"ERROR,WARN" and "logLevel":["ERROR","WARN"] work.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*f = flexString(s)
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err == nil {
+		*f = flexString(strings.Join(list, ","))
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		*f = flexString(n.String())
+		return nil
+	}
+	return errors.New("must be a string, a number or a list of strings")
+}
+
+type queryBody struct {
+	StartTime flexString `json:"startTime"`
+	EndTime   flexString `json:"endTime"`
+	LogLevel  flexString `json:"logLevel"`
+	Source    flexString `json:"source"`
+	Keyword   flexString `json:"keyword"`
+	TraceID   flexString `json:"traceId"`
+	Page      flexString `json:"page"`
+	Size      flexString `json:"size"`
+	Cursor    flexString `json:"cursor"`
+	Sort      flexString `json:"sort"`
+}
+
+func (h *Handler) searchBody(c echo.Context) error {
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 1<<20))
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "could not read request body")
+	}
+	var b queryBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "malformed JSON query: "+err.Error())
+	}
+	if b.StartTime == "" {
+		return echo.NewHTTPError(http.StatusBadRequest, "parameter startTime: is required")
+	}
+	if b.EndTime == "" {
+		return echo.NewHTTPError(http.StatusBadRequest, "parameter endTime: is required")
+	}
+	return h.runSearch(c, "query", rawSearch{
+		StartTime: string(b.StartTime), EndTime: string(b.EndTime), LogLevel: string(b.LogLevel),
+		Source: string(b.Source), Keyword: string(b.Keyword), TraceID: string(b.TraceID),
+		Page: string(b.Page), Size: string(b.Size), Cursor: string(b.Cursor), Sort: string(b.Sort),
+	})
+}
+
+func (h *Handler) runSearch(c echo.Context, endpoint string, raw rawSearch) error {
+	start := h.now()
+	q, err := parseSearch(raw, start, h.lim)
+	if err != nil {
+		return badParam(err)
+	}
+	body, status, err := h.svc.Search(c.Request().Context(), q)
+	return h.answer(c, endpoint, start, body, status, err)
+}
+
+func (h *Handler) stats(c echo.Context) error {
+	start := h.now()
+	p := c.QueryParams()
+	q, err := parseStats(p.Get("startTime"), p.Get("endTime"), strings.Join(p["logLevel"], ","),
+		strings.Join(p["source"], ","), p.Get("top"), start, h.lim)
+	if err != nil {
+		return badParam(err)
+	}
+	body, status, err := h.svc.Stats(c.Request().Context(), q)
+	return h.answer(c, "stats", start, body, status, err)
+}
+
+func (h *Handler) answer(c echo.Context, endpoint string, start time.Time, body []byte, status string, err error) error {
+	h.metrics.Queries.WithLabelValues(endpoint).Inc()
+	defer func() { h.metrics.Duration.WithLabelValues(endpoint).Observe(h.now().Sub(start).Seconds()) }()
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(5))
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "the log store is unavailable and no cached answer exists; retry later")
+		}
+		if errors.Is(err, ErrRefused) {
+			return echo.NewHTTPError(http.StatusUnprocessableEntity,
+				"the query is too expensive or was refused ("+err.Error()+"); narrow the time window or add a level, source or traceId filter")
+		}
+		return err
+	}
+	c.Response().Header().Set("X-Cache", status)
+	return c.JSONBlob(http.StatusOK, body)
+}
+
+func badParam(err error) error {
+	var pe *ParamError
+	if errors.As(err, &pe) && pe.TooExpensive {
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
+	}
+	return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+}

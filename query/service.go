@@ -1,0 +1,265 @@
+// Package query is the read side: it parses searches and statistics
+// requests, answers them from the cache or PostgreSQL behind a circuit
+// breaker, and serves the gateway's HTTP API.
+package query
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/resilience"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+)
+
+// Store is the read side of PostgreSQL.
+type Store interface {
+	Search(ctx context.Context, q filter.Search) (filter.Page, error)
+	Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, error)
+}
+
+// Cache holds encoded answers. Get and Set never fail: a problem is a miss.
+type Cache interface {
+	Key(kind string, parts ...string) string
+	Get(ctx context.Context, tier, key string) ([]byte, bool)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration)
+}
+
+// Cache statuses, sent in the X-Cache header.
+const (
+	CacheHit   = "HIT"
+	CacheMiss  = "MISS"
+	CacheStale = "STALE"
+)
+
+// ErrUnavailable means PostgreSQL cannot answer and nothing is cached.
+var ErrUnavailable = errors.New("the log store is unavailable")
+
+// ErrRefused means PostgreSQL refused this query (for example it ran past
+// the statement timeout) while it is otherwise healthy.
+var ErrRefused = errors.New("the log store refused the query")
+
+// ServiceConfig shapes the query service.
+type ServiceConfig struct {
+	CacheTTL time.Duration
+	// StaleTTL is how long the last good answer is kept to serve, marked
+	// STALE, while PostgreSQL is down.
+	StaleTTL     time.Duration
+	QueryTimeout time.Duration
+	Breaker      resilience.BreakerConfig
+	// IsQueryError tells an error of one query (a timeout, a bad value)
+	// from the store being down; only the latter counts against the breaker.
+	IsQueryError func(error) bool
+}
+
+// Service answers queries: cache first, then PostgreSQL behind a breaker.
+type Service struct {
+	cfg     ServiceConfig
+	store   Store
+	cache   Cache
+	breaker *resilience.Breaker
+	flight  singleflight.Group
+	logger  *slog.Logger
+}
+
+// NewService builds the service.
+func NewService(cfg ServiceConfig, store Store, cache Cache, logger *slog.Logger, reg prometheus.Registerer) *Service {
+	if cfg.StaleTTL <= 0 {
+		cfg.StaleTTL = 24 * time.Hour
+	}
+	if cfg.IsQueryError == nil {
+		cfg.IsQueryError = func(error) bool { return false }
+	}
+	// A query the client abandoned, or one PostgreSQL refused, says nothing
+	// about PostgreSQL's health.
+	dbDown := func(err error) bool { return !errors.Is(err, context.Canceled) && !cfg.IsQueryError(err) }
+	return &Service{
+		cfg: cfg, store: store, cache: cache, logger: logger,
+		breaker: resilience.NewBreaker("postgres", cfg.Breaker, dbDown, logger, metrics.NewBreaker(reg)),
+	}
+}
+
+// BreakerState is the database breaker's state, for health.
+func (s *Service) BreakerState() string { return s.breaker.State() }
+
+// Search answers a search with its encoded JSON page and the cache status.
+func (s *Service) Search(ctx context.Context, q filter.Search) ([]byte, string, error) {
+	return s.cached(ctx, "search", searchKey(q), func(ctx context.Context) ([]byte, error) {
+		page, err := s.store.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		return encodePage(q, page)
+	})
+}
+
+// Stats answers a statistics request with its encoded JSON body.
+func (s *Service) Stats(ctx context.Context, q filter.Stats) ([]byte, string, error) {
+	return s.cached(ctx, "stats", statsKey(q), func(ctx context.Context) ([]byte, error) {
+		res, err := s.store.Stats(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		return encodeStats(q, res)
+	})
+}
+
+// cached is cache-aside with one database query per key at a time and the
+// last good answer as a fallback while the database is down.
+func (s *Service) cached(ctx context.Context, kind string, parts []string, load func(context.Context) ([]byte, error)) ([]byte, string, error) {
+	key := s.cache.Key(kind, parts...)
+	if body, ok := s.cache.Get(ctx, kind, key); ok {
+		return body, CacheHit, nil
+	}
+	v, err, _ := s.flight.Do(key, func() (any, error) {
+		// Detached from one caller's cancellation: others share the result.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.QueryTimeout)
+		defer cancel()
+		var body []byte
+		err := s.breaker.Run(qctx, func(ctx context.Context) error {
+			var err error
+			body, err = load(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.cache.Set(qctx, key, body, s.cfg.CacheTTL)
+		s.cache.Set(qctx, key+":stale", body, s.cfg.StaleTTL)
+		return body, nil
+	})
+	if err == nil {
+		return v.([]byte), CacheMiss, nil
+	}
+	if ctx.Err() != nil {
+		return nil, "", ctx.Err()
+	}
+	if s.cfg.IsQueryError(err) {
+		return nil, "", fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	if body, ok := s.cache.Get(ctx, "stale", key+":stale"); ok {
+		s.logger.Warn("serving a stale answer; the store failed", "kind", kind, "err", err)
+		return body, CacheStale, nil
+	}
+	s.logger.Warn("query failed", "kind", kind, "err", err)
+	return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+func timeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func searchKey(q filter.Search) []string {
+	levels := make([]string, len(q.Levels))
+	for i, l := range q.Levels {
+		levels[i] = string(l)
+	}
+	cursor := ""
+	if q.After != nil {
+		cursor = encodeCursor(*q.After)
+	}
+	return []string{
+		timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"),
+		strings.ToLower(q.Keyword), q.TraceID, strconv.Itoa(q.Page), strconv.Itoa(q.Size),
+		cursor, strconv.FormatBool(q.Asc), strconv.Itoa(q.CountLimit),
+	}
+}
+
+func statsKey(q filter.Stats) []string {
+	levels := make([]string, len(q.Levels))
+	for i, l := range q.Levels {
+		levels[i] = string(l)
+	}
+	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"), strconv.Itoa(q.Top)}
+}
+
+// LogJSON is one log as the API returns it.
+type LogJSON struct {
+	ID        string          `json:"id"`
+	Timestamp string          `json:"timestamp"`
+	LogLevel  event.Level     `json:"logLevel"`
+	Source    string          `json:"source"`
+	Message   string          `json:"message"`
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
+	TraceID   string          `json:"traceId,omitempty"`
+}
+
+// PageJSON is the tutorial's page object plus a keyset cursor.
+type PageJSON struct {
+	Content          []LogJSON `json:"content"`
+	TotalElements    int64     `json:"totalElements"`
+	TotalIsEstimate  bool      `json:"totalIsEstimate"`
+	TotalPages       int64     `json:"totalPages"`
+	Size             int       `json:"size"`
+	Number           int       `json:"number"`
+	NumberOfElements int       `json:"numberOfElements"`
+	First            bool      `json:"first"`
+	Last             bool      `json:"last"`
+	Empty            bool      `json:"empty"`
+	NextCursor       string    `json:"nextCursor,omitempty"`
+}
+
+func encodePage(q filter.Search, p filter.Page) ([]byte, error) {
+	out := PageJSON{
+		Content:          make([]LogJSON, len(p.Events)),
+		TotalElements:    p.Total,
+		TotalIsEstimate:  p.TotalIsEstimate,
+		TotalPages:       int64(math.Ceil(float64(p.Total) / float64(q.Size))),
+		Size:             q.Size,
+		Number:           q.Page,
+		NumberOfElements: len(p.Events),
+		First:            q.Page == 0 && q.After == nil,
+		Last:             p.Next == nil,
+		Empty:            len(p.Events) == 0,
+	}
+	for i, e := range p.Events {
+		out.Content[i] = LogJSON{
+			ID: e.ID.String(), Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano), LogLevel: e.Level,
+			Source: e.Source, Message: e.Message, Metadata: e.Metadata, TraceID: e.TraceID,
+		}
+	}
+	if p.Next != nil {
+		out.NextCursor = encodeCursor(*p.Next)
+	}
+	return json.Marshal(out)
+}
+
+// encodeStats writes topSources as an object in count order, which a Go
+// map would lose.
+func encodeStats(q filter.Stats, r filter.StatsResult) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"logLevelDistribution":{`)
+	first := true
+	for _, l := range event.Levels {
+		if n, ok := r.ByLevel[l]; ok {
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			fmt.Fprintf(&b, "%q:%d", l, n)
+		}
+	}
+	b.WriteString(`},"topSources":{`)
+	for i, sc := range r.TopSources {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, err := json.Marshal(sc.Source)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(name)
+		fmt.Fprintf(&b, ":%d", sc.Count)
+	}
+	fmt.Fprintf(&b, `},"totalCount":%d,"startTime":%q,"endTime":%q}`, r.Total, timeKey(q.Start), timeKey(q.End))
+	return b.Bytes(), nil
+}

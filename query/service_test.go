@@ -1,0 +1,185 @@
+package query_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/logengine/logengine/cache"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/resilience"
+	"github.com/logengine/logengine/resilience/resiliencetest"
+	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"))
+}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// openBehindProxy opens a store on a fresh database reached through a proxy
+// the test can cut.
+func openBehindProxy(t *testing.T) (*store.Store, *resiliencetest.Proxy) {
+	t.Helper()
+	u, err := url.Parse(storetest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := resiliencetest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	s, err := store.Open(context.Background(), store.Config{URL: u.String(), MaxConns: 4, StatementTimeout: 5 * time.Second},
+		discard, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, proxy
+}
+
+func newCache(t *testing.T) *cache.Cache {
+	cfg := cache.DefaultConfig("127.0.0.1:6379")
+	cfg.Prefix = "logengine-test:" + uuid.NewString() + ":"
+	c := cache.New(cfg, discard, prometheus.NewRegistry())
+	t.Cleanup(c.Close)
+	return c
+}
+
+func sampleEvents(base time.Time, n int) []event.Event {
+	out := make([]event.Event, n)
+	for i := range out {
+		out[i] = event.Event{ID: uuid.Must(uuid.NewV7()), Timestamp: base.Add(time.Duration(i) * time.Second),
+			Level: event.LevelInfo, Source: "svc", Message: "hello"}
+	}
+	return out
+}
+
+func serviceConfig(ttl time.Duration) query.ServiceConfig {
+	return query.ServiceConfig{
+		CacheTTL: ttl, QueryTimeout: 5 * time.Second, IsQueryError: store.IsQueryError,
+		Breaker: resilience.BreakerConfig{Failures: 3, Delay: 200 * time.Millisecond},
+	}
+}
+
+func TestCacheAsideBreakerAndStale(t *testing.T) {
+	s, proxy := openBehindProxy(t)
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	if _, err := s.WriteBatch(context.Background(), sampleEvents(base, 5)); err != nil {
+		t.Fatal(err)
+	}
+	c := newCache(t)
+	ctx := context.Background()
+	q := filter.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
+
+	long := query.NewService(serviceConfig(time.Hour), s, c, discard, prometheus.NewRegistry())
+	if _, status, err := long.Search(ctx, q); err != nil || status != query.CacheMiss {
+		t.Fatalf("first search: %q %v, want MISS", status, err)
+	}
+	if _, status, err := long.Search(ctx, q); err != nil || status != query.CacheHit {
+		t.Fatalf("second search: %q %v, want HIT", status, err)
+	}
+
+	// A short-lived entry expires, but its last good answer stays for outages.
+	short := query.NewService(serviceConfig(time.Millisecond), s, c, discard, prometheus.NewRegistry())
+	q2 := q
+	q2.Size = 3
+	good, _, err := short.Search(ctx, q2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // let the 1 ms entry expire
+
+	proxy.Cut()
+	stale, status, err := short.Search(ctx, q2)
+	if err != nil || status != query.CacheStale || string(stale) != string(good) {
+		t.Fatalf("search while PostgreSQL is cut: %q %v, want the last good answer as STALE", status, err)
+	}
+	q3 := q
+	q3.Size = 4 // never answered before: nothing to serve
+	for i := 0; i < 3; i++ {
+		if _, _, err := short.Search(ctx, q3); !errors.Is(err, query.ErrUnavailable) {
+			t.Fatalf("search %d while cut: %v, want ErrUnavailable", i, err)
+		}
+	}
+	if got := short.BreakerState(); got != "open" {
+		t.Errorf("breaker %q after 3 failures, want open", got)
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, status, err := short.Search(ctx, q3)
+		if err == nil && status == query.CacheMiss {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after PostgreSQL returned: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := short.BreakerState(); got != "closed" {
+		t.Errorf("breaker %q after recovery, want closed", got)
+	}
+}
+
+// countingStore holds every Search until released and counts them.
+type countingStore struct {
+	query.Store
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (c *countingStore) Search(ctx context.Context, q filter.Search) (filter.Page, error) {
+	c.calls.Add(1)
+	<-c.release
+	return c.Store.Search(ctx, q)
+}
+
+func TestConcurrentIdenticalMissesMakeOneQuery(t *testing.T) {
+	s, _ := openBehindProxy(t)
+	cs := &countingStore{Store: s, release: make(chan struct{})}
+	svc := query.NewService(serviceConfig(time.Minute), cs, newCache(t), discard, prometheus.NewRegistry())
+	base := time.Now().UTC().Add(-time.Hour)
+	q := filter.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
+	var wg sync.WaitGroup
+	results := make(chan string, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, _, err := svc.Search(context.Background(), q)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- string(body)
+		}()
+	}
+	// Give the 20 callers time to pile up on the one miss in flight.
+	time.Sleep(200 * time.Millisecond)
+	close(cs.release)
+	wg.Wait()
+	close(results)
+	if n := cs.calls.Load(); n != 1 {
+		t.Errorf("%d database queries for 20 identical concurrent misses, want 1", n)
+	}
+	first := ""
+	for r := range results {
+		if first == "" {
+			first = r
+		} else if r != first {
+			t.Errorf("callers got different answers")
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// partitionLockKey serialises partition DDL between processes (two
+// consumers seeing the first event of a new day at once).
+const partitionLockKey int64 = 0x6c6f67_0002 // "log" + 2
+
+// dayOf is the start (00:00 UTC) of t's day.
+func dayOf(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// partitionName is the name of the partition holding day d.
+func partitionName(d time.Time) string {
+	return fmt.Sprintf("logs_p%04d%02d%02d", d.Year(), int(d.Month()), d.Day())
+}
+
+// EnsurePartitions creates every daily partition overlapping [from, to]
+// that does not exist yet. Partitions this Store already knows of cost no
+// SQL, so calling it on the hot path is cheap.
+func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error {
+	if to.Before(from) {
+		from, to = to, from
+	}
+	var days []time.Time
+	for d := dayOf(from); !d.After(to); d = d.AddDate(0, 0, 1) {
+		days = append(days, d)
+	}
+	return s.ensureDays(ctx, days)
+}
+
+// ensureDays creates the partitions of days (each a dayOf) not known to
+// exist.
+func (s *Store) ensureDays(ctx context.Context, days []time.Time) error {
+	for _, d := range days {
+		name := partitionName(d)
+		s.mu.Lock()
+		_, ok := s.partitions[name]
+		s.mu.Unlock()
+		if ok {
+			continue
+		}
+		if err := s.createPartition(ctx, name, d); err != nil {
+			return fmt.Errorf("store: create partition %s: %w", name, err)
+		}
+		s.mu.Lock()
+		s.partitions[name] = struct{}{}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// createPartition creates one partition unless it exists. Creators in
+// other processes wait on the advisory lock, then see the table and skip;
+// 42P07 (duplicate_table) would only come from a creator not taking the
+// lock, and means the same: the partition is there.
+func (s *Store) createPartition(ctx context.Context, name string, d time.Time) error {
+	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF logs FOR VALUES FROM ('%s') TO ('%s')",
+		pgx.Identifier{name}.Sanitize(), d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, ddl)
+		return err
+	})
+	if pgCode(err) == "42P07" {
+		return nil
+	}
+	if err == nil {
+		s.log.Debug("ensured partition", "partition", name)
+	}
+	return err
+}
+
+// loadPartitions learns the partitions that already exist, so a restart
+// does not re-run DDL for them.
+func (s *Store) loadPartitions(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'logs'::regclass`)
+	if err != nil {
+		return fmt.Errorf("store: list partitions: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("store: list partitions: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		s.partitions[n] = struct{}{}
+	}
+	return nil
+}
+
+// forgetDays drops days from the known set, after PostgreSQL said one of
+// their partitions is gone (a retention job may drop old partitions).
+func (s *Store) forgetDays(days []time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range days {
+		delete(s.partitions, partitionName(d))
+	}
+}

@@ -1,0 +1,271 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/query/filter"
+)
+
+const (
+	defaultCountLimit = 10000
+	defaultTop        = 10
+)
+
+// where accumulates AND-ed conditions and their bind parameters. Every
+// value goes through a parameter, never into the SQL text.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add appends cond, in which each "?" stands for arg's placeholder.
+func (w *where) add(cond string, arg any) {
+	w.args = append(w.args, arg)
+	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(w.args))))
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// window adds the filters Search and Stats share. A zero Start or End
+// leaves that side open.
+func (w *where) window(start, end time.Time, levels []event.Level, sources []string) error {
+	// PostgreSQL keeps microseconds and pgx truncates finer bounds, which
+	// would let in a row a nanosecond before start; round start up instead.
+	if !start.IsZero() {
+		if t := start.Truncate(time.Microsecond); !t.Equal(start) {
+			start = t.Add(time.Microsecond)
+		}
+		w.add("ts >= ?", start)
+	}
+	if !end.IsZero() {
+		w.add("ts <= ?", end) // truncation is right for an inclusive end
+	}
+	if len(levels) > 0 {
+		codes := make([]int16, len(levels))
+		for i, l := range levels {
+			if codes[i] = l.Code(); codes[i] < 0 {
+				return fmt.Errorf("store: unknown level %q", l)
+			}
+		}
+		w.add("level = ANY(?)", codes)
+	}
+	if len(sources) > 0 {
+		w.add("source = ANY(?)", sources)
+	}
+	return nil
+}
+
+// likeEscaper makes a keyword literal in LIKE/ILIKE, whose default escape
+// character is the backslash.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// read runs fn in a read-only transaction, in one round trip set up so:
+//
+//   - PostgreSQL itself cancels each statement after the statement
+//     timeout. A context deadline alone would only make pgx drop the
+//     connection while the server kept running the query; SET LOCAL stops
+//     the query, frees the backend and keeps the connection usable.
+//   - Every statement is planned for its actual parameters. pgx caches
+//     prepared statements and PostgreSQL soon switches them to a generic
+//     plan, which cannot judge a time window or keyword: it scans the whole
+//     window through the primary key instead of using the trigram index
+//     (measured: 157ms against 1.6ms on 200k rows).
+func (s *Store) read(ctx context.Context, fn func(pgx.Tx) error) error {
+	begin := "BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_custom_plan"
+	if s.timeout > 0 {
+		begin += fmt.Sprintf("; SET LOCAL statement_timeout = %d", s.timeout.Milliseconds())
+	}
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{BeginQuery: begin}, fn)
+}
+
+// observe records a read's duration under kind.
+func (s *Store) observe(kind string, start time.Time) {
+	s.m.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+}
+
+const logColumns = "ts, id, level, source, message, metadata, trace_id"
+
+// Search returns one page of the logs q selects, newest first unless
+// q.Asc, and a total bounded by q.CountLimit.
+func (s *Store) Search(ctx context.Context, q filter.Search) (filter.Page, error) {
+	if q.Size <= 0 {
+		return filter.Page{}, errors.New("store: search page size must be positive")
+	}
+	if q.Page < 0 {
+		return filter.Page{}, errors.New("store: search page must not be negative")
+	}
+	countLimit := q.CountLimit
+	if countLimit <= 0 {
+		countLimit = defaultCountLimit
+	}
+
+	var w where
+	if err := w.window(q.Start, q.End, q.Levels, q.Sources); err != nil {
+		return filter.Page{}, err
+	}
+	if q.Keyword != "" {
+		w.add(`message ILIKE ?`, "%"+likeEscaper.Replace(q.Keyword)+"%")
+	}
+	if q.TraceID != "" {
+		w.add("trace_id = ?", q.TraceID)
+	}
+
+	// The count ignores the cursor: it is the size of the whole result.
+	// LIMIT and OFFSET are parameters too, so that every page shares one
+	// statement in pgx's prepared statement cache.
+	countArgs := append(slices.Clone(w.args), countLimit+1)
+	countSQL := "SELECT count(*) FROM (SELECT 1 FROM logs" + w.String() +
+		" LIMIT $" + strconv.Itoa(len(countArgs)) + ") t"
+
+	dir, cmpOp := "DESC", "<"
+	if q.Asc {
+		dir, cmpOp = "ASC", ">"
+	}
+	offset := int64(0)
+	if q.After != nil {
+		w.args = append(w.args, q.After.TS, q.After.ID)
+		w.conds = append(w.conds, fmt.Sprintf("(ts, id) %s ($%d, $%d)", cmpOp, len(w.args)-1, len(w.args)))
+	} else {
+		offset = int64(q.Page) * int64(q.Size)
+	}
+	cond := w.String()
+	w.args = append(w.args, q.Size+1, offset)
+	pageSQL := "SELECT " + logColumns + " FROM logs" + cond +
+		" ORDER BY ts " + dir + ", id " + dir +
+		" LIMIT $" + strconv.Itoa(len(w.args)-1) + " OFFSET $" + strconv.Itoa(len(w.args))
+
+	var page filter.Page
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		start := time.Now()
+		if err := tx.QueryRow(ctx, countSQL, countArgs...).Scan(&page.Total); err != nil {
+			return fmt.Errorf("count: %w", err)
+		}
+		s.observe("count", start)
+		if page.Total > int64(countLimit) {
+			page.Total, page.TotalIsEstimate = int64(countLimit), true
+		}
+
+		start = time.Now()
+		rows, err := tx.Query(ctx, pageSQL, w.args...)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		page.Events, err = pgx.CollectRows(rows, scanEvent)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		s.observe("search", start)
+		return nil
+	})
+	if err != nil {
+		return filter.Page{}, fmt.Errorf("store: %w", err)
+	}
+	if len(page.Events) > q.Size {
+		page.Events = page.Events[:q.Size]
+		last := page.Events[q.Size-1]
+		page.Next = &filter.Cursor{TS: last.Timestamp, ID: last.ID}
+	}
+	if page.Events == nil {
+		page.Events = []event.Event{}
+	}
+	return page, nil
+}
+
+// scanEvent reads one row of logColumns.
+func scanEvent(row pgx.CollectableRow) (event.Event, error) {
+	var (
+		e        event.Event
+		code     int16
+		metadata []byte
+		traceID  *string
+	)
+	if err := row.Scan(&e.Timestamp, &e.ID, &code, &e.Source, &e.Message, &metadata, &traceID); err != nil {
+		return event.Event{}, err
+	}
+	level, err := event.LevelFromCode(code)
+	if err != nil {
+		return event.Event{}, err
+	}
+	e.Level = level
+	e.Timestamp = e.Timestamp.UTC()
+	if metadata != nil {
+		e.Metadata = json.RawMessage(metadata)
+	}
+	if traceID != nil {
+		e.TraceID = *traceID
+	}
+	return e, nil
+}
+
+// Stats counts the logs in [q.Start, q.End] matching q's level and source
+// filters: exactly, per level and for the top sources.
+func (s *Store) Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, error) {
+	top := q.Top
+	if top <= 0 {
+		top = defaultTop
+	}
+	var w where
+	if err := w.window(q.Start, q.End, q.Levels, q.Sources); err != nil {
+		return filter.StatsResult{}, err
+	}
+	// One scan, two groupings: rows with grouping(level) = 0 are per-level
+	// counts, the others per-source counts.
+	sql := "SELECT grouping(level) = 0, level, source, count(*) FROM logs" + w.String() +
+		" GROUP BY GROUPING SETS ((level), (source))"
+
+	res := filter.StatsResult{ByLevel: make(map[event.Level]int64)}
+	var sources []filter.SourceCount
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		defer s.observe("stats", time.Now())
+		rows, err := tx.Query(ctx, sql, w.args...)
+		if err != nil {
+			return err
+		}
+		var (
+			byLevel bool
+			code    *int16
+			source  *string
+			n       int64
+		)
+		_, err = pgx.ForEachRow(rows, []any{&byLevel, &code, &source, &n}, func() error {
+			if !byLevel {
+				sources = append(sources, filter.SourceCount{Source: *source, Count: n})
+				return nil
+			}
+			l, err := event.LevelFromCode(*code)
+			if err != nil {
+				return err
+			}
+			res.ByLevel[l] = n
+			res.Total += n
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return filter.StatsResult{}, fmt.Errorf("store: stats: %w", err)
+	}
+	slices.SortFunc(sources, func(a, b filter.SourceCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Source, b.Source))
+	})
+	res.TopSources = sources[:min(top, len(sources))]
+	if res.TopSources == nil {
+		res.TopSources = []filter.SourceCount{}
+	}
+	return res, nil
+}

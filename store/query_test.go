@@ -1,0 +1,332 @@
+package store_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/store"
+)
+
+var t0 = time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
+
+func withTrace(e event.Event, trace string) event.Event {
+	e.TraceID = trace
+	return e
+}
+
+// ids lists the ids of events, for comparing results.
+func ids(events []event.Event) []uuid.UUID {
+	out := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func TestSearchFilters(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	sec := time.Second
+	e := []event.Event{
+		withTrace(ev(t0, event.LevelInfo, "api", "User LOGGED in"), "t1"),
+		withTrace(ev(t0.Add(1*sec), event.LevelError, "db", "Connection refused by host"), "t2"),
+		ev(t0.Add(2*sec), event.LevelWarn, "api", "100% done"),
+		withTrace(ev(t0.Add(3*sec), event.LevelDebug, "worker", "job 1000 finished"), "t1"),
+		ev(t0.Add(4*sec), event.LevelError, "api", `path c:\temp\x`),
+		ev(t0.Add(5*sec), event.LevelFatal, "worker", "under_score here"),
+	}
+	// Just outside the window on both sides.
+	outside := []event.Event{
+		withTrace(ev(t0.Add(-time.Microsecond), event.LevelError, "api", "before 100% refused"), "t1"),
+		withTrace(ev(t0.Add(5*sec+time.Microsecond), event.LevelError, "api", "after 100% refused"), "t1"),
+	}
+	mustWrite(t, s, append(slices.Clone(e), outside...)...)
+
+	// want lists indexes into e, oldest first.
+	cases := []struct {
+		name string
+		q    filter.Search
+		want []int
+	}{
+		{"window only", filter.Search{}, []int{0, 1, 2, 3, 4, 5}},
+		{"one level", filter.Search{Levels: []event.Level{event.LevelError}}, []int{1, 4}},
+		{"levels", filter.Search{Levels: []event.Level{event.LevelError, event.LevelFatal}}, []int{1, 4, 5}},
+		{"one source", filter.Search{Sources: []string{"api"}}, []int{0, 2, 4}},
+		{"sources", filter.Search{Sources: []string{"db", "worker"}}, []int{1, 3, 5}},
+		{"unknown source", filter.Search{Sources: []string{"nope"}}, nil},
+		{"keyword lower", filter.Search{Keyword: "refused"}, []int{1}},
+		{"keyword upper", filter.Search{Keyword: "REFUSED BY"}, []int{1}},
+		{"keyword mixed", filter.Search{Keyword: "logged"}, []int{0}},
+		{"keyword percent literal", filter.Search{Keyword: "100%"}, []int{2}},
+		{"keyword underscore literal", filter.Search{Keyword: "100_"}, nil},
+		{"keyword lone percent", filter.Search{Keyword: "%"}, []int{2}},
+		{"keyword lone underscore", filter.Search{Keyword: "_"}, []int{5}},
+		{"keyword backslash literal", filter.Search{Keyword: `c:\temp\`}, []int{4}},
+		{"keyword quote", filter.Search{Keyword: `' OR 1=1 --`}, nil},
+		{"trace id", filter.Search{TraceID: "t1"}, []int{0, 3}},
+		{"trace id missing", filter.Search{TraceID: "t9"}, nil},
+		{"level and source", filter.Search{Levels: []event.Level{event.LevelError}, Sources: []string{"api"}}, []int{4}},
+		{"level and keyword", filter.Search{Levels: []event.Level{event.LevelWarn, event.LevelDebug}, Keyword: "0"}, []int{2, 3}},
+		{"inclusive window", filter.Search{Start: t0.Add(1 * sec), End: t0.Add(3 * sec)}, []int{1, 2, 3}},
+		{"instant window", filter.Search{Start: t0.Add(2 * sec), End: t0.Add(2 * sec)}, []int{2}},
+		{"empty window", filter.Search{Start: t0.Add(2*sec + 1), End: t0.Add(3*sec - 1)}, nil},
+		{"ascending", filter.Search{Asc: true, Sources: []string{"api"}}, []int{0, 2, 4}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if q.Start.IsZero() {
+				q.Start, q.End = t0, t0.Add(5*sec)
+			}
+			q.Size = 100
+			page, err := s.Search(context.Background(), q)
+			if err != nil {
+				t.Fatalf("Search: %v", err)
+			}
+			want := []uuid.UUID{}
+			for _, i := range tc.want {
+				want = append(want, e[i].ID)
+			}
+			if !q.Asc {
+				slices.Reverse(want)
+			}
+			if got := ids(page.Events); !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+			if page.Total != int64(len(want)) || page.TotalIsEstimate {
+				t.Errorf("total %d (estimate %v), want %d exact", page.Total, page.TotalIsEstimate, len(want))
+			}
+			if page.Next != nil {
+				t.Errorf("Next = %v on the only page", page.Next)
+			}
+		})
+	}
+}
+
+// pagingFixture writes n events, three per timestamp so that keyset
+// paging must break ties on id, and returns them newest first.
+func pagingFixture(t *testing.T, n int) (*store.Store, []event.Event) {
+	s, _ := open(t)
+	events := make([]event.Event, n)
+	for i := range events {
+		events[i] = ev(t0.Add(time.Duration(i/3)*time.Second), event.LevelInfo, "api", fmt.Sprintf("event %d", i))
+	}
+	mustWrite(t, s, events...)
+	slices.SortFunc(events, func(a, b event.Event) int {
+		return -cmp.Or(a.Timestamp.Compare(b.Timestamp), bytes.Compare(a.ID[:], b.ID[:]))
+	})
+	return s, events
+}
+
+func TestSearchOffsetPaging(t *testing.T) {
+	t.Parallel()
+	s, desc := pagingFixture(t, 25)
+	asc := slices.Clone(desc)
+	slices.Reverse(asc)
+	for _, order := range []struct {
+		asc  bool
+		want []event.Event
+	}{{false, desc}, {true, asc}} {
+		t.Run(fmt.Sprintf("asc=%v", order.asc), func(t *testing.T) {
+			var got []uuid.UUID
+			for p, wantLen := range []int{10, 10, 5, 0} {
+				q := searchAll(t0, t0.Add(time.Hour), 10)
+				q.Page, q.Asc = p, order.asc
+				page, err := s.Search(context.Background(), q)
+				if err != nil {
+					t.Fatalf("page %d: %v", p, err)
+				}
+				if len(page.Events) != wantLen {
+					t.Fatalf("page %d: %d events, want %d", p, len(page.Events), wantLen)
+				}
+				if page.Total != 25 {
+					t.Errorf("page %d: total %d, want 25", p, page.Total)
+				}
+				// Next is set while more rows follow, for switching to cursors.
+				if more := p < 2; (page.Next != nil) != more {
+					t.Errorf("page %d: Next %v, want set=%v", p, page.Next, more)
+				}
+				if page.Next != nil {
+					last := page.Events[len(page.Events)-1]
+					if !page.Next.TS.Equal(last.Timestamp) || page.Next.ID != last.ID {
+						t.Errorf("page %d: Next %v is not the last event", p, page.Next)
+					}
+				}
+				got = append(got, ids(page.Events)...)
+			}
+			if !slices.Equal(got, ids(order.want)) {
+				t.Errorf("pages joined: got %v, want %v", got, ids(order.want))
+			}
+		})
+	}
+}
+
+func TestSearchCursorPaging(t *testing.T) {
+	t.Parallel()
+	s, desc := pagingFixture(t, 31)
+	asc := slices.Clone(desc)
+	slices.Reverse(asc)
+	for _, order := range []struct {
+		asc  bool
+		want []event.Event
+	}{{false, desc}, {true, asc}} {
+		for _, size := range []int{1, 3, 4, 31, 50} {
+			t.Run(fmt.Sprintf("asc=%v/size=%d", order.asc, size), func(t *testing.T) {
+				var got []uuid.UUID
+				q := searchAll(t0, t0.Add(time.Hour), size)
+				q.Asc = order.asc
+				q.Page = 7 // ignored once a cursor is given
+				for pages := 0; ; pages++ {
+					if pages > 40 {
+						t.Fatal("cursor paging does not end")
+					}
+					if q.After == nil {
+						q.Page = 0
+					}
+					page, err := s.Search(context.Background(), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if page.Total != 31 {
+						t.Errorf("total %d, want 31", page.Total)
+					}
+					got = append(got, ids(page.Events)...)
+					if page.Next == nil {
+						break
+					}
+					q.After, q.Page = page.Next, 7
+				}
+				if !slices.Equal(got, ids(order.want)) {
+					t.Errorf("walk: got %v, want %v", got, ids(order.want))
+				}
+			})
+		}
+	}
+}
+
+func TestSearchTotal(t *testing.T) {
+	t.Parallel()
+	s, _ := pagingFixture(t, 25)
+	for _, tc := range []struct {
+		limit    int
+		total    int64
+		estimate bool
+	}{
+		{0, 25, false}, // default 10000
+		{-1, 25, false},
+		{10, 10, true},
+		{24, 24, true},
+		{25, 25, false},
+		{26, 25, false},
+	} {
+		q := searchAll(t0, t0.Add(time.Hour), 5)
+		q.CountLimit = tc.limit
+		page, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != tc.total || page.TotalIsEstimate != tc.estimate {
+			t.Errorf("CountLimit %d: total %d estimate %v, want %d %v",
+				tc.limit, page.Total, page.TotalIsEstimate, tc.total, tc.estimate)
+		}
+	}
+}
+
+func TestSearchRejects(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	for _, q := range []filter.Search{
+		{Start: t0, End: t0, Size: 0},
+		{Start: t0, End: t0, Size: 10, Page: -1},
+		{Start: t0, End: t0, Size: 10, Levels: []event.Level{"LOUD"}},
+	} {
+		if _, err := s.Search(context.Background(), q); err == nil {
+			t.Errorf("Search(%+v) succeeded", q)
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	var events []event.Event
+	add := func(n int, level event.Level, source string, ts time.Time) {
+		for range n {
+			events = append(events, ev(ts, level, source, "m"))
+		}
+	}
+	end := t0.Add(time.Hour)
+	add(3, event.LevelInfo, "api", t0)
+	add(2, event.LevelError, "api", end) // End is inclusive
+	add(3, event.LevelError, "db", t0.Add(time.Minute))
+	add(3, event.LevelDebug, "worker", t0.Add(time.Minute))
+	add(1, event.LevelWarn, "cache", t0.Add(time.Minute))
+	add(3, event.LevelInfo, "auth", t0.Add(time.Minute))
+	// Outside the window.
+	add(4, event.LevelFatal, "api", t0.Add(-time.Microsecond))
+	add(4, event.LevelFatal, "zzz", end.Add(time.Microsecond))
+	mustWrite(t, s, events...)
+
+	type lv = map[event.Level]int64
+	type sc = []filter.SourceCount
+	c := func(source string, n int64) filter.SourceCount { return filter.SourceCount{Source: source, Count: n} }
+	cases := []struct {
+		name string
+		q    filter.Stats
+		want filter.StatsResult
+	}{
+		{"all, default top", filter.Stats{}, filter.StatsResult{
+			ByLevel:    lv{event.LevelInfo: 6, event.LevelError: 5, event.LevelDebug: 3, event.LevelWarn: 1},
+			TopSources: sc{c("api", 5), c("auth", 3), c("db", 3), c("worker", 3), c("cache", 1)},
+			Total:      15,
+		}},
+		{"top 2", filter.Stats{Top: 2}, filter.StatsResult{
+			ByLevel:    lv{event.LevelInfo: 6, event.LevelError: 5, event.LevelDebug: 3, event.LevelWarn: 1},
+			TopSources: sc{c("api", 5), c("auth", 3)},
+			Total:      15,
+		}},
+		{"level filter", filter.Stats{Levels: []event.Level{event.LevelError}}, filter.StatsResult{
+			ByLevel:    lv{event.LevelError: 5},
+			TopSources: sc{c("db", 3), c("api", 2)},
+			Total:      5,
+		}},
+		{"source filter", filter.Stats{Sources: []string{"api", "cache"}}, filter.StatsResult{
+			ByLevel:    lv{event.LevelInfo: 3, event.LevelError: 2, event.LevelWarn: 1},
+			TopSources: sc{c("api", 5), c("cache", 1)},
+			Total:      6,
+		}},
+		{"narrow window", filter.Stats{Start: t0, End: t0}, filter.StatsResult{
+			ByLevel:    lv{event.LevelInfo: 3},
+			TopSources: sc{c("api", 3)},
+			Total:      3,
+		}},
+		{"empty window", filter.Stats{Start: t0.Add(2 * time.Hour), End: t0.Add(3 * time.Hour)}, filter.StatsResult{
+			ByLevel:    lv{},
+			TopSources: sc{},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if q.Start.IsZero() {
+				q.Start, q.End = t0, end
+			}
+			got, err := s.Stats(context.Background(), q)
+			if err != nil {
+				t.Fatalf("Stats: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,229 @@
+// Package store is the PostgreSQL side: pool, embedded migrations, batch
+// writer, partitions, query SQL; it knows nothing of HTTP or Kafka.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures Open.
+type Config struct {
+	// URL is a postgres:// URL, e.g.
+	// postgres://postgres@127.0.0.1:5432/logengine?sslmode=disable.
+	URL string
+	// MaxConns is the pool size; 0 means 8.
+	MaxConns int32
+	// StatementTimeout bounds each read (Search, Stats) inside PostgreSQL;
+	// 0 (or negative) means none. DefaultStatementTimeout is the usual
+	// setting; it is not applied to a zero value, so that a configured 0
+	// really disables the timeout.
+	StatementTimeout time.Duration
+}
+
+// DefaultStatementTimeout is the recommended Config.StatementTimeout.
+const DefaultStatementTimeout = 10 * time.Second
+
+const (
+	defaultMaxConns = 8
+	// defaultConnectTimeout stops Open hanging for minutes on a host that
+	// drops packets; a connect_timeout in the URL wins.
+	defaultConnectTimeout = 10 * time.Second
+)
+
+// Store is a handle on the logs database. It is safe for concurrent use.
+type Store struct {
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	m       *metrics
+	target  string // host:port/db, for messages; never the password
+	timeout time.Duration
+
+	mu         sync.Mutex
+	partitions map[string]struct{} // partitions known to exist
+}
+
+// Open connects to PostgreSQL, creating the database named in the URL if it
+// is missing, and brings the schema up to date. It also creates the daily
+// partitions for yesterday, today and tomorrow (UTC). reg may be nil.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = defaultMaxConns
+	}
+	cfg.StatementTimeout = max(cfg.StatementTimeout, 0)
+
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		// pgconn redacts the password in its parse errors.
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		pcfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	target := describe(pcfg.ConnConfig)
+
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect to PostgreSQL at %s: %w", target, err)
+	}
+	err = pool.Ping(ctx)
+	if pgCode(err) == "3D000" { // invalid_catalog_name: the database is missing
+		if err = createDatabase(ctx, pcfg.ConnConfig, logger); err == nil {
+			err = pool.Ping(ctx)
+		}
+	}
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: connect to PostgreSQL at %s: %w", target, err)
+	}
+
+	s := &Store{
+		pool:       pool,
+		log:        logger,
+		reg:        reg,
+		target:     target,
+		timeout:    cfg.StatementTimeout,
+		partitions: make(map[string]struct{}),
+	}
+	if s.m, err = newMetrics(reg, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: register metrics: %w", err)
+	}
+	if err := s.open(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open is the part of Open that needs a working Store.
+func (s *Store) open(ctx context.Context) error {
+	if err := s.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := s.loadPartitions(ctx); err != nil {
+		return err
+	}
+	today := time.Now().UTC()
+	return s.EnsurePartitions(ctx, today.AddDate(0, 0, -1), today.AddDate(0, 0, 1))
+}
+
+// Ping checks that PostgreSQL answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("store: ping PostgreSQL at %s: %w", s.target, err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be released,
+// and unregisters the metrics so the registry can serve a new Store.
+func (s *Store) Close() {
+	s.pool.Close()
+	s.m.unregister(s.reg)
+}
+
+// createDatabase creates the database cc names, connecting to the
+// "postgres" maintenance database with the same credentials.
+func createDatabase(ctx context.Context, cc *pgx.ConnConfig, logger *slog.Logger) error {
+	admin := cc.Copy()
+	name := admin.Database
+	admin.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	defer conn.Close(context.Background())
+
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	switch pgCode(err) {
+	case "":
+		if err != nil {
+			return fmt.Errorf("create database %q: %w", name, err)
+		}
+		logger.Info("created database", "database", name)
+	case "42P04": // duplicate_database: a concurrent Open won the race
+	case "23505":
+		// unique_violation on pg_database_datname_index: the same race,
+		// caught one step later inside PostgreSQL.
+	default:
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	return nil
+}
+
+// describe names the server and database of cc without credentials.
+func describe(cc *pgx.ConnConfig) string {
+	return net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database
+}
+
+// pgCode is the SQLSTATE of err, or "" when err is not from PostgreSQL.
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// DataError reports an event PostgreSQL cannot store (or the store knows it
+// cannot). IsDataError recognises it.
+type DataError struct {
+	Reason string
+}
+
+func (e *DataError) Error() string { return "store: invalid data: " + e.Reason }
+
+// IsDataError reports whether err means the data itself was rejected: a
+// SQLSTATE class 22 data exception (such as a NUL byte in text, 22021, or
+// invalid jsonb, 22P02) or a DataError. Retrying such a batch cannot
+// succeed; the caller should bisect it to isolate the poison event.
+// Connection, timeout and cancellation errors are never data errors.
+func IsDataError(err error) bool {
+	var de *DataError
+	if errors.As(err, &de) {
+		return true
+	}
+	code := pgCode(err)
+	return len(code) == 5 && code[:2] == "22"
+}
+
+// IsQueryError reports whether err is PostgreSQL refusing one query (a bad
+// value, a statement timeout, a constraint) while the server itself is
+// fine. Such errors must not open a breaker that guards the server; every
+// other error (no connection, server shutting down, too many clients) may.
+func IsQueryError(err error) bool {
+	if err == nil || IsDataError(err) {
+		return err != nil
+	}
+	code := pgCode(err)
+	if code == "" {
+		return false
+	}
+	switch code[:2] {
+	case "08", "53", "58": // connection, insufficient resources, system error
+		return false
+	case "57":
+		return code == "57014" // query_canceled (statement timeout); 57P0x is the server going away
+	}
+	return true
+}

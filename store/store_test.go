@@ -1,0 +1,277 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// open opens a Store on a fresh database and closes it when t ends.
+func open(t testing.TB) (*store.Store, string) {
+	t.Helper()
+	dbURL := storetest.NewURL(t)
+	return openURL(t, dbURL), dbURL
+}
+
+func openURL(t testing.TB, dbURL string) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), store.Config{URL: dbURL}, nil, nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// sqlConn is a plain connection to the database for checks behind the
+// store's back.
+func sqlConn(t testing.TB, dbURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func queryInt(t testing.TB, conn *pgx.Conn, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := conn.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// missingURL is the URL of a database that does not exist yet on the test
+// server; it is dropped when t ends.
+func missingURL(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(storetest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/") + "_new"
+	admin := *u
+	u.Path = "/" + name
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), admin.String())
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(),
+			"DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	return u.String()
+}
+
+func mustWrite(t testing.TB, s *store.Store, events ...event.Event) int64 {
+	t.Helper()
+	n, err := s.WriteBatch(context.Background(), events)
+	if err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	return n
+}
+
+func ev(ts time.Time, level event.Level, source, message string) event.Event {
+	return event.Event{ID: uuid.New(), Timestamp: ts, Level: level, Source: source, Message: message}
+}
+
+func TestOpenCreatesDatabaseAndMigrates(t *testing.T) {
+	t.Parallel()
+	dbURL := missingURL(t)
+	s := openURL(t, dbURL)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	conn := sqlConn(t, dbURL)
+	if n := queryInt(t, conn, "SELECT count(*) FROM schema_migrations WHERE version = 1"); n != 1 {
+		t.Errorf("migration 1 recorded %d times, want 1", n)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM logs"); n != 0 {
+		t.Errorf("logs has %d rows, want 0", n)
+	}
+	today := time.Now().UTC()
+	for _, d := range []time.Time{today.AddDate(0, 0, -1), today, today.AddDate(0, 0, 1)} {
+		name := "logs_p" + d.Format("20060102")
+		if n := queryInt(t, conn, "SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass($1)", name); n != 1 {
+			t.Errorf("partition %s missing", name)
+		}
+	}
+	// Migrating again is a no-op.
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM schema_migrations"); n != 1 {
+		t.Errorf("schema_migrations has %d rows, want 1", n)
+	}
+}
+
+func TestOpenTwiceAndMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewURL(t)
+	s1 := openURL(t, dbURL)
+	s2 := openURL(t, dbURL)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for _, s := range []*store.Store{s1, s2, s1, s2} {
+		wg.Go(func() { errs <- s.Migrate(context.Background()) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Migrate: %v", err)
+		}
+	}
+	conn := sqlConn(t, dbURL)
+	if n := queryInt(t, conn, "SELECT count(*) FROM schema_migrations"); n != 1 {
+		t.Errorf("schema_migrations has %d rows, want 1", n)
+	}
+}
+
+// Several processes starting at once against a database that does not
+// exist yet: all must succeed.
+func TestOpenConcurrentlyOnMissingDatabase(t *testing.T) {
+	t.Parallel()
+	dbURL := missingURL(t)
+	var wg sync.WaitGroup
+	stores := make([]*store.Store, 4)
+	errs := make([]error, len(stores))
+	for i := range stores {
+		wg.Go(func() {
+			stores[i], errs[i] = store.Open(context.Background(), store.Config{URL: dbURL}, nil, nil)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open #%d: %v", i, err)
+			continue
+		}
+		stores[i].Close()
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := store.Open(ctx, store.Config{URL: "postgres://postgres:s3cret@127.0.0.1:1/logengine?sslmode=disable"}, nil, nil)
+	if err == nil {
+		t.Fatal("Open on a closed port succeeded")
+	}
+	msg := err.Error()
+	t.Log(msg)
+	if !strings.Contains(msg, "127.0.0.1:1/logengine") {
+		t.Errorf("error %q does not name the server and database", msg)
+	}
+	if strings.Contains(msg, "s3cret") {
+		t.Errorf("error %q leaks the password", msg)
+	}
+	if store.IsDataError(err) {
+		t.Errorf("connection error %q is a data error", msg)
+	}
+
+	_, err = store.Open(ctx, store.Config{URL: "postgres://postgres:s3cret@127.0.0.1:notaport/logengine"}, nil, nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Open on a malformed URL: %v", err)
+	}
+}
+
+func TestMetricsRegistries(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewURL(t)
+	reg1, reg2 := prometheus.NewRegistry(), prometheus.NewRegistry()
+	s1, err := store.Open(context.Background(), store.Config{URL: dbURL}, nil, reg1)
+	if err != nil {
+		t.Fatalf("Open with reg1: %v", err)
+	}
+	defer s1.Close()
+	s2, err := store.Open(context.Background(), store.Config{URL: dbURL}, nil, reg2)
+	if err != nil {
+		t.Fatalf("Open with reg2: %v", err)
+	}
+	defer s2.Close()
+
+	// The same registry twice is an error, not a panic.
+	_, err = store.Open(context.Background(), store.Config{URL: dbURL}, nil, reg1)
+	var are prometheus.AlreadyRegisteredError
+	if !errors.As(err, &are) {
+		t.Fatalf("Open on a used registry: got %v, want AlreadyRegisteredError", err)
+	}
+
+	now := time.Now().UTC()
+	mustWrite(t, s1, ev(now, event.LevelInfo, "api", "a"), ev(now, event.LevelInfo, "api", "b"))
+	if _, err := s1.Search(context.Background(), searchAll(now, now, 10)); err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	got := gather(t, reg1)
+	want := map[string]float64{
+		"store_rows_written_total":     2,
+		"store_write_duration_seconds": 1, // sample count
+		"store_query_duration_seconds": 2, // count + search
+		"store_pool_total_conns":       -1,
+		"store_pool_acquired_conns":    -1,
+	}
+	for name, v := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("metric %s not registered", name)
+			continue
+		}
+		if v >= 0 && g != v {
+			t.Errorf("%s = %v, want %v", name, g, v)
+		}
+	}
+	if got := gather(t, reg2)["store_rows_written_total"]; got != 0 {
+		t.Errorf("reg2 rows written = %v, want 0", got)
+	}
+}
+
+// gather sums each metric family: counter and gauge values, histogram
+// sample counts.
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	out := make(map[string]float64)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				out[mf.GetName()] += m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[mf.GetName()] += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[mf.GetName()] += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return out
+}
