@@ -4,7 +4,7 @@ BIN     ?= bin/logengine
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ROLE    ?= all
 
-.PHONY: run test build services check bench clean
+.PHONY: run test build services check bench chaos clean
 
 ## build: compile the logengine binary into bin/
 build:
@@ -31,6 +31,12 @@ test: services check
 ## bench: the Go micro-benchmarks (benchstat-readable)
 bench: services
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+## chaos: the failure scenarios alone, one line each (they also run in make test)
+chaos: services
+	@out=$$(mktemp); $(GO) test -count=1 -run 'TestChaos' -v ./app/ > $$out 2>&1; status=$$?; \
+	grep -o 'CHAOS .*' $$out || true; \
+	if [ $$status -ne 0 ]; then cat $$out; fi; rm -f $$out; exit $$status
 
 clean:
 	rm -rf bin

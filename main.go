@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return app.Migrate(cmd.Context(), cfg, stdout)
 			},
 		},
+		dlqCommand(&cfg, stdout),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -72,4 +73,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	)
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
+}
+
+// dlqCommand groups the dead-letter tools; they take the same --kafka-brokers.
+func dlqCommand(cfg *configs.Config, stdout io.Writer) *cobra.Command {
+	var opts app.DLQOptions
+	dlq := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and replay the dead-letter topic (needs --kafka-brokers)",
+	}
+	dlq.PersistentFlags().StringVar(&opts.Reason, "reason", "", "only letters of this reason: validation, decode or store")
+	dlq.PersistentFlags().StringVar(&opts.Since, "since", "", "only letters written since this RFC 3339 time, or this long ago (24h)")
+	dlq.PersistentFlags().IntVar(&opts.Limit, "limit", 0, "at most this many letters (0 = all)")
+	dlq.PersistentFlags().BoolVar(&opts.JSON, "json", false, "print JSON instead of a table")
+	dlq.AddCommand(
+		&cobra.Command{
+			Use:   "list",
+			Short: "List the letters in the DLQ with their reason, origin and a preview",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return app.DLQList(cmd.Context(), *cfg, opts, stdout)
+			},
+		},
+		&cobra.Command{
+			Use:   "replay",
+			Short: "Produce the selected letters to the log topic again; the store keeps one copy of each event",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return app.DLQReplay(cmd.Context(), *cfg, opts, stdout)
+			},
+		},
+	)
+	return dlq
 }

@@ -217,6 +217,7 @@ func (a *App) kafkaProducer() (*ingest.Producer, error) {
 		Kafka:              a.kafka,
 		Timeout:            a.cfg.Producer.ProduceTimeout,
 		MaxBufferedRecords: a.cfg.Producer.MaxBufferedRecords,
+		MaxBufferedBytes:   a.cfg.Producer.MaxBufferedBytes,
 	}, a.logger, a.reg)
 	if err != nil {
 		return nil, err
@@ -244,7 +245,7 @@ func (a *App) initProducer() error {
 		MaxBodyBytes:   pc.MaxBodyBytes,
 		MaxBatchEvents: pc.MaxBatchEvents,
 	}, p, a.logger.With("role", RoleProducer), a.reg)
-	health := []component{{name: "kafka", required: true, check: p.Ping}}
+	health := []component{{name: "kafka", required: true, check: p.Healthy}}
 	return a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
 }
 
@@ -261,6 +262,7 @@ func (a *App) initConsumer() error {
 		IsDataError:     store.IsDataError,
 		Retry:           resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second},
 		ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
+		WriteTimeout:    a.cfg.Consumer.WriteTimeout,
 	}, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,7 +49,7 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 	e.GET("/", a.root(role))
 	e.GET("/healthz", s.healthHandler)
 	e.GET("/actuator/health", s.healthHandler)
-	e.GET("/readyz", a.readyz)
+	e.GET("/readyz", s.readyz(&a.ready))
 	prom := echo.WrapHandler(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	e.GET("/metrics", prom)
 	e.GET("/actuator/prometheus", prom)
@@ -150,11 +151,27 @@ func (a *App) root(role Role) echo.HandlerFunc {
 	}
 }
 
-func (a *App) readyz(c echo.Context) error {
-	if !a.ready.Load() {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "NOT_READY"})
+// readyz is 503 while the process starts or stops, and while a required
+// dependency of the role fails, so a load balancer sends traffic elsewhere.
+func (s *server) readyz(ready *atomic.Bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !ready.Load() {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "NOT_READY", "reason": "starting or shutting down"})
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		for _, comp := range s.health {
+			if !comp.required {
+				continue
+			}
+			if err := comp.check(ctx); err != nil {
+				return c.JSON(http.StatusServiceUnavailable, map[string]string{
+					"status": "NOT_READY", "reason": comp.name + ": " + err.Error(),
+				})
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "READY"})
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "READY"})
 }
 
 type componentHealth struct {

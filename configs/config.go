@@ -82,12 +82,14 @@ type Producer struct {
 	MaxFutureSkew      time.Duration
 	ProduceTimeout     time.Duration
 	MaxBufferedRecords int
+	MaxBufferedBytes   int
 }
 
 // Consumer shapes the batches written to PostgreSQL.
 type Consumer struct {
 	BatchSize     int
 	FlushInterval time.Duration
+	WriteTimeout  time.Duration
 }
 
 // Gateway shapes queries, the cache and the database breaker.
@@ -141,10 +143,12 @@ func Default() Config {
 			MaxFutureSkew:      5 * time.Minute,
 			ProduceTimeout:     10 * time.Second,
 			MaxBufferedRecords: 100000,
+			MaxBufferedBytes:   64 << 20,
 		},
 		Consumer: Consumer{
 			BatchSize:     5000,
 			FlushInterval: 200 * time.Millisecond,
+			WriteTimeout:  30 * time.Second,
 		},
 		Gateway: Gateway{
 			CacheTTL:        30 * time.Second,
@@ -194,10 +198,12 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Producer.MaxMetadataBytes, "max-metadata-bytes", c.Producer.MaxMetadataBytes, "largest metadata object of one event")
 	fs.DurationVar(&c.Producer.MaxFutureSkew, "max-future-skew", c.Producer.MaxFutureSkew, "how far in the future an event's timestamp may be")
 	fs.DurationVar(&c.Producer.ProduceTimeout, "produce-timeout", c.Producer.ProduceTimeout, "how long a request waits for Kafka's acknowledgement before 503")
-	fs.IntVar(&c.Producer.MaxBufferedRecords, "max-buffered-records", c.Producer.MaxBufferedRecords, "records waiting for Kafka at most; requests past it wait, then get 503")
+	fs.IntVar(&c.Producer.MaxBufferedRecords, "max-buffered-records", c.Producer.MaxBufferedRecords, "records waiting for Kafka's acknowledgement at most; requests past it get 503 at once")
+	fs.IntVar(&c.Producer.MaxBufferedBytes, "max-buffered-bytes", c.Producer.MaxBufferedBytes, "bytes waiting for Kafka's acknowledgement at most; requests past it get 503 at once")
 
 	fs.IntVar(&c.Consumer.BatchSize, "batch-size", c.Consumer.BatchSize, "most events the consumer writes in one transaction")
 	fs.DurationVar(&c.Consumer.FlushInterval, "flush-interval", c.Consumer.FlushInterval, "longest wait to fill a batch once its first event arrived")
+	fs.DurationVar(&c.Consumer.WriteTimeout, "write-timeout", c.Consumer.WriteTimeout, "deadline of one attempt to write a batch to PostgreSQL (then it is retried)")
 
 	fs.DurationVar(&c.Gateway.CacheTTL, "cache-ttl", c.Gateway.CacheTTL, "lifetime of a cached query result")
 	fs.DurationVar(&c.Gateway.QueryTimeout, "query-timeout", c.Gateway.QueryTimeout, "deadline of one gateway query")
@@ -331,6 +337,7 @@ func (c *Config) Validate() error {
 		{"max-metadata-keys", int64(c.Producer.MaxMetadataKeys)},
 		{"max-metadata-bytes", int64(c.Producer.MaxMetadataBytes)},
 		{"max-buffered-records", int64(c.Producer.MaxBufferedRecords)},
+		{"max-buffered-bytes", int64(c.Producer.MaxBufferedBytes)},
 		{"batch-size", int64(c.Consumer.BatchSize)},
 		{"max-page-size", int64(c.Gateway.MaxPageSize)},
 		{"max-offset", int64(c.Gateway.MaxOffset)},
@@ -348,6 +355,7 @@ func (c *Config) Validate() error {
 	}{
 		{"produce-timeout", c.Producer.ProduceTimeout},
 		{"flush-interval", c.Consumer.FlushInterval},
+		{"write-timeout", c.Consumer.WriteTimeout},
 		{"query-timeout", c.Gateway.QueryTimeout},
 		{"breaker-delay", c.Gateway.BreakerDelay},
 		{"shutdown-timeout", c.HTTP.ShutdownTimeout},

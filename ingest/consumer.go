@@ -34,7 +34,14 @@ type ConsumerConfig struct {
 	Retry resilience.RetryConfig
 	// ShutdownTimeout bounds writing and committing the last batch.
 	ShutdownTimeout time.Duration
+	// WriteTimeout bounds one attempt to write a batch, so a stalled
+	// connection is retried instead of waited on forever.
+	WriteTimeout time.Duration
 }
+
+// errRebalance stops the retries of a batch when the group wants to
+// rebalance: the batch is left unstored and uncommitted, and read again.
+var errRebalance = errors.New("batch abandoned for a rebalance")
 
 // Consumer reads the log topic as a group member and stores batches. Offsets
 // are committed only after the batch's transaction committed, so a crash
@@ -48,6 +55,9 @@ type Consumer struct {
 	metrics *metrics.Consumer
 	dlq     *metrics.DLQ
 	healthy atomic.Bool // false while the last write attempt failed
+	// rebalancing is set when the group waits for this member to let a
+	// rebalance through; retries stop so the wait stays short.
+	rebalancing atomic.Bool
 }
 
 // NewConsumer joins the consumer group. dlq produces the dead letters.
@@ -58,6 +68,11 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 	if cfg.Retry.Initial <= 0 {
 		cfg.Retry = resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	c := &Consumer{cfg: cfg, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg)}
+	c.healthy.Store(true)
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -66,6 +81,7 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 		// Rebalances wait until the polled batch is stored and committed, so
 		// no partition changes hands with work in flight.
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalancing.Store(true) }),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(cfg.FlushInterval),
 		kgo.WithLogger(kgoLogger{logger}),
@@ -73,11 +89,7 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
-	c := &Consumer{
-		cfg: cfg, cl: cl, dlqPub: dlq, store: store, logger: logger,
-		metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
-	}
-	c.healthy.Store(true)
+	c.cl = cl
 	return c, nil
 }
 
@@ -102,6 +114,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			perr := c.process(wctx, records)
 			cancel()
+			if errors.Is(perr, errRebalance) {
+				// Read the batch again from its first record; if the
+				// partitions move, their new owner starts from the commit.
+				c.rewind(records)
+				c.logger.Warn("batch left unstored for a rebalance; it will be read again", "records", len(records))
+				perr = nil
+			}
 			if perr != nil {
 				if ctx.Err() != nil {
 					// Shutting down with the batch unstored: it stays
@@ -112,6 +131,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return perr
 			}
 		}
+		c.rebalancing.Store(false)
 		c.cl.AllowRebalance()
 		if err != nil || ctx.Err() != nil {
 			return err
@@ -147,6 +167,23 @@ func (c *Consumer) poll(ctx context.Context) ([]*kgo.Record, error) {
 	return records, nil
 }
 
+// rewind moves fetching back to the first record of each partition of an
+// abandoned batch. It runs before AllowRebalance, while no revoke can run.
+func (c *Consumer) rewind(records []*kgo.Record) {
+	first := map[string]map[int32]kgo.EpochOffset{}
+	for _, r := range records {
+		parts := first[r.Topic]
+		if parts == nil {
+			parts = map[int32]kgo.EpochOffset{}
+			first[r.Topic] = parts
+		}
+		if eo, ok := parts[r.Partition]; !ok || r.Offset < eo.Offset {
+			parts[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		}
+	}
+	c.cl.SetOffsets(first)
+}
+
 // process decodes, stores and commits one batch. Records that are not
 // events, or that PostgreSQL refuses, go to the DLQ before the commit, so
 // no record is skipped silently and none blocks its partition.
@@ -172,11 +209,14 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 		letters = append(letters, letterFrom(origin[i.index], ReasonStore, i.err))
 	}
 	if len(letters) > 0 {
-		err := resilience.Retry(ctx, c.cfg.Retry, nil, func(attempt int, err error) {
+		err := resilience.Retry(ctx, c.cfg.Retry, func(error) bool { return !c.rebalancing.Load() }, func(attempt int, err error) {
 			c.logger.Warn("retrying DLQ write", "attempt", attempt, "err", err)
 		}, func(ctx context.Context) error {
 			return c.dlqPub.Publish(ctx, nil, letters, "")
 		})
+		if err != nil && c.rebalancing.Load() && ctx.Err() == nil {
+			return errRebalance
+		}
 		if err != nil {
 			return fmt.Errorf("write %d records to the DLQ: %w", len(letters), err)
 		}
@@ -216,13 +256,16 @@ func (c *Consumer) storeIsolating(ctx context.Context, events []event.Event) ([]
 	var refused []refusal
 	var write func(lo, hi int) error
 	write = func(lo, hi int) error {
-		err := resilience.Retry(ctx, c.cfg.Retry, func(err error) bool { return !c.cfg.IsDataError(err) },
+		retryable := func(err error) bool { return !c.cfg.IsDataError(err) && !c.rebalancing.Load() }
+		err := resilience.Retry(ctx, c.cfg.Retry, retryable,
 			func(attempt int, err error) {
 				c.healthy.Store(false)
 				c.metrics.WriteRetries.Inc()
 				c.logger.Warn("store write failed; retrying", "attempt", attempt, "events", hi-lo, "err", err)
 			},
 			func(ctx context.Context) error {
+				ctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
+				defer cancel()
 				_, err := c.store.WriteBatch(ctx, events[lo:hi])
 				return err
 			})
@@ -230,6 +273,8 @@ func (c *Consumer) storeIsolating(ctx context.Context, events []event.Event) ([]
 		case err == nil:
 			c.healthy.Store(true)
 			return nil
+		case !c.cfg.IsDataError(err) && c.rebalancing.Load() && ctx.Err() == nil:
+			return errRebalance
 		case !c.cfg.IsDataError(err):
 			return err
 		case hi-lo == 1:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/resilience"
+	"github.com/logengine/logengine/resilience/resiliencetest"
 	"github.com/logengine/logengine/store"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -276,4 +278,46 @@ func TestPoisonRecordsGoToTheDLQ(t *testing.T) {
 			t.Errorf("DLQ record %q lacks its origin: %v", reason, h)
 		}
 	}
+}
+
+// TestRebalanceIsNotBlockedByAnOutage: a member whose PostgreSQL is gone
+// keeps retrying its batch, yet a member joining the group gets its share
+// of partitions and stores it, and nothing is lost or doubled at the end.
+func TestRebalanceIsNotBlockedByAnOutage(t *testing.T) {
+	r := newRig(t)
+	u, err := url.Parse(r.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := resiliencetest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	cut, err := store.Open(context.Background(), store.Config{URL: u.String(), MaxConns: 2},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cut.Close)
+	proxy.Cut()
+
+	first := r.consume("group", cut)
+	if err := r.producer.Publish(context.Background(), events(600), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	first.waitCounter(t, "consumer_write_retries_total", 1)
+	second := r.consume("group", r.store)
+	second.waitCounter(t, "logs_processed_total", 1) // it got partitions despite the retrying member
+	proxy.Restore()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		total, distinct := r.rows()
+		if total == 600 && distinct == 600 {
+			break
+		}
+		if time.Now().After(deadline) || total > 600 {
+			t.Fatalf("%d rows, %d distinct ids; want 600 and 600", total, distinct)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	first.stop()
+	second.stop()
 }

@@ -166,7 +166,11 @@ func (h *Handler) publish(c echo.Context, events []event.Event, letters []DeadLe
 		h.metrics.Failed.Add(float64(len(events)))
 		h.logger.Warn("kafka did not take events", "err", err, "events", len(events), "correlation_id", cid)
 		c.Response().Header().Set("Retry-After", fmt.Sprint(int(h.cfg.RetryAfter.Seconds()+0.5)))
-		return c.JSON(http.StatusServiceUnavailable, apiError{Error: "Kafka cannot take log events now; retry later"})
+		msg := "Kafka did not acknowledge the log events in time; they were not accepted, retry later (with the same ids to avoid duplicates)"
+		if errors.Is(err, ErrBufferFull) {
+			msg = "the producer is at its in-flight limit; the log events were not accepted, retry later"
+		}
+		return c.JSON(http.StatusServiceUnavailable, apiError{Error: msg})
 	}
 	h.metrics.Sent.Add(float64(len(events)))
 	h.metrics.AcceptDuration.Observe(h.now().Sub(start).Seconds())

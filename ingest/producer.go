@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logengine/logengine/ingest/event"
@@ -15,9 +18,15 @@ import (
 type ProducerConfig struct {
 	Kafka KafkaConfig
 	// Timeout bounds the wait for Kafka's acknowledgement of one request.
-	Timeout            time.Duration
+	Timeout time.Duration
+	// MaxBufferedRecords and MaxBufferedBytes bound what waits for Kafka;
+	// past them a request is refused at once instead of queueing.
 	MaxBufferedRecords int
+	MaxBufferedBytes   int
 }
+
+// ErrBufferFull means the producer already holds as much as it may.
+var ErrBufferFull = errors.New("the producer's buffer for Kafka is full")
 
 // Producer writes accepted events to the log topic and rejected ones to
 // the DLQ topic, and returns only when Kafka acknowledged every record.
@@ -26,6 +35,9 @@ type Producer struct {
 	cl     *kgo.Client
 	dlq    *metrics.DLQ
 	logger *slog.Logger
+	// lastFailure is when Kafka last failed to take records (unix nanos, 0
+	// once it took some again): it makes the role unready while it lasts.
+	lastFailure atomic.Int64
 }
 
 // NewProducer builds an idempotent, acks=all producer.
@@ -35,7 +47,11 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg metricsRegisterer)
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: 202 means replicated
 		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
 		kgo.ProducerLinger(5*time.Millisecond),
+		// Records that Kafka does not take give up after a while, so an
+		// outage does not keep the buffer full of records nobody waits for.
+		kgo.RecordDeliveryTimeout(2*cfg.Timeout),
 		kgo.WithLogger(kgoLogger{logger}),
 	)
 	if err != nil {
@@ -71,13 +87,68 @@ func (p *Producer) Publish(ctx context.Context, events []event.Event, letters []
 	for _, l := range letters {
 		records = append(records, l.record(p.cfg.Kafka.DLQTopic, now))
 	}
-	if err := p.cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
-		return fmt.Errorf("kafka did not acknowledge: %w", err)
+	if err := p.produce(ctx, records); err != nil {
+		p.lastFailure.Store(time.Now().UnixNano())
+		return err
 	}
+	p.lastFailure.Store(0)
 	for _, l := range letters {
 		p.dlq.Records.WithLabelValues(l.Reason).Inc()
 	}
 	return nil
+}
+
+// produce buffers every record without waiting for room (a full buffer is
+// refused at once: queueing requests would only grow memory and latency)
+// and waits until Kafka acknowledged each one or ctx ended.
+func (p *Producer) produce(ctx context.Context, records []*kgo.Record) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	wg.Add(len(records))
+	for _, r := range records {
+		p.cl.TryProduce(ctx, r, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if firstErr == nil {
+				firstErr = err
+			}
+		})
+	}
+	acked := make(chan struct{})
+	go func() { wg.Wait(); close(acked) }()
+	select {
+	case <-acked:
+	case <-ctx.Done():
+		// Records already sent cannot be recalled: Kafka may still store
+		// them, which is why clients retry with their own ids.
+		return fmt.Errorf("kafka did not acknowledge in time: %w", ctx.Err())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case firstErr == nil:
+		return nil
+	case errors.Is(firstErr, kgo.ErrMaxBuffered):
+		return ErrBufferFull
+	default:
+		return fmt.Errorf("kafka did not acknowledge: %w", firstErr)
+	}
+}
+
+// Healthy is false while Kafka is failing to take records: since the last
+// failed publish, for at least a few seconds, until one succeeds.
+func (p *Producer) Healthy(ctx context.Context) error {
+	if t := p.lastFailure.Load(); t != 0 && time.Since(time.Unix(0, t)) < 5*time.Second {
+		return errors.New("kafka did not acknowledge recent records")
+	}
+	return p.cl.Ping(ctx)
 }
 
 // Ping checks that a broker answers.

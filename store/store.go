@@ -195,7 +195,8 @@ func (e *DataError) Error() string { return "store: invalid data: " + e.Reason }
 
 // IsDataError reports whether err means the data itself was rejected: a
 // SQLSTATE class 22 data exception (such as a NUL byte in text, 22021, or
-// invalid jsonb, 22P02) or a DataError. Retrying such a batch cannot
+// invalid jsonb, 22P02), a class 54 limit (a source too long for its index
+// row) or a DataError. Retrying such a batch cannot
 // succeed; the caller should bisect it to isolate the poison event.
 // Connection, timeout and cancellation errors are never data errors.
 func IsDataError(err error) bool {
@@ -204,7 +205,9 @@ func IsDataError(err error) bool {
 		return true
 	}
 	code := pgCode(err)
-	return len(code) == 5 && code[:2] == "22"
+	// 22: data exception; 54: program limit exceeded (a value too large for
+	// an index row, for example).
+	return len(code) == 5 && (code[:2] == "22" || code[:2] == "54")
 }
 
 // IsQueryError reports whether err is PostgreSQL refusing one query (a bad
