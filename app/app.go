@@ -188,6 +188,7 @@ func (a *App) initStore(ctx context.Context) error {
 		URL:              a.cfg.Postgres.URL,
 		MaxConns:         int32(a.cfg.Postgres.MaxConns),
 		StatementTimeout: a.cfg.Postgres.StatementTimeout,
+		PartitionPeriod:  a.cfg.Postgres.PartitionPeriod,
 	}, a.logger, a.reg)
 	if err != nil {
 		return err
@@ -204,6 +205,7 @@ func (a *App) initCache() {
 	}
 	cc := cache.DefaultConfig(a.cfg.Redis.Addr)
 	cc.Prefix = a.cfg.Redis.Prefix
+	cc.LocalBytes = a.cfg.Redis.LocalBytes
 	a.cache = cache.New(cc, a.logger, a.reg)
 	a.onStop(func(context.Context) { a.cache.Close() })
 }
@@ -263,12 +265,21 @@ func (a *App) initConsumer() error {
 		Retry:           resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second},
 		ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
 		WriteTimeout:    a.cfg.Consumer.WriteTimeout,
+		Invalidate:      a.cache.Invalidate, // a nil cache does nothing
 	}, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
 	if err != nil {
 		return err
 	}
 	a.consumer = c
-	a.runs = append(a.runs, c.Run)
+	a.runs = append(a.runs, c.Run, func(ctx context.Context) error {
+		// Consumers keep the partitions; the store's lock lets one at a time.
+		return a.store.RunMaintenance(ctx, store.MaintenanceConfig{
+			Every:      a.cfg.Postgres.MaintenanceInterval,
+			Retention:  time.Duration(a.cfg.Postgres.Retention),
+			Ahead:      2,
+			IndexGrace: 10 * time.Minute,
+		})
+	})
 	health := []component{
 		{name: "kafka", required: true, check: c.Ping},
 		{name: "postgres", required: true, check: func(ctx context.Context) error {
@@ -291,15 +302,18 @@ func (a *App) initGateway() error {
 		c = (*cache.Cache)(nil) // a nil cache always misses
 	}
 	a.query = query.NewService(query.ServiceConfig{
-		CacheTTL:     gc.CacheTTL,
-		QueryTimeout: gc.QueryTimeout,
-		Breaker:      resilience.BreakerConfig{Failures: gc.BreakerFailures, Delay: gc.BreakerDelay},
-		IsQueryError: store.IsQueryError,
+		CacheTTL:      gc.CacheTTL,
+		QueryTimeout:  gc.QueryTimeout,
+		Breaker:       resilience.BreakerConfig{Failures: gc.BreakerFailures, Delay: gc.BreakerDelay},
+		IsQueryError:  store.IsQueryError,
+		MaxConcurrent: gc.MaxConcurrentQueries,
+		MaxWait:       gc.QueryQueueWait,
 	}, a.store, c, a.logger.With("role", RoleGateway), a.reg)
 	lim := query.DefaultLimits()
 	lim.MaxPageSize = gc.MaxPageSize
 	lim.CountLimit = gc.CountLimit
 	lim.MaxOffset = gc.MaxOffset
+	lim.MaxKeywordWindow = time.Duration(gc.MaxKeywordWindow)
 	h := query.NewHandler(a.query, lim, a.logger.With("role", RoleGateway), a.reg)
 	health := []component{
 		{name: "postgres", required: true, check: a.store.Ping, details: func() map[string]any {

@@ -77,11 +77,19 @@ func TestBadInput(t *testing.T) {
 		{"stats zero top", "GET", "/api/v1/logs/stats?top=0", "", "", 400, "top"},
 		{"stats bad window", "GET", "/api/v1/logs/stats?startTime=2024-01-02T00:00:00Z&endTime=2024-01-01T00:00:00Z", "", "", 400, "startTime"},
 		{"stats unknown level", "GET", "/api/v1/logs/stats?logLevel=NOPE", "", "", 400, "logLevel"},
+		// GET /api/v1/logs/histogram
+		{"histogram bad interval", "GET", "/api/v1/logs/histogram?interval=often", "", "", 400, "interval"},
+		{"histogram sub-second interval", "GET", "/api/v1/logs/histogram?interval=10ms", "", "", 400, "interval"},
+		{"histogram too many buckets", "GET", "/api/v1/logs/histogram?interval=1s&startTime=2024-01-01T00:00:00Z&endTime=2024-01-02T00:00:00Z", "", "", 400, "buckets"},
+		// Refused as too expensive
+		{"keyword over a long window", "GET", "/api/v1/logs?keyword=error&startTime=2024-01-01T00:00:00Z&endTime=2024-01-03T00:00:00Z", "", "", 422, "source, traceId or meta"},
+		{"deep offset page", "GET", "/api/v1/logs?page=200000&size=10", "", "", 422, "nextCursor"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			base := p.producer
-			if strings.HasPrefix(c.url, "/api/v1/logs?") || strings.HasPrefix(c.url, "/api/v1/logs/query") || strings.HasPrefix(c.url, "/api/v1/logs/stats") {
+			if strings.HasPrefix(c.url, "/api/v1/logs?") || strings.HasPrefix(c.url, "/api/v1/logs/query") ||
+				strings.HasPrefix(c.url, "/api/v1/logs/stats") || strings.HasPrefix(c.url, "/api/v1/logs/histogram") {
 				base = p.gateway
 			}
 			r := do(t, c.method, base+c.url, c.contentType, []byte(c.body))
@@ -104,6 +112,13 @@ func TestBadInput(t *testing.T) {
 		}
 		if r := get(t, p.gateway+"/api/v1/logs?page=-1"); r.status != 200 || r.body["number"] != 0.0 {
 			t.Errorf("page=-1: %d %s", r.status, r.raw)
+		}
+	})
+
+	t.Run("a narrowed keyword search over a long window is allowed", func(t *testing.T) {
+		r := get(t, p.gateway+"/api/v1/logs?keyword=error&source=svc&startTime=2024-01-01T00:00:00Z&endTime=2024-01-03T00:00:00Z")
+		if r.status != 200 {
+			t.Errorf("%d %s", r.status, r.raw)
 		}
 	})
 

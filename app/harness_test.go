@@ -238,3 +238,23 @@ func freeAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// waitProcessed waits until the consumer has finished n logs: stored,
+// caches invalidated and offsets committed (waitRows only sees the rows).
+func (p *pipeline) waitProcessed(n float64) {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		mfs, err := p.app.Registry().Gather()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "logs_processed_total" && mf.GetMetric()[0].GetCounter().GetValue() >= n {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("the consumer did not finish %v logs within 60s", n)
+}

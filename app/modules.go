@@ -42,7 +42,7 @@ func dependencies() map[module][]module {
 		modStore:    nil,
 		modCache:    nil,
 		modProducer: {modKafka},
-		modConsumer: {modKafka, modStore},
+		modConsumer: {modKafka, modStore, modCache},
 		modGateway:  {modStore, modCache},
 		modAll:      {modProducer, modConsumer, modGateway},
 	}

@@ -125,6 +125,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 			{"level and source", "logLevel=DEBUG&source=auth-service", []string{"token refreshed for user 1000"}},
 			{"window is inclusive", "", []string{"Connection TIMEOUT on db_primary", "Disk usage at 95%", "Payment processed 100% done"}},
 			{"ascending", "sort=asc&size=2", []string{"User login failed for ünïcödé 用户", "Payment processed 100% done"}},
+			{"metadata string", "meta.user=alice", []string{"User login failed for ünïcödé 用户"}},
+			{"metadata number", "meta.attempt=3", []string{"User login failed for ünïcödé 用户"}},
+			{"metadata mismatch", "meta.user=bob", nil},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -229,6 +232,40 @@ func TestPipelineEndToEnd(t *testing.T) {
 		r = get(t, p.gateway+"/api/v1/logs/stats?"+f.window()+"&logLevel=ERROR")
 		if r.body["totalCount"] != 2.0 {
 			t.Errorf("stats filtered by level: %s", r.raw)
+		}
+	})
+
+	t.Run("histogram", func(t *testing.T) {
+		r := get(t, p.gateway+"/api/v1/logs/histogram?"+f.window()+"&interval=5s")
+		if r.status != 200 || r.body["interval"] != "5s" {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+		buckets := r.body["buckets"].([]any)
+		// [base, base+10s] touches 3 buckets of 5 s, or 2 when base is aligned.
+		if len(buckets) < 2 || len(buckets) > 3 {
+			t.Fatalf("%d buckets: %s", len(buckets), r.raw)
+		}
+		sum := map[string]float64{}
+		var total float64
+		for _, b := range buckets {
+			bucket := b.(map[string]any)
+			var inBucket float64
+			for level, n := range bucket["counts"].(map[string]any) {
+				sum[level] += n.(float64)
+				inBucket += n.(float64)
+			}
+			if inBucket != bucket["total"] {
+				t.Errorf("bucket total differs from its counts: %v", bucket)
+			}
+			total += inBucket
+		}
+		want := map[string]float64{"ERROR": 2, "WARN": 2, "INFO": 2, "DEBUG": 1, "FATAL": 1}
+		if total != 8 || !reflect.DeepEqual(sum, want) {
+			t.Errorf("histogram sums %v (total %v), want %v: %s", sum, total, want, r.raw)
+		}
+		r = get(t, p.gateway+"/api/v1/logs/histogram?"+f.window())
+		if r.status != 200 || r.body["interval"] == "" {
+			t.Errorf("automatic interval: %d %s", r.status, r.raw)
 		}
 	})
 

@@ -1,6 +1,8 @@
 // Package cache is logengine's Redis layer: namespaced keys, reads and
-// writes bounded by a short timeout, and a breaker so that a Redis outage
-// costs a request nothing. Redis is optional: every failure is a miss.
+// writes bounded by a short timeout, a breaker so that a Redis outage costs
+// a request nothing, a local tier (rueidis client-side caching, kept exact
+// by Redis invalidation messages) and per-hour invalidation epochs. Redis
+// is optional: every failure is a miss.
 package cache
 
 import (
@@ -10,7 +12,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logengine/logengine/metrics"
@@ -29,15 +33,24 @@ type Config struct {
 	Timeout time.Duration
 	// Breaker opens after consecutive failures so later calls skip Redis.
 	Breaker resilience.BreakerConfig
+	// LocalBytes bounds the in-process copy of hot entries, per connection
+	// (0 = rueidis's default, 128 MiB); LocalTTL bounds an entry's life in it.
+	LocalBytes int
+	LocalTTL   time.Duration
+	// EpochTTL is how long an unused epoch counter lives.
+	EpochTTL time.Duration
 }
 
 // DefaultConfig returns the defaults for addr.
 func DefaultConfig(addr string) Config {
 	return Config{
-		Addr:    addr,
-		Prefix:  "logengine:v1:",
-		Timeout: 100 * time.Millisecond,
-		Breaker: resilience.BreakerConfig{Failures: 3, Delay: 5 * time.Second},
+		Addr:       addr,
+		Prefix:     "logengine:v1:",
+		Timeout:    100 * time.Millisecond,
+		Breaker:    resilience.BreakerConfig{Failures: 3, Delay: 5 * time.Second},
+		LocalBytes: 32 << 20,
+		LocalTTL:   time.Minute,
+		EpochTTL:   30 * 24 * time.Hour,
 	}
 }
 
@@ -51,6 +64,12 @@ type Cache struct {
 
 	mu     sync.Mutex
 	client rueidis.Client // nil until Redis first answers
+
+	// bumpMissed is set when epochs could not be bumped (Redis unreachable
+	// from the writer): the next successful bump also bumps the global
+	// generation, which every epoch fingerprint includes, so entries that
+	// missed an invalidation are never read again.
+	bumpMissed atomic.Bool
 }
 
 // New returns a cache for cfg.Addr. Redis need not be up: the connection is
@@ -87,11 +106,18 @@ func (c *Cache) conn() (rueidis.Client, error) {
 		return c.client, nil
 	}
 	cl, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:      []string{c.cfg.Addr},
-		DisableCache:     true,
-		Dialer:           net.Dialer{Timeout: c.cfg.Timeout * 5},
-		ConnWriteTimeout: c.cfg.Timeout * 5,
+		InitAddress:       []string{c.cfg.Addr},
+		CacheSizeEachConn: c.cfg.LocalBytes,
+		Dialer:            net.Dialer{Timeout: c.cfg.Timeout * 5},
+		ConnWriteTimeout:  c.cfg.Timeout * 5,
 	})
+	if errors.Is(err, rueidis.ErrNoCache) {
+		// A server without RESP3 client tracking: Redis only, no local tier.
+		cl, err = rueidis.NewClient(rueidis.ClientOption{
+			InitAddress: []string{c.cfg.Addr}, DisableCache: true,
+			Dialer: net.Dialer{Timeout: c.cfg.Timeout * 5}, ConnWriteTimeout: c.cfg.Timeout * 5,
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -111,19 +137,30 @@ func (c *Cache) do(ctx context.Context, fn func(ctx context.Context, cl rueidis.
 	})
 }
 
-// Get returns the cached value; any failure is a miss (and counted).
+// Get returns the cached value; any failure is a miss (and counted). A
+// value found in the local tier is counted under tier "local".
 func (c *Cache) Get(ctx context.Context, tier, key string) ([]byte, bool) {
 	if c == nil {
 		return nil, false
 	}
-	var val []byte
+	start := time.Now()
+	var (
+		val   []byte
+		local bool
+	)
 	err := c.do(ctx, func(ctx context.Context, cl rueidis.Client) error {
+		res := cl.DoCache(ctx, cl.B().Get().Key(key).Cache(), c.cfg.LocalTTL)
+		local = res.IsCacheHit()
 		var err error
-		val, err = cl.Do(ctx, cl.B().Get().Key(key).Build()).AsBytes()
+		val, err = res.AsBytes()
 		return err
 	})
+	c.metrics.Duration.WithLabelValues("get").Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
+		if local {
+			tier = "local"
+		}
 		c.metrics.Hits.WithLabelValues(tier).Inc()
 		return val, true
 	case rueidis.IsRedisNil(err):
@@ -134,14 +171,93 @@ func (c *Cache) Get(ctx context.Context, tier, key string) ([]byte, bool) {
 	return nil, false
 }
 
+func (c *Cache) epochKey(hour int64) string {
+	return c.cfg.Prefix + "epoch:" + strconv.FormatInt(hour, 10)
+}
+
+func (c *Cache) genKey() string { return c.cfg.Prefix + "epoch:generation" }
+
+// Epochs returns a fingerprint of the invalidation epochs of the hours
+// [from, to] touch. A key that includes it changes as soon as a log is
+// written into one of those hours, so a cached answer for a closed window
+// is never out of date. ok is false when Redis cannot say: then nothing
+// should be cached or read for that window.
+func (c *Cache) Epochs(ctx context.Context, from, to time.Time) (fingerprint string, ok bool) {
+	if c == nil {
+		return "", false
+	}
+	keys := []string{c.genKey()}
+	for h := from.UTC().Truncate(time.Hour); !h.After(to); h = h.Add(time.Hour) {
+		keys = append(keys, c.epochKey(h.Unix()/3600))
+	}
+	var vals map[string]rueidis.RedisMessage
+	err := c.do(ctx, func(ctx context.Context, cl rueidis.Client) error {
+		var err error
+		// Client-side cached: Redis tells this process when an epoch
+		// changes, so most lookups cost no round trip.
+		vals, err = rueidis.MGetCache(cl, ctx, c.cfg.LocalTTL, keys)
+		return err
+	})
+	if err != nil {
+		c.fail("epochs", err)
+		return "", false
+	}
+	h := sha256.New()
+	for _, k := range keys {
+		m := vals[k]
+		v, _ := m.ToString() // a missing epoch is 0: nothing written yet
+		h.Write([]byte(v))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12]), true
+}
+
+// Invalidate bumps the epochs of every hour the times fall in, in one
+// round trip. The writer calls it after its transaction committed.
+func (c *Cache) Invalidate(ctx context.Context, times []time.Time) error {
+	if c == nil || len(times) == 0 {
+		return nil
+	}
+	hours := map[int64]bool{}
+	for _, t := range times {
+		hours[t.UTC().Unix()/3600] = true
+	}
+	err := c.do(ctx, func(ctx context.Context, cl rueidis.Client) error {
+		cmds := make(rueidis.Commands, 0, 2*len(hours)+1)
+		if c.bumpMissed.Load() {
+			cmds = append(cmds, cl.B().Incr().Key(c.genKey()).Build())
+		}
+		for h := range hours {
+			cmds = append(cmds,
+				cl.B().Incr().Key(c.epochKey(h)).Build(),
+				cl.B().Pexpire().Key(c.epochKey(h)).Milliseconds(c.cfg.EpochTTL.Milliseconds()).Build())
+		}
+		for _, res := range cl.DoMulti(ctx, cmds...) {
+			if err := res.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.bumpMissed.Store(true)
+		c.fail("invalidate", err)
+		return err
+	}
+	c.bumpMissed.Store(false)
+	return nil
+}
+
 // Set stores value for ttl; a failure is logged and otherwise ignored.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) {
 	if c == nil {
 		return
 	}
+	start := time.Now()
 	err := c.do(ctx, func(ctx context.Context, cl rueidis.Client) error {
 		return cl.Do(ctx, cl.B().Set().Key(key).Value(rueidis.BinaryString(value)).Px(ttl).Build()).Error()
 	})
+	c.metrics.Duration.WithLabelValues("set").Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.fail("set", err)
 	}

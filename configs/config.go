@@ -53,6 +53,10 @@ type Postgres struct {
 	URL              string
 	MaxConns         int
 	StatementTimeout time.Duration
+	PartitionPeriod  time.Duration
+	// Retention drops partitions older than it; 0 keeps everything.
+	Retention           Days
+	MaintenanceInterval time.Duration
 }
 
 // Redis is the cache's connection; an empty address disables the cache.
@@ -61,6 +65,8 @@ type Redis struct {
 	// Prefix namespaces the cache keys, so several deployments can share
 	// one Redis.
 	Prefix string
+	// LocalBytes bounds the in-process tier per Redis connection.
+	LocalBytes int
 }
 
 // HTTP holds the listeners and the shutdown grace period.
@@ -94,13 +100,20 @@ type Consumer struct {
 
 // Gateway shapes queries, the cache and the database breaker.
 type Gateway struct {
-	CacheTTL        time.Duration
-	QueryTimeout    time.Duration
-	MaxPageSize     int
-	MaxOffset       int
-	CountLimit      int
-	BreakerFailures int
-	BreakerDelay    time.Duration
+	CacheTTL           time.Duration
+	CacheTTLClosed     time.Duration
+	CacheTTLAggregates time.Duration
+	HotWindow          time.Duration
+	QueryTimeout       time.Duration
+	MaxPageSize        int
+	MaxOffset          int
+	CountLimit         int
+	// MaxKeywordWindow bounds keyword searches with no narrowing filter.
+	MaxKeywordWindow     Days
+	MaxConcurrentQueries int
+	QueryQueueWait       time.Duration
+	BreakerFailures      int
+	BreakerDelay         time.Duration
 }
 
 // Log shapes the process's own logs.
@@ -122,11 +135,14 @@ func Default() Config {
 			ConsumerGroup:     "log-consumer-group",
 		},
 		Postgres: Postgres{
-			URL:              "postgres://postgres@127.0.0.1:5432/logengine?sslmode=disable",
-			MaxConns:         8,
-			StatementTimeout: 10 * time.Second,
+			URL:                 "postgres://postgres@127.0.0.1:5432/logengine?sslmode=disable",
+			MaxConns:            8,
+			StatementTimeout:    10 * time.Second,
+			PartitionPeriod:     24 * time.Hour,
+			Retention:           Days(7 * 24 * time.Hour),
+			MaintenanceInterval: time.Minute,
 		},
-		Redis: Redis{Addr: "127.0.0.1:6379", Prefix: "logengine:v1:"},
+		Redis: Redis{Addr: "127.0.0.1:6379", Prefix: "logengine:v1:", LocalBytes: 32 << 20},
 		HTTP: HTTP{
 			ProducerAddr:    ":8081",
 			ConsumerAddr:    ":8082",
@@ -151,13 +167,19 @@ func Default() Config {
 			WriteTimeout:  30 * time.Second,
 		},
 		Gateway: Gateway{
-			CacheTTL:        30 * time.Second,
-			QueryTimeout:    10 * time.Second,
-			MaxPageSize:     1000,
-			MaxOffset:       100000,
-			CountLimit:      10000,
-			BreakerFailures: 3,
-			BreakerDelay:    10 * time.Second,
+			CacheTTL:             30 * time.Second,
+			CacheTTLClosed:       5 * time.Minute,
+			CacheTTLAggregates:   time.Hour,
+			HotWindow:            15 * time.Minute,
+			QueryTimeout:         10 * time.Second,
+			MaxPageSize:          1000,
+			MaxOffset:            100000,
+			MaxKeywordWindow:     Days(24 * time.Hour),
+			MaxConcurrentQueries: 16,
+			QueryQueueWait:       100 * time.Millisecond,
+			CountLimit:           10000,
+			BreakerFailures:      3,
+			BreakerDelay:         10 * time.Second,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}
@@ -181,9 +203,13 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Postgres.URL, "postgres-url", c.Postgres.URL, "PostgreSQL URL; the database is created if missing")
 	fs.IntVar(&c.Postgres.MaxConns, "postgres-max-conns", c.Postgres.MaxConns, "PostgreSQL connection pool size")
 	fs.DurationVar(&c.Postgres.StatementTimeout, "statement-timeout", c.Postgres.StatementTimeout, "PostgreSQL statement timeout of one query")
+	fs.DurationVar(&c.Postgres.PartitionPeriod, "partition-period", c.Postgres.PartitionPeriod, "time range of one log partition: 24h or whole hours dividing a day; fixed when the database is created")
+	fs.Var(&c.Postgres.Retention, "retention", "drop partitions older than this (e.g. 7d, 36h); 0 keeps everything")
+	fs.DurationVar(&c.Postgres.MaintenanceInterval, "maintenance-interval", c.Postgres.MaintenanceInterval, "pause between maintenance passes (partitions ahead, retention, indexes of closed partitions)")
 
 	fs.StringVar(&c.Redis.Addr, "redis-addr", c.Redis.Addr, "Redis address of the query cache; empty disables the cache")
 	fs.StringVar(&c.Redis.Prefix, "cache-prefix", c.Redis.Prefix, "prefix of every cache key in Redis")
+	fs.IntVar(&c.Redis.LocalBytes, "cache-local-bytes", c.Redis.LocalBytes, "bytes of the in-process cache tier per Redis connection")
 
 	fs.StringVar(&c.HTTP.ProducerAddr, "producer-addr", c.HTTP.ProducerAddr, "listen address of the producer role (ingest API)")
 	fs.StringVar(&c.HTTP.ConsumerAddr, "consumer-addr", c.HTTP.ConsumerAddr, "listen address of the consumer role (health and metrics)")
@@ -205,11 +231,17 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Consumer.FlushInterval, "flush-interval", c.Consumer.FlushInterval, "longest wait to fill a batch once its first event arrived")
 	fs.DurationVar(&c.Consumer.WriteTimeout, "write-timeout", c.Consumer.WriteTimeout, "deadline of one attempt to write a batch to PostgreSQL (then it is retried)")
 
-	fs.DurationVar(&c.Gateway.CacheTTL, "cache-ttl", c.Gateway.CacheTTL, "lifetime of a cached query result")
+	fs.DurationVar(&c.Gateway.CacheTTL, "cache-ttl", c.Gateway.CacheTTL, "lifetime of a cached answer for a window touching the last --hot-window (bounded staleness)")
+	fs.DurationVar(&c.Gateway.CacheTTLClosed, "cache-ttl-closed", c.Gateway.CacheTTLClosed, "lifetime of a cached search over a window entirely in the past (kept exact by invalidation epochs)")
+	fs.DurationVar(&c.Gateway.CacheTTLAggregates, "cache-ttl-aggregates", c.Gateway.CacheTTLAggregates, "lifetime of cached stats and histograms over a window entirely in the past")
+	fs.DurationVar(&c.Gateway.HotWindow, "hot-window", c.Gateway.HotWindow, "a window ending less than this ago is hot: cached for --cache-ttl only")
 	fs.DurationVar(&c.Gateway.QueryTimeout, "query-timeout", c.Gateway.QueryTimeout, "deadline of one gateway query")
 	fs.IntVar(&c.Gateway.MaxPageSize, "max-page-size", c.Gateway.MaxPageSize, "largest page a search returns (size is clamped to it)")
 	fs.IntVar(&c.Gateway.MaxOffset, "max-offset", c.Gateway.MaxOffset, "largest page × size of offset paging (422 beyond; use the cursor)")
 	fs.IntVar(&c.Gateway.CountLimit, "count-limit", c.Gateway.CountLimit, "rows counted at most for totalElements; past it the total is a lower bound")
+	fs.Var(&c.Gateway.MaxKeywordWindow, "max-keyword-window", "longest window of a keyword search without a source, traceId or meta filter (422 beyond; 0 = no limit)")
+	fs.IntVar(&c.Gateway.MaxConcurrentQueries, "max-concurrent-queries", c.Gateway.MaxConcurrentQueries, "database queries the gateway runs at once (429 beyond)")
+	fs.DurationVar(&c.Gateway.QueryQueueWait, "query-queue-wait", c.Gateway.QueryQueueWait, "how long a query waits for a free place before 429")
 	fs.IntVar(&c.Gateway.BreakerFailures, "breaker-failures", c.Gateway.BreakerFailures, "consecutive PostgreSQL failures that open the gateway's breaker")
 	fs.DurationVar(&c.Gateway.BreakerDelay, "breaker-delay", c.Gateway.BreakerDelay, "how long the breaker stays open before it probes again")
 
@@ -343,6 +375,8 @@ func (c *Config) Validate() error {
 		{"max-offset", int64(c.Gateway.MaxOffset)},
 		{"count-limit", int64(c.Gateway.CountLimit)},
 		{"breaker-failures", int64(c.Gateway.BreakerFailures)},
+		{"max-concurrent-queries", int64(c.Gateway.MaxConcurrentQueries)},
+		{"cache-local-bytes", int64(c.Redis.LocalBytes)},
 	}
 	for _, p := range positive {
 		if p.v < 1 {
@@ -357,8 +391,13 @@ func (c *Config) Validate() error {
 		{"flush-interval", c.Consumer.FlushInterval},
 		{"write-timeout", c.Consumer.WriteTimeout},
 		{"query-timeout", c.Gateway.QueryTimeout},
+		{"cache-ttl", c.Gateway.CacheTTL},
+		{"cache-ttl-closed", c.Gateway.CacheTTLClosed},
+		{"cache-ttl-aggregates", c.Gateway.CacheTTLAggregates},
+		{"hot-window", c.Gateway.HotWindow},
 		{"breaker-delay", c.Gateway.BreakerDelay},
 		{"shutdown-timeout", c.HTTP.ShutdownTimeout},
+		{"maintenance-interval", c.Postgres.MaintenanceInterval},
 	}
 	for _, d := range durations {
 		if d.v <= 0 {
@@ -367,6 +406,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Producer.MaxFutureSkew < 0 {
 		bad("max-future-skew", "must not be negative")
+	}
+	if p := c.Postgres.PartitionPeriod; p <= 0 || p%time.Hour != 0 || (24*time.Hour)%p != 0 {
+		bad("partition-period", "must be 24h or a whole number of hours dividing a day (1h, 2h, 3h, 4h, 6h, 8h, 12h), not %s", p)
+	}
+	if c.Postgres.Retention < 0 {
+		bad("retention", "must not be negative")
+	}
+	if c.Gateway.MaxKeywordWindow < 0 {
+		bad("max-keyword-window", "must not be negative")
+	}
+	if c.Gateway.QueryQueueWait < 0 {
+		bad("query-queue-wait", "must not be negative")
 	}
 	if c.Postgres.StatementTimeout < 0 {
 		bad("statement-timeout", "must not be negative")
@@ -394,3 +445,37 @@ func (k Kafka) BrokerList() []string {
 	}
 	return out
 }
+
+// Days is a duration flag that also takes days: 7d, 36h, 90m.
+type Days time.Duration
+
+// String formats whole days as Nd.
+func (d *Days) String() string {
+	v := time.Duration(*d)
+	if v != 0 && v%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", v/(24*time.Hour))
+	}
+	return v.String()
+}
+
+// Set parses Nd or a Go duration.
+func (d *Days) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days int
+		if _, err := fmt.Sscanf(n, "%d", &days); err != nil || fmt.Sprint(days) != n {
+			return fmt.Errorf("invalid duration %q", s)
+		}
+		*d = Days(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Days(v)
+	return nil
+}
+
+// Type names the flag's kind in --help.
+func (d *Days) Type() string { return "duration" }

@@ -37,6 +37,10 @@ type ConsumerConfig struct {
 	// WriteTimeout bounds one attempt to write a batch, so a stalled
 	// connection is retried instead of waited on forever.
 	WriteTimeout time.Duration
+	// Invalidate, when set, is told the timestamps of each stored batch
+	// after its transaction committed, so cached answers covering them are
+	// not served again. Its failure does not hold the pipeline.
+	Invalidate func(ctx context.Context, times []time.Time) error
 }
 
 // errRebalance stops the retries of a batch when the group wants to
@@ -204,6 +208,15 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 	refused, err := c.storeIsolating(ctx, events)
 	if err != nil {
 		return err
+	}
+	if c.cfg.Invalidate != nil && len(events) > len(refused) {
+		times := make([]time.Time, len(events))
+		for i := range events {
+			times[i] = events[i].Timestamp
+		}
+		if err := c.cfg.Invalidate(ctx, times); err != nil {
+			c.logger.Debug("cache invalidation failed; it is caught up later", "err", err)
+		}
 	}
 	for _, i := range refused {
 		letters = append(letters, letterFrom(origin[i.index], ReasonStore, i.err))

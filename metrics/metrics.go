@@ -129,9 +129,10 @@ func NewQuery(reg prometheus.Registerer) *Query {
 
 // Cache holds the cache metrics, with the tutorial's names.
 type Cache struct {
-	Hits   *prometheus.CounterVec // by tier
-	Misses *prometheus.CounterVec
-	Errors prometheus.Counter
+	Hits     *prometheus.CounterVec // by tier: local, hot, closed, stale
+	Misses   *prometheus.CounterVec
+	Errors   prometheus.Counter
+	Duration *prometheus.HistogramVec // by operation
 }
 
 // NewCache registers the cache metrics.
@@ -140,6 +141,10 @@ func NewCache(reg prometheus.Registerer) *Cache {
 		Hits:   counterVec(reg, "cache_hits_total", "Query cache hits, by tier.", "tier"),
 		Misses: counterVec(reg, "cache_misses_total", "Query cache misses, by tier.", "tier"),
 		Errors: counter(reg, "cache_errors_total", "Cache operations that failed (Redis down or slow)."),
+		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cache_operation_duration_seconds", Help: "Time of one cache operation, local tier included, by operation.",
+			Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}, []string{"op"})),
 	}
 }
 

@@ -34,6 +34,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/api/v1/logs", h.search)
 	e.POST("/api/v1/logs/query", h.searchBody)
 	e.GET("/api/v1/logs/stats", h.stats)
+	e.GET("/api/v1/logs/histogram", h.histogram)
 }
 
 func (h *Handler) search(c echo.Context) error {
@@ -43,6 +44,7 @@ func (h *Handler) search(c echo.Context) error {
 		LogLevel: strings.Join(p["logLevel"], ","), Source: strings.Join(p["source"], ","),
 		Keyword: p.Get("keyword"), TraceID: p.Get("traceId"),
 		Page: p.Get("page"), Size: p.Get("size"), Cursor: p.Get("cursor"), Sort: p.Get("sort"),
+		Meta: MetaParams(p),
 	})
 }
 
@@ -80,6 +82,8 @@ type queryBody struct {
 	Size      flexString `json:"size"`
 	Cursor    flexString `json:"cursor"`
 	Sort      flexString `json:"sort"`
+	// Meta filters as {"userId":"42"}.
+	Meta map[string]flexString `json:"meta"`
 }
 
 func (h *Handler) searchBody(c echo.Context) error {
@@ -101,7 +105,28 @@ func (h *Handler) searchBody(c echo.Context) error {
 		StartTime: string(b.StartTime), EndTime: string(b.EndTime), LogLevel: string(b.LogLevel),
 		Source: string(b.Source), Keyword: string(b.Keyword), TraceID: string(b.TraceID),
 		Page: string(b.Page), Size: string(b.Size), Cursor: string(b.Cursor), Sort: string(b.Sort),
+		Meta: flexMap(b.Meta),
 	})
+}
+
+func flexMap(m map[string]flexString) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
+}
+
+func (h *Handler) histogram(c echo.Context) error {
+	start := h.now()
+	p := c.QueryParams()
+	q, err := parseHistogram(p.Get("startTime"), p.Get("endTime"), strings.Join(p["logLevel"], ","),
+		strings.Join(p["source"], ","), p.Get("interval"), start, h.lim)
+	if err != nil {
+		return badParam(err)
+	}
+	body, status, err := h.svc.Histogram(c.Request().Context(), q)
+	return h.answer(c, "histogram", start, body, status, err)
 }
 
 func (h *Handler) runSearch(c echo.Context, endpoint string, raw rawSearch) error {
@@ -133,6 +158,10 @@ func (h *Handler) answer(c echo.Context, endpoint string, start time.Time, body 
 		if errors.Is(err, ErrUnavailable) {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(5))
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "the log store is unavailable and no cached answer exists; retry later")
+		}
+		if errors.Is(err, ErrBusy) {
+			c.Response().Header().Set("Retry-After", "1")
+			return echo.NewHTTPError(http.StatusTooManyRequests, "too many queries are running; retry in a second")
 		}
 		if errors.Is(err, ErrRefused) {
 			return echo.NewHTTPError(http.StatusUnprocessableEntity,

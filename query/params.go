@@ -27,11 +27,17 @@ type Limits struct {
 	// MaxOffset bounds page × size: deep offsets make PostgreSQL read and
 	// discard every skipped row, while a cursor stays fast at any depth.
 	MaxOffset int
+	// MaxKeywordWindow bounds the window of a keyword search that has no
+	// source, traceId or metadata filter to narrow it (0 = no bound).
+	MaxKeywordWindow time.Duration
+	MaxMetaFilters   int
+	MaxBuckets       int
 }
 
 // DefaultLimits are the documented defaults.
 func DefaultLimits() Limits {
-	return Limits{DefaultPageSize: 20, MaxPageSize: 1000, CountLimit: 10000, DefaultTop: 10, MaxTop: 1000, MaxListItems: 100, MaxKeyword: 1024, MaxOffset: 100000}
+	return Limits{DefaultPageSize: 20, MaxPageSize: 1000, CountLimit: 10000, DefaultTop: 10, MaxTop: 1000, MaxListItems: 100, MaxKeyword: 1024, MaxOffset: 100000,
+		MaxKeywordWindow: 24 * time.Hour, MaxMetaFilters: 10, MaxBuckets: 1000}
 }
 
 // ParamError is a bad query parameter; it becomes a 400 naming it, or a
@@ -54,6 +60,7 @@ type rawSearch struct {
 	Keyword, TraceID   string
 	Page, Size         string
 	Cursor, Sort       string
+	Meta               map[string]string // meta.<key>=<value>
 }
 
 // now is rounded up to the next whole second, so that a default window,
@@ -196,7 +203,113 @@ func parseSearch(r rawSearch, now time.Time, lim Limits) (filter.Search, error) 
 		q.After = &cur
 		q.Page = 0
 	}
+	if len(r.Meta) > lim.MaxMetaFilters {
+		return q, paramErr("meta", "has %d filters, more than %d", len(r.Meta), lim.MaxMetaFilters)
+	}
+	for k, v := range r.Meta {
+		if k == "" {
+			return q, paramErr("meta.", "needs a key, as in meta.userId=42")
+		}
+		q.Meta = append(q.Meta, filter.MetaMatch{Key: k, Value: v})
+	}
+	slices.SortFunc(q.Meta, func(a, b filter.MetaMatch) int { return strings.Compare(a.Key, b.Key) })
 	q.CountLimit = lim.CountLimit
+	// A keyword alone scans every log of the window; refuse a window too
+	// long to answer in time, and say how to narrow it.
+	narrowed := len(q.Sources) > 0 || q.TraceID != "" || len(q.Meta) > 0
+	if q.Keyword != "" && !narrowed && lim.MaxKeywordWindow > 0 && q.End.Sub(q.Start) > lim.MaxKeywordWindow {
+		return q, &ParamError{Param: "keyword", TooExpensive: true, Problem: fmt.Sprintf(
+			"a keyword search over %s without a source, traceId or meta.<key> filter exceeds the limit of %s; "+
+				"narrow startTime/endTime or add one of those filters", q.End.Sub(q.Start), lim.MaxKeywordWindow)}
+	}
+	return q, nil
+}
+
+// MetaParams collects the meta.<key>=<value> query parameters.
+func MetaParams(values map[string][]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range values {
+		if key, ok := strings.CutPrefix(k, "meta."); ok && len(v) > 0 {
+			out[key] = v[len(v)-1]
+		}
+	}
+	return out
+}
+
+// niceIntervals are the bucket widths chosen automatically.
+func niceIntervals() []time.Duration {
+	return []time.Duration{time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second,
+		time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+		time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
+}
+
+// autoBuckets is how many buckets an automatic interval aims at, at most.
+const autoBuckets = 120
+
+// ParseInterval reads a bucket width: a Go duration (30s, 5m, 1h) or days (1d, 7d).
+func ParseInterval(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("bad day count %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+// formatInterval writes an interval as the API shows it (1m, 1h, 1d).
+func formatInterval(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	case d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	case d%time.Minute == 0:
+		return strconv.Itoa(int(d/time.Minute)) + "m"
+	case d%time.Second == 0:
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	}
+	return d.String()
+}
+
+// parseHistogram reads a histogram request: the stats parameters plus an
+// interval, chosen when missing so the window has at most autoBuckets.
+func parseHistogram(startS, endS, levels, sources, interval string, now time.Time, lim Limits) (filter.Histogram, error) {
+	var q filter.Histogram
+	var err error
+	if q.Start, q.End, err = window(startS, endS, now, 24*time.Hour); err != nil {
+		return q, err
+	}
+	if q.Levels, err = parseLevels(levels, lim); err != nil {
+		return q, err
+	}
+	if q.Sources, err = parseSources(sources, lim); err != nil {
+		return q, err
+	}
+	span := q.End.Sub(q.Start)
+	if interval == "" {
+		ladder := niceIntervals()
+		q.Interval = ladder[len(ladder)-1]
+		for _, iv := range ladder {
+			if span/iv < autoBuckets {
+				q.Interval = iv
+				break
+			}
+		}
+		return q, nil
+	}
+	if q.Interval, err = ParseInterval(interval); err != nil || q.Interval < time.Second || q.Interval%time.Second != 0 {
+		return q, paramErr("interval", "must be a whole number of seconds at least 1s, such as 30s, 1m, 1h or 1d; not %q", interval)
+	}
+	if n := span/q.Interval + 1; int(n) > lim.MaxBuckets {
+		return q, paramErr("interval", "%s over %s makes %d buckets, more than %d; choose a longer interval", formatInterval(q.Interval), span, n, lim.MaxBuckets)
+	}
 	return q, nil
 }
 

@@ -27,6 +27,7 @@ import (
 type Store interface {
 	Search(ctx context.Context, q filter.Search) (filter.Page, error)
 	Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, error)
+	Histogram(ctx context.Context, q filter.Histogram) (filter.HistogramResult, error)
 }
 
 // Cache holds encoded answers. Get and Set never fail: a problem is a miss.
@@ -34,6 +35,9 @@ type Cache interface {
 	Key(kind string, parts ...string) string
 	Get(ctx context.Context, tier, key string) ([]byte, bool)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration)
+	// Epochs fingerprints the invalidation epochs of the hours of a window;
+	// ok is false when the cache cannot tell.
+	Epochs(ctx context.Context, from, to time.Time) (fingerprint string, ok bool)
 }
 
 // Cache statuses, sent in the X-Cache header.
@@ -46,13 +50,24 @@ const (
 // ErrUnavailable means PostgreSQL cannot answer and nothing is cached.
 var ErrUnavailable = errors.New("the log store is unavailable")
 
+// ErrBusy means too many queries run at once; the client should retry.
+var ErrBusy = errors.New("too many queries at once")
+
 // ErrRefused means PostgreSQL refused this query (for example it ran past
 // the statement timeout) while it is otherwise healthy.
 var ErrRefused = errors.New("the log store refused the query")
 
 // ServiceConfig shapes the query service.
 type ServiceConfig struct {
-	CacheTTL time.Duration
+	// CacheTTL is the life of an answer for a window touching the last
+	// HotWindow: bounded staleness, as the CQRS design accepts.
+	CacheTTL  time.Duration
+	HotWindow time.Duration
+	// ClosedTTL (searches) and AggregateTTL (stats, histograms) are the
+	// lives of answers for windows entirely in the past. Their keys carry
+	// the windows' invalidation epochs, so they are exact however long.
+	ClosedTTL    time.Duration
+	AggregateTTL time.Duration
 	// StaleTTL is how long the last good answer is kept to serve, marked
 	// STALE, while PostgreSQL is down.
 	StaleTTL     time.Duration
@@ -61,16 +76,22 @@ type ServiceConfig struct {
 	// IsQueryError tells an error of one query (a timeout, a bad value)
 	// from the store being down; only the latter counts against the breaker.
 	IsQueryError func(error) bool
+	// MaxConcurrent bounds the database queries running at once; a query
+	// waits at most MaxWait for a place, then gets ErrBusy.
+	MaxConcurrent int
+	MaxWait       time.Duration
 }
 
 // Service answers queries: cache first, then PostgreSQL behind a breaker.
 type Service struct {
-	cfg     ServiceConfig
-	store   Store
-	cache   Cache
-	breaker *resilience.Breaker
-	flight  singleflight.Group
-	logger  *slog.Logger
+	cfg      ServiceConfig
+	store    Store
+	cache    Cache
+	breaker  *resilience.Breaker
+	bulkhead *resilience.Bulkhead
+	flight   singleflight.Group
+	logger   *slog.Logger
+	now      func() time.Time
 }
 
 // NewService builds the service.
@@ -78,14 +99,27 @@ func NewService(cfg ServiceConfig, store Store, cache Cache, logger *slog.Logger
 	if cfg.StaleTTL <= 0 {
 		cfg.StaleTTL = 24 * time.Hour
 	}
+	if cfg.HotWindow <= 0 {
+		cfg.HotWindow = 15 * time.Minute
+	}
+	if cfg.ClosedTTL <= 0 {
+		cfg.ClosedTTL = 5 * time.Minute
+	}
+	if cfg.AggregateTTL <= 0 {
+		cfg.AggregateTTL = time.Hour
+	}
 	if cfg.IsQueryError == nil {
 		cfg.IsQueryError = func(error) bool { return false }
 	}
 	// A query the client abandoned, or one PostgreSQL refused, says nothing
 	// about PostgreSQL's health.
 	dbDown := func(err error) bool { return !errors.Is(err, context.Canceled) && !cfg.IsQueryError(err) }
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 16
+	}
 	return &Service{
 		cfg: cfg, store: store, cache: cache, logger: logger,
+		bulkhead: resilience.NewBulkhead(cfg.MaxConcurrent, cfg.MaxWait), now: time.Now,
 		breaker: resilience.NewBreaker("postgres", cfg.Breaker, dbDown, logger, metrics.NewBreaker(reg)),
 	}
 }
@@ -95,7 +129,7 @@ func (s *Service) BreakerState() string { return s.breaker.State() }
 
 // Search answers a search with its encoded JSON page and the cache status.
 func (s *Service) Search(ctx context.Context, q filter.Search) ([]byte, string, error) {
-	return s.cached(ctx, "search", searchKey(q), func(ctx context.Context) ([]byte, error) {
+	return s.cached(ctx, "search", q.Start, q.End, searchKey(q), func(ctx context.Context) ([]byte, error) {
 		page, err := s.store.Search(ctx, q)
 		if err != nil {
 			return nil, err
@@ -106,7 +140,7 @@ func (s *Service) Search(ctx context.Context, q filter.Search) ([]byte, string, 
 
 // Stats answers a statistics request with its encoded JSON body.
 func (s *Service) Stats(ctx context.Context, q filter.Stats) ([]byte, string, error) {
-	return s.cached(ctx, "stats", statsKey(q), func(ctx context.Context) ([]byte, error) {
+	return s.cached(ctx, "stats", q.Start, q.End, statsKey(q), func(ctx context.Context) ([]byte, error) {
 		res, err := s.store.Stats(ctx, q)
 		if err != nil {
 			return nil, err
@@ -115,11 +149,34 @@ func (s *Service) Stats(ctx context.Context, q filter.Stats) ([]byte, string, er
 	})
 }
 
+// Histogram answers a histogram request with its encoded JSON body.
+func (s *Service) Histogram(ctx context.Context, q filter.Histogram) ([]byte, string, error) {
+	return s.cached(ctx, "histogram", q.Start, q.End, histogramKey(q), func(ctx context.Context) ([]byte, error) {
+		res, err := s.store.Histogram(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		return encodeHistogram(q, res)
+	})
+}
+
 // cached is cache-aside with one database query per key at a time and the
 // last good answer as a fallback while the database is down.
-func (s *Service) cached(ctx context.Context, kind string, parts []string, load func(context.Context) ([]byte, error)) ([]byte, string, error) {
+func (s *Service) cached(ctx context.Context, kind string, start, end time.Time, parts []string, load func(context.Context) ([]byte, error)) ([]byte, string, error) {
+	// The last good answer, for outages, is kept under the plain key.
+	staleKey := s.cache.Key(kind, parts...) + ":stale"
+	tier, ttl := "hot", s.cfg.CacheTTL
+	if end.Before(s.now().Add(-s.cfg.HotWindow)) && end.Sub(start) <= maxEpochWindow {
+		if fp, ok := s.cache.Epochs(ctx, start, end); ok {
+			tier, ttl = "closed", s.cfg.ClosedTTL
+			if kind != "search" {
+				ttl = s.cfg.AggregateTTL
+			}
+			parts = append(parts, "epochs:"+fp)
+		}
+	}
 	key := s.cache.Key(kind, parts...)
-	if body, ok := s.cache.Get(ctx, kind, key); ok {
+	if body, ok := s.cache.Get(ctx, tier, key); ok {
 		return body, CacheHit, nil
 	}
 	v, err, _ := s.flight.Do(key, func() (any, error) {
@@ -127,16 +184,18 @@ func (s *Service) cached(ctx context.Context, kind string, parts []string, load 
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.QueryTimeout)
 		defer cancel()
 		var body []byte
-		err := s.breaker.Run(qctx, func(ctx context.Context) error {
-			var err error
-			body, err = load(ctx)
-			return err
+		err := s.bulkhead.Run(qctx, func(ctx context.Context) error {
+			return s.breaker.Run(ctx, func(ctx context.Context) error {
+				var err error
+				body, err = load(ctx)
+				return err
+			})
 		})
 		if err != nil {
 			return nil, err
 		}
-		s.cache.Set(qctx, key, body, s.cfg.CacheTTL)
-		s.cache.Set(qctx, key+":stale", body, s.cfg.StaleTTL)
+		s.cache.Set(qctx, key, body, ttl)
+		s.cache.Set(qctx, staleKey, body, s.cfg.StaleTTL)
 		return body, nil
 	})
 	if err == nil {
@@ -145,16 +204,23 @@ func (s *Service) cached(ctx context.Context, kind string, parts []string, load 
 	if ctx.Err() != nil {
 		return nil, "", ctx.Err()
 	}
+	if errors.Is(err, resilience.ErrFull) {
+		return nil, "", ErrBusy
+	}
 	if s.cfg.IsQueryError(err) {
 		return nil, "", fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	if body, ok := s.cache.Get(ctx, "stale", key+":stale"); ok {
+	if body, ok := s.cache.Get(ctx, "stale", staleKey); ok {
 		s.logger.Warn("serving a stale answer; the store failed", "kind", kind, "err", err)
 		return body, CacheStale, nil
 	}
 	s.logger.Warn("query failed", "kind", kind, "err", err)
 	return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
+
+// maxEpochWindow bounds the hours whose epochs one key carries (one
+// client-side cached GET each); longer windows use the hot tier's TTL.
+const maxEpochWindow = 31 * 24 * time.Hour
 
 func timeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
@@ -170,8 +236,24 @@ func searchKey(q filter.Search) []string {
 	return []string{
 		timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"),
 		strings.ToLower(q.Keyword), q.TraceID, strconv.Itoa(q.Page), strconv.Itoa(q.Size),
-		cursor, strconv.FormatBool(q.Asc), strconv.Itoa(q.CountLimit),
+		cursor, strconv.FormatBool(q.Asc), strconv.Itoa(q.CountLimit), metaKey(q.Meta),
 	}
+}
+
+func metaKey(m []filter.MetaMatch) string {
+	var b strings.Builder
+	for _, mm := range m {
+		b.WriteString(strconv.Quote(mm.Key) + "=" + strconv.Quote(mm.Value) + ";")
+	}
+	return b.String()
+}
+
+func histogramKey(q filter.Histogram) []string {
+	levels := make([]string, len(q.Levels))
+	for i, l := range q.Levels {
+		levels[i] = string(l)
+	}
+	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"), q.Interval.String()}
 }
 
 func statsKey(q filter.Stats) []string {
@@ -262,4 +344,23 @@ func encodeStats(q filter.Stats, r filter.StatsResult) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, `},"totalCount":%d,"startTime":%q,"endTime":%q}`, r.Total, timeKey(q.Start), timeKey(q.End))
 	return b.Bytes(), nil
+}
+
+type bucketJSON struct {
+	Time   string                `json:"time"`
+	Counts map[event.Level]int64 `json:"counts"`
+	Total  int64                 `json:"total"`
+}
+
+func encodeHistogram(q filter.Histogram, r filter.HistogramResult) ([]byte, error) {
+	out := struct {
+		Interval  string       `json:"interval"`
+		StartTime string       `json:"startTime"`
+		EndTime   string       `json:"endTime"`
+		Buckets   []bucketJSON `json:"buckets"`
+	}{Interval: formatInterval(q.Interval), StartTime: timeKey(q.Start), EndTime: timeKey(q.End), Buckets: make([]bucketJSON, len(r.Buckets))}
+	for i, b := range r.Buckets {
+		out.Buckets[i] = bucketJSON{Time: timeKey(b.Time), Counts: b.Counts, Total: b.Total}
+	}
+	return json.Marshal(out)
 }

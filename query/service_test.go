@@ -68,7 +68,7 @@ func sampleEvents(base time.Time, n int) []event.Event {
 
 func serviceConfig(ttl time.Duration) query.ServiceConfig {
 	return query.ServiceConfig{
-		CacheTTL: ttl, QueryTimeout: 5 * time.Second, IsQueryError: store.IsQueryError,
+		CacheTTL: ttl, ClosedTTL: ttl, AggregateTTL: ttl, QueryTimeout: 5 * time.Second, IsQueryError: store.IsQueryError,
 		Breaker: resilience.BreakerConfig{Failures: 3, Delay: 200 * time.Millisecond},
 	}
 }
@@ -181,5 +181,32 @@ func TestConcurrentIdenticalMissesMakeOneQuery(t *testing.T) {
 		} else if r != first {
 			t.Errorf("callers got different answers")
 		}
+	}
+}
+
+func TestTooManyConcurrentQueriesAreRefused(t *testing.T) {
+	s, _ := openBehindProxy(t)
+	cs := &countingStore{Store: s, release: make(chan struct{})}
+	cfg := serviceConfig(time.Minute)
+	cfg.MaxConcurrent, cfg.MaxWait = 1, 0
+	svc := query.NewService(cfg, cs, newCache(t), discard, prometheus.NewRegistry())
+	base := time.Now().UTC().Add(-time.Hour)
+	busy := filter.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := svc.Search(context.Background(), busy)
+		done <- err
+	}()
+	for cs.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	other := busy
+	other.Size = 11
+	if _, _, err := svc.Search(context.Background(), other); !errors.Is(err, query.ErrBusy) {
+		t.Errorf("second query while the only place is taken: %v, want ErrBusy", err)
+	}
+	close(cs.release)
+	if err := <-done; err != nil {
+		t.Errorf("first query: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/bulkhead"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/logengine/logengine/metrics"
@@ -97,4 +98,24 @@ func Retry(ctx context.Context, cfg RetryConfig, retryable func(error) bool, onR
 		b = b.OnRetry(func(e failsafe.ExecutionEvent[any]) { onRetry(e.Attempts(), e.LastError()) })
 	}
 	return failsafe.With[any](b.Build()).WithContext(ctx).Run(func() error { return fn(ctx) })
+}
+
+// ErrFull is returned, wrapped, by calls refused by a full bulkhead.
+var ErrFull = bulkhead.ErrFull
+
+// Bulkhead bounds how many calls run at once; a call waits at most its
+// wait time for a place, then is refused, so overload is pushed back to
+// clients instead of queueing without end.
+type Bulkhead struct {
+	bh bulkhead.Bulkhead[any]
+}
+
+// NewBulkhead lets max calls run at once, each waiting at most wait.
+func NewBulkhead(max int, wait time.Duration) *Bulkhead {
+	return &Bulkhead{bh: bulkhead.NewBuilder[any](uint(max)).WithMaxWaitTime(wait).Build()}
+}
+
+// Run calls fn when a place is free.
+func (b *Bulkhead) Run(ctx context.Context, fn func(ctx context.Context) error) error {
+	return failsafe.With[any](b.bh).WithContext(ctx).Run(func() error { return fn(ctx) })
 }

@@ -11,7 +11,10 @@ type metrics struct {
 	rowsWritten   prometheus.Counter
 	writeDuration prometheus.Histogram
 	queryDuration *prometheus.HistogramVec
-	all           []prometheus.Collector
+	// maintenance
+	partitionsDropped prometheus.Counter
+	partitionsIndexed prometheus.Counter
+	all               []prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*metrics, error) {
@@ -27,11 +30,21 @@ func newMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*metrics, error)
 		}),
 		queryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "store_query_duration_seconds",
-			Help:    "Time of one read query, by kind (search, count, stats).",
+			Help:    "Time of one read query, by kind (search, count, stats, histogram).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15), // 1ms .. ~16s
 		}, []string{"kind"}),
+		partitionsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "store_partitions_dropped_total",
+			Help: "Partitions dropped by retention.",
+		}),
+		partitionsIndexed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "store_partition_indexes_built_total",
+			Help: "Keyword and metadata indexes built on closed partitions.",
+		}),
 	}
 	m.all = []prometheus.Collector{
+		m.partitionsDropped,
+		m.partitionsIndexed,
 		m.rowsWritten,
 		m.writeDuration,
 		m.queryDuration,

@@ -12,18 +12,22 @@ import (
 // consumers seeing the first event of a new day at once).
 const partitionLockKey int64 = 0x6c6f67_0002 // "log" + 2
 
-// dayOf is the start (00:00 UTC) of t's day.
-func dayOf(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+// periodOf is the start of the partition period holding t. Periods divide
+// a UTC day, so they start at UTC midnight and every period after it.
+func (s *Store) periodOf(t time.Time) time.Time {
+	return t.UTC().Truncate(s.period)
 }
 
-// partitionName is the name of the partition holding day d.
-func partitionName(d time.Time) string {
-	return fmt.Sprintf("logs_p%04d%02d%02d", d.Year(), int(d.Month()), d.Day())
+// partitionName is the name of the partition starting at d:
+// logs_pYYYYMMDD for daily partitions, logs_pYYYYMMDDHH for shorter ones.
+func (s *Store) partitionName(d time.Time) string {
+	if s.period >= 24*time.Hour {
+		return fmt.Sprintf("logs_p%04d%02d%02d", d.Year(), int(d.Month()), d.Day())
+	}
+	return fmt.Sprintf("logs_p%04d%02d%02d%02d", d.Year(), int(d.Month()), d.Day(), d.Hour())
 }
 
-// EnsurePartitions creates every daily partition overlapping [from, to]
+// EnsurePartitions creates every partition overlapping [from, to]
 // that does not exist yet. Partitions this Store already knows of cost no
 // SQL, so calling it on the hot path is cheap.
 func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error {
@@ -31,24 +35,30 @@ func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error 
 		from, to = to, from
 	}
 	var days []time.Time
-	for d := dayOf(from); !d.After(to); d = d.AddDate(0, 0, 1) {
+	for d := s.periodOf(from); !d.After(to); d = d.Add(s.period) {
 		days = append(days, d)
 	}
-	return s.ensureDays(ctx, days)
+	return s.ensureDays(ctx, s.pool, days)
 }
 
-// ensureDays creates the partitions of days (each a dayOf) not known to
-// exist.
-func (s *Store) ensureDays(ctx context.Context, days []time.Time) error {
+// beginner is a pool or a single connection: maintenance creates and drops
+// partitions on the connection holding its lock, so it needs no second one.
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// ensureDays creates the partitions of periods (each a periodOf) not
+// known to exist.
+func (s *Store) ensureDays(ctx context.Context, db beginner, days []time.Time) error {
 	for _, d := range days {
-		name := partitionName(d)
+		name := s.partitionName(d)
 		s.mu.Lock()
 		_, ok := s.partitions[name]
 		s.mu.Unlock()
 		if ok {
 			continue
 		}
-		if err := s.createPartition(ctx, name, d); err != nil {
+		if err := s.createPartition(ctx, db, name, d); err != nil {
 			return fmt.Errorf("store: create partition %s: %w", name, err)
 		}
 		s.mu.Lock()
@@ -62,10 +72,10 @@ func (s *Store) ensureDays(ctx context.Context, days []time.Time) error {
 // other processes wait on the advisory lock, then see the table and skip;
 // 42P07 (duplicate_table) would only come from a creator not taking the
 // lock, and means the same: the partition is there.
-func (s *Store) createPartition(ctx context.Context, name string, d time.Time) error {
+func (s *Store) createPartition(ctx context.Context, db beginner, name string, d time.Time) error {
 	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF logs FOR VALUES FROM ('%s') TO ('%s')",
-		pgx.Identifier{name}.Sanitize(), d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		pgx.Identifier{name}.Sanitize(), d.Format(time.RFC3339), d.Add(s.period).Format(time.RFC3339))
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {
 			return err
 		}
@@ -108,6 +118,6 @@ func (s *Store) forgetDays(days []time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range days {
-		delete(s.partitions, partitionName(d))
+		delete(s.partitions, s.partitionName(d))
 	}
 }

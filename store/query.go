@@ -124,6 +124,12 @@ func (s *Store) Search(ctx context.Context, q filter.Search) (filter.Page, error
 	if q.TraceID != "" {
 		w.add("trace_id = ?", q.TraceID)
 	}
+	for _, m := range q.Meta {
+		addMeta(&w, m)
+	}
+	// Without a keyword, trace or metadata filter the rollups give the
+	// exact total at once, however many rows match.
+	exactFromRollups := q.Keyword == "" && q.TraceID == "" && len(q.Meta) == 0 && !q.Start.IsZero() && !q.End.IsZero()
 
 	// The count ignores the cursor: it is the size of the whole result.
 	// LIMIT and OFFSET are parameters too, so that every page shares one
@@ -152,13 +158,21 @@ func (s *Store) Search(ctx context.Context, q filter.Search) (filter.Page, error
 	var page filter.Page
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		start := time.Now()
-		if err := tx.QueryRow(ctx, countSQL, countArgs...).Scan(&page.Total); err != nil {
-			return fmt.Errorf("count: %w", err)
+		if exactFromRollups {
+			total, err := s.total(ctx, tx, q.Start, q.End, q.Levels, q.Sources)
+			if err != nil {
+				return fmt.Errorf("count: %w", err)
+			}
+			page.Total = total
+		} else {
+			if err := tx.QueryRow(ctx, countSQL, countArgs...).Scan(&page.Total); err != nil {
+				return fmt.Errorf("count: %w", err)
+			}
+			if page.Total > int64(countLimit) {
+				page.Total, page.TotalIsEstimate = int64(countLimit), true
+			}
 		}
 		s.observe("count", start)
-		if page.Total > int64(countLimit) {
-			page.Total, page.TotalIsEstimate = int64(countLimit), true
-		}
 
 		start = time.Now()
 		rows, err := tx.Query(ctx, pageSQL, w.args...)
@@ -219,46 +233,41 @@ func (s *Store) Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, 
 	if top <= 0 {
 		top = defaultTop
 	}
-	var w where
-	if err := w.window(q.Start, q.End, q.Levels, q.Sources); err != nil {
+	sql, args, err := counting{start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources, groupBy: "level, source"}.sql()
+	if err != nil {
 		return filter.StatsResult{}, err
 	}
-	// One scan, two groupings: rows with grouping(level) = 0 are per-level
-	// counts, the others per-source counts.
-	sql := "SELECT grouping(level) = 0, level, source, count(*) FROM logs" + w.String() +
-		" GROUP BY GROUPING SETS ((level), (source))"
-
 	res := filter.StatsResult{ByLevel: make(map[event.Level]int64)}
-	var sources []filter.SourceCount
-	err := s.read(ctx, func(tx pgx.Tx) error {
+	bySource := map[string]int64{}
+	err = s.read(ctx, func(tx pgx.Tx) error {
 		defer s.observe("stats", time.Now())
-		rows, err := tx.Query(ctx, sql, w.args...)
+		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
 		}
 		var (
-			byLevel bool
-			code    *int16
-			source  *string
-			n       int64
+			code   int16
+			source string
+			n      int64
 		)
-		_, err = pgx.ForEachRow(rows, []any{&byLevel, &code, &source, &n}, func() error {
-			if !byLevel {
-				sources = append(sources, filter.SourceCount{Source: *source, Count: n})
-				return nil
-			}
-			l, err := event.LevelFromCode(*code)
+		_, err = pgx.ForEachRow(rows, []any{&code, &source, &n}, func() error {
+			l, err := event.LevelFromCode(code)
 			if err != nil {
 				return err
 			}
-			res.ByLevel[l] = n
+			res.ByLevel[l] += n
 			res.Total += n
+			bySource[source] += n
 			return nil
 		})
 		return err
 	})
 	if err != nil {
 		return filter.StatsResult{}, fmt.Errorf("store: stats: %w", err)
+	}
+	sources := make([]filter.SourceCount, 0, len(bySource))
+	for src, n := range bySource {
+		sources = append(sources, filter.SourceCount{Source: src, Count: n})
 	}
 	slices.SortFunc(sources, func(a, b filter.SourceCount) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Source, b.Source))
@@ -268,4 +277,24 @@ func (s *Store) Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, 
 		res.TopSources = []filter.SourceCount{}
 	}
 	return res, nil
+}
+
+// addMeta adds a metadata match as jsonb containment, which the GIN index
+// (jsonb_path_ops) of closed partitions answers. A value that reads as a
+// JSON number or boolean also matches that type: ?status=500 finds both
+// {"status":500} and {"status":"500"}.
+func addMeta(w *where, m filter.MetaMatch) {
+	asString, _ := json.Marshal(map[string]string{m.Key: m.Value})
+	var typed any
+	if err := json.Unmarshal([]byte(m.Value), &typed); err == nil {
+		switch typed.(type) {
+		case float64, bool:
+			asTyped, _ := json.Marshal(map[string]json.RawMessage{m.Key: json.RawMessage(m.Value)})
+			w.args = append(w.args, string(asString), string(asTyped))
+			n := len(w.args)
+			w.conds = append(w.conds, fmt.Sprintf("(metadata @> $%d::jsonb OR metadata @> $%d::jsonb)", n-1, n))
+			return
+		}
+	}
+	w.add("metadata @> ?::jsonb", string(asString))
 }

@@ -216,6 +216,20 @@ func TestSearchCursorPaging(t *testing.T) {
 func TestSearchTotal(t *testing.T) {
 	t.Parallel()
 	s, _ := pagingFixture(t, 25)
+	// Without a keyword, trace or metadata filter the total comes from the
+	// rollups: exact whatever the count limit.
+	for _, limit := range []int{0, 10, 25} {
+		q := searchAll(t0, t0.Add(time.Hour), 5)
+		q.CountLimit = limit
+		page, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != 25 || page.TotalIsEstimate {
+			t.Errorf("rollup total with CountLimit %d: %d estimate %v, want 25 exact", limit, page.Total, page.TotalIsEstimate)
+		}
+	}
+	// With a keyword the rows are counted, at most CountLimit of them.
 	for _, tc := range []struct {
 		limit    int
 		total    int64
@@ -230,6 +244,7 @@ func TestSearchTotal(t *testing.T) {
 	} {
 		q := searchAll(t0, t0.Add(time.Hour), 5)
 		q.CountLimit = tc.limit
+		q.Keyword = "event"
 		page, err := s.Search(context.Background(), q)
 		if err != nil {
 			t.Fatal(err)

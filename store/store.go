@@ -30,6 +30,9 @@ type Config struct {
 	// setting; it is not applied to a zero value, so that a configured 0
 	// really disables the timeout.
 	StatementTimeout time.Duration
+	// PartitionPeriod is the time range of one partition: 24h (the
+	// default) or a whole number of hours dividing a day.
+	PartitionPeriod time.Duration
 }
 
 // DefaultStatementTimeout is the recommended Config.StatementTimeout.
@@ -50,6 +53,7 @@ type Store struct {
 	m       *metrics
 	target  string // host:port/db, for messages; never the password
 	timeout time.Duration
+	period  time.Duration // of one partition
 
 	mu         sync.Mutex
 	partitions map[string]struct{} // partitions known to exist
@@ -69,6 +73,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		cfg.MaxConns = defaultMaxConns
 	}
 	cfg.StatementTimeout = max(cfg.StatementTimeout, 0)
+	if cfg.PartitionPeriod == 0 {
+		cfg.PartitionPeriod = 24 * time.Hour
+	}
+	if err := ValidPartitionPeriod(cfg.PartitionPeriod); err != nil {
+		return nil, err
+	}
 
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
@@ -102,6 +112,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		reg:        reg,
 		target:     target,
 		timeout:    cfg.StatementTimeout,
+		period:     cfg.PartitionPeriod,
 		partitions: make(map[string]struct{}),
 	}
 	if s.m, err = newMetrics(reg, pool); err != nil {
@@ -120,11 +131,22 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.Migrate(ctx); err != nil {
 		return err
 	}
+	if err := s.checkPeriod(ctx); err != nil {
+		return err
+	}
 	if err := s.loadPartitions(ctx); err != nil {
 		return err
 	}
-	today := time.Now().UTC()
-	return s.EnsurePartitions(ctx, today.AddDate(0, 0, -1), today.AddDate(0, 0, 1))
+	now := time.Now().UTC()
+	return s.EnsurePartitions(ctx, now.Add(-s.period), now.Add(s.period))
+}
+
+// ValidPartitionPeriod accepts 24h and the whole hours dividing a day.
+func ValidPartitionPeriod(d time.Duration) error {
+	if d <= 0 || d%time.Hour != 0 || (24*time.Hour)%d != 0 {
+		return fmt.Errorf("partition period %s must be 24h or a whole number of hours dividing a day (1h, 2h, 3h, 4h, 6h, 8h, 12h)", d)
+	}
+	return nil
 }
 
 // Ping checks that PostgreSQL answers.

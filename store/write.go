@@ -24,10 +24,24 @@ const (
 	createIncoming = `CREATE TEMP TABLE IF NOT EXISTS logs_incoming (LIKE logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`
 	// Duplicates, whether already stored or repeated within the batch,
 	// are dropped: DO NOTHING (unlike DO UPDATE) may meet the same key
-	// twice in one statement.
-	insertIncoming = `INSERT INTO logs (ts, id, level, source, message, metadata, trace_id)
+	// twice in one statement. The rollups count what RETURNING reports, the
+	// rows this statement really inserted, so redelivery adds nothing. Rows
+	// are upserted in key order so that two writers lock them in one order.
+	insertIncoming = `WITH ins AS (
+		INSERT INTO logs (ts, id, level, source, message, metadata, trace_id)
 		SELECT ts, id, level, source, message, metadata, trace_id FROM logs_incoming
-		ON CONFLICT DO NOTHING`
+		ON CONFLICT DO NOTHING
+		RETURNING ts, level, source
+	), by_minute AS (
+		INSERT INTO log_rollup_minute (bucket, level, source, count)
+		SELECT date_trunc('minute', ts, 'UTC'), level, source, count(*) FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+		ON CONFLICT (bucket, level, source) DO UPDATE SET count = log_rollup_minute.count + EXCLUDED.count
+	), by_hour AS (
+		INSERT INTO log_rollup_hour (bucket, level, source, count)
+		SELECT date_trunc('hour', ts, 'UTC'), level, source, count(*) FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+		ON CONFLICT (bucket, level, source) DO UPDATE SET count = log_rollup_hour.count + EXCLUDED.count
+	)
+	SELECT count(*) FROM ins`
 )
 
 // WriteBatch stores events and returns how many rows were inserted.
@@ -47,15 +61,15 @@ func (s *Store) WriteBatch(ctx context.Context, events []event.Event) (inserted 
 			return 0, &DataError{Reason: fmt.Sprintf("event %s: unknown level %q", events[i].ID, events[i].Level)}
 		}
 	}
-	days := distinctDays(events)
-	if err := s.ensureDays(ctx, days); err != nil {
+	days := s.distinctPeriods(events)
+	if err := s.ensureDays(ctx, s.pool, days); err != nil {
 		return 0, err
 	}
 	inserted, err = s.insert(ctx, events)
 	if isNoPartition(err) {
 		// Our cache said the partition existed, but it was dropped since.
 		s.forgetDays(days)
-		if err = s.ensureDays(ctx, days); err == nil {
+		if err = s.ensureDays(ctx, s.pool, days); err == nil {
 			inserted, err = s.insert(ctx, events)
 		}
 	}
@@ -78,21 +92,19 @@ func (s *Store) insert(ctx context.Context, events []event.Event) (int64, error)
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"logs_incoming"}, copyColumns, newEventRows(events)); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, insertIncoming)
-		n = tag.RowsAffected()
-		return err
+		return tx.QueryRow(ctx, insertIncoming).Scan(&n)
 	})
 	return n, err
 }
 
-// distinctDays lists the days the events fall on, each once. Only those
-// days get partitions: an event from 1990 and one from today make two, not
-// the thousands in between.
-func distinctDays(events []event.Event) []time.Time {
+// distinctPeriods lists the partition periods the events fall in, each
+// once. Only those get partitions: an event from 1990 and one from today
+// make two, not the thousands in between.
+func (s *Store) distinctPeriods(events []event.Event) []time.Time {
 	var days []time.Time
 	seen := make(map[time.Time]struct{}, 2)
 	for i := range events {
-		d := dayOf(events[i].Timestamp)
+		d := s.periodOf(events[i].Timestamp)
 		if _, ok := seen[d]; !ok {
 			seen[d] = struct{}{}
 			days = append(days, d)

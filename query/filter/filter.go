@@ -26,6 +26,8 @@ type Search struct {
 	// literally (no wildcards).
 	Keyword string
 	TraceID string
+	// Meta keeps logs whose metadata has each key with its value.
+	Meta []MetaMatch
 	// Offset paging; ignored when After is set.
 	Page, Size int
 	After      *Cursor
@@ -63,4 +65,32 @@ type StatsResult struct {
 	ByLevel    map[event.Level]int64
 	TopSources []SourceCount // highest count first
 	Total      int64
+}
+
+// MetaMatch is a metadata filter: the key's value equals Value (compared as
+// a string, and also as a JSON number or boolean when Value reads as one).
+type MetaMatch struct {
+	Key, Value string
+}
+
+// Histogram asks for counts per time bucket and level.
+type Histogram struct {
+	Start, End time.Time
+	Levels     []event.Level
+	Sources    []string
+	// Interval is the bucket width; buckets are aligned to the Unix epoch.
+	Interval time.Duration
+}
+
+// Bucket is one interval of a histogram.
+type Bucket struct {
+	Time   time.Time
+	Counts map[event.Level]int64
+	Total  int64
+}
+
+// HistogramResult lists every bucket overlapping the window, in time
+// order, empty ones included.
+type HistogramResult struct {
+	Buckets []Bucket
 }

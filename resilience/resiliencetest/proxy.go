@@ -15,10 +15,11 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cut     bool
+	stalled bool
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 // NewProxy listens on a free loopback port; it closes at the test's end.
@@ -48,11 +49,29 @@ func (p *Proxy) Cut() {
 	}
 }
 
+// Stall drops every connection and then accepts new ones without ever
+// forwarding a byte: a dependency that hangs instead of refusing.
+func (p *Proxy) Stall() {
+	p.Cut()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut, p.stalled = false, true
+}
+
 // Restore lets connections through again.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut = false
+	p.cut, p.stalled = false, false
+	for c := range p.conns { // stalled connections never recover: drop them
+		c.Close()
+	}
+}
+
+func (p *Proxy) isStalled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stalled
 }
 
 func (p *Proxy) close() {
@@ -87,6 +106,9 @@ func (p *Proxy) accept() {
 		if !p.track(client) {
 			client.Close()
 			continue
+		}
+		if p.isStalled() {
+			continue // held open, never answered, closed by Restore or close
 		}
 		server, err := net.Dial("tcp", p.target)
 		if err != nil || !p.track(server) {
