@@ -54,7 +54,7 @@ func (l *lockedBuffer) String() string {
 // pipeline is logengine running in this process with every role, its own
 // database, its own cache prefix and ephemeral ports.
 type pipeline struct {
-	t                           *testing.T
+	t                           testing.TB
 	app                         *app.App
 	cfg                         configs.Config
 	producer, consumer, gateway string // base URLs
@@ -67,7 +67,7 @@ func randomHex(n int) string {
 }
 
 // testConfig is the default configuration made safe to run in parallel.
-func testConfig(t *testing.T) configs.Config {
+func testConfig(t testing.TB) configs.Config {
 	cfg := configs.Default()
 	cfg.Kafka.EmbeddedAddr = "127.0.0.1:0"
 	cfg.Kafka.Partitions = 3
@@ -82,7 +82,7 @@ func testConfig(t *testing.T) configs.Config {
 	return cfg
 }
 
-func startPipeline(t *testing.T, mutate func(*configs.Config)) *pipeline {
+func startPipeline(t testing.TB, mutate func(*configs.Config)) *pipeline {
 	t.Helper()
 	cfg := testConfig(t)
 	if mutate != nil {
@@ -121,7 +121,7 @@ func startPipeline(t *testing.T, mutate func(*configs.Config)) *pipeline {
 	}
 }
 
-func deleteCacheKeys(t *testing.T, addr, prefix string) {
+func deleteCacheKeys(t testing.TB, addr, prefix string) {
 	if addr == "" {
 		return
 	}
@@ -155,7 +155,7 @@ type response struct {
 	body   map[string]any
 }
 
-func do(t *testing.T, method, url, contentType string, body []byte, headers ...string) response {
+func do(t testing.TB, method, url, contentType string, body []byte, headers ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
@@ -182,7 +182,7 @@ func do(t *testing.T, method, url, contentType string, body []byte, headers ...s
 	return r
 }
 
-func postJSON(t *testing.T, url string, body any, headers ...string) response {
+func postJSON(t testing.TB, url string, body any, headers ...string) response {
 	t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -191,7 +191,7 @@ func postJSON(t *testing.T, url string, body any, headers ...string) response {
 	return do(t, http.MethodPost, url, "application/json", b, headers...)
 }
 
-func get(t *testing.T, url string) response {
+func get(t testing.TB, url string) response {
 	t.Helper()
 	return do(t, http.MethodGet, url, "", nil)
 }
@@ -202,7 +202,7 @@ func (p *pipeline) waitRows(n int) {
 	waitRows(p.t, p.cfg.Postgres.URL, n)
 }
 
-func waitRows(t *testing.T, dbURL string, n int) {
+func waitRows(t testing.TB, dbURL string, n int) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -228,7 +228,7 @@ func waitRows(t *testing.T, dbURL string, n int) {
 }
 
 // freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
