@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,9 @@ type Consumer struct {
 	// rebalancing is set when the group waits for this member to let a
 	// rebalance through; retries stop so the wait stays short.
 	rebalancing atomic.Bool
+	// highWatermarks of the partitions last fetched, for the lag metric;
+	// only the polling goroutine touches it.
+	highWatermarks map[int32]int64
 }
 
 // NewConsumer joins the consumer group. dlq produces the dead letters.
@@ -75,7 +79,8 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
-	c := &Consumer{cfg: cfg, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg)}
+	c := &Consumer{cfg: cfg, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
+		highWatermarks: map[int32]int64{}}
 	c.healthy.Store(true)
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
@@ -89,6 +94,8 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(cfg.FlushInterval),
 		kgo.WithLogger(kgoLogger{logger}),
+		kgo.ClientID("logengine-consumer"),
+		kgo.WithHooks(metrics.KafkaHooks(reg)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer: %w", err)
@@ -159,6 +166,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*kgo.Record, error) {
 			}
 		}
 		records = append(records, fetches.Records()...)
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) { c.highWatermarks[p.Partition] = p.HighWatermark })
 		if pctx.Err() != nil {
 			return records, nil // shutting down, or the flush interval is over
 		}
@@ -239,6 +247,8 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 		// The batch is stored; redelivery will insert nothing twice.
 		c.metrics.CommitFailures.Inc()
 		c.logger.Warn("offset commit failed; the batch will be redelivered", "err", err)
+	} else {
+		c.reportCommitted(records)
 	}
 	now := time.Now()
 	stored := len(events) - len(refused)
@@ -304,4 +314,20 @@ func (c *Consumer) storeIsolating(ctx context.Context, events []event.Event) ([]
 		return nil, err
 	}
 	return refused, nil
+}
+
+// reportCommitted updates the committed offset and lag of each partition of
+// a committed batch.
+func (c *Consumer) reportCommitted(records []*kgo.Record) {
+	next := map[int32]int64{}
+	for _, r := range records {
+		next[r.Partition] = max(next[r.Partition], r.Offset+1)
+	}
+	for p, off := range next {
+		label := strconv.Itoa(int(p))
+		c.metrics.CommittedOffset.WithLabelValues(c.cfg.Kafka.Topic, label).Set(float64(off - 1))
+		if hwm, ok := c.highWatermarks[p]; ok {
+			c.metrics.Lag.WithLabelValues(c.cfg.Kafka.Topic, label).Set(float64(max(hwm-off, 0)))
+		}
+	}
 }

@@ -53,6 +53,8 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg metricsRegisterer)
 		// outage does not keep the buffer full of records nobody waits for.
 		kgo.RecordDeliveryTimeout(2*cfg.Timeout),
 		kgo.WithLogger(kgoLogger{logger}),
+		kgo.ClientID("logengine-producer"),
+		kgo.WithHooks(metrics.KafkaHooks(reg)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)

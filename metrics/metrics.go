@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 )
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
@@ -85,6 +87,10 @@ type Consumer struct {
 	WriteRetries     prometheus.Counter
 	CommitFailures   prometheus.Counter
 	EndToEnd         prometheus.Histogram
+	// Per partition: the last committed offset (-1 before the first
+	// commit, as 0 is a valid offset) and the records behind the end.
+	CommittedOffset *prometheus.GaugeVec
+	Lag             *prometheus.GaugeVec
 }
 
 // NewConsumer registers the consumer's metrics.
@@ -98,6 +104,12 @@ func NewConsumer(reg prometheus.Registerer) *Consumer {
 		WriteRetries:   counter(reg, "consumer_write_retries_total", "Retried batch writes after a PostgreSQL error."),
 		CommitFailures: counter(reg, "consumer_commit_failures_total", "Failed Kafka offset commits (the batch is redelivered)."),
 		EndToEnd:       histogram(reg, "logs_end_to_end_seconds", "Time from acceptance by the producer to commit in PostgreSQL.", LatencyBuckets),
+		CommittedOffset: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "consumer_committed_offset", Help: "Last offset committed by this consumer, by partition (-1 before the first commit).",
+		}, []string{"topic", "partition"})),
+		Lag: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "consumer_lag_records", Help: "Records between this consumer's last commit and the end of the partition.",
+		}, []string{"topic", "partition"})),
 	}
 }
 
@@ -178,4 +190,17 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 			Name: "http_request_duration_seconds", Help: "HTTP request duration, by role and route.", Buckets: LatencyBuckets,
 		}, []string{"role", "route"})),
 	}
+}
+
+// KafkaHooks reports a Kafka client's own metrics (franz-go's kprom:
+// connections, bytes, records, request latency, buffered records) on reg,
+// labelled with the client id, so producer and consumer can share reg.
+func KafkaHooks(reg prometheus.Registerer) kgo.Hook {
+	return kprom.NewMetrics("kafka",
+		kprom.Registerer(reg),
+		kprom.WithClientLabel(),
+		kprom.Histograms(kprom.RequestDurationE2E),
+		kprom.Buckets(LatencyBuckets),
+		kprom.FetchAndProduceDetail(kprom.ByTopic, kprom.Records, kprom.Batches, kprom.UncompressedBytes, kprom.ConsistentNaming),
+	)
 }

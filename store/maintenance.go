@@ -160,6 +160,7 @@ func (s *Store) indexPartition(ctx context.Context, conn *pgx.Conn, p partition)
 		{p.name + "_message_trgm", "USING gin (message gin_trgm_ops)"},
 		{p.name + "_metadata_gin", "USING gin (metadata jsonb_path_ops)"},
 	}
+	built := false
 	for _, ix := range indexes {
 		var valid *bool
 		err := conn.QueryRow(ctx, `SELECT x.indisvalid FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid
@@ -182,6 +183,13 @@ func (s *Store) indexPartition(ctx context.Context, conn *pgx.Conn, p partition)
 		}
 		s.m.partitionsIndexed.Inc()
 		s.log.Info("indexed closed partition", "index", ix.name, "duration", time.Since(start))
+		built = true
+	}
+	if built {
+		// Fresh statistics, so the planner uses the new indexes at once.
+		if _, err := conn.Exec(ctx, "ANALYZE "+pgx.Identifier{p.name}.Sanitize()); err != nil {
+			return err
+		}
 	}
 	return nil
 }

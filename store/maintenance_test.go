@@ -1,0 +1,718 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// maintenanceLock is the advisory lock key Maintain takes ("log" + 3).
+const maintenanceLock int64 = 0x6c6f670003
+
+// openConfig opens a Store with cfg and closes it when t ends. reg may be
+// nil.
+func openConfig(t *testing.T, cfg store.Config, reg prometheus.Registerer) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), cfg, nil, reg)
+	if err != nil {
+		t.Fatalf("Open %+v: %v", cfg, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// hourly names the partition of the hour holding ts.
+func hourly(ts time.Time) string { return "logs_p" + ts.UTC().Format("2006010215") }
+
+// hourlyPartitions lists the partitions of logs and the end of each one's
+// range (one hour after the start its name gives).
+func hourlyPartitions(t *testing.T, conn *pgx.Conn) map[string]time.Time {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT c.relname FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'logs'::regclass`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]time.Time{}
+	for _, n := range names {
+		start, err := time.Parse("2006010215", strings.TrimPrefix(n, "logs_p"))
+		if err != nil {
+			t.Fatalf("partition %s is not hourly: %v", n, err)
+		}
+		out[n] = start.Add(time.Hour)
+	}
+	return out
+}
+
+// ginIndexes maps the name of every GIN index on a partition of logs to
+// its oid.
+func ginIndexes(t *testing.T, conn *pgx.Conn) map[string]uint32 {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT i.relname, i.oid FROM pg_inherits h
+		JOIN pg_index x ON x.indrelid = h.inhrelid
+		JOIN pg_class i ON i.oid = x.indexrelid
+		JOIN pg_am a ON a.oid = i.relam
+		WHERE h.inhparent = 'logs'::regclass AND a.amname = 'gin'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint32{}
+	var (
+		name string
+		oid  uint32
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&name, &oid}, func() error { out[name] = oid; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkClosedIndexes fails t unless partition has both its keyword and
+// metadata indexes, valid.
+func checkClosedIndexes(t *testing.T, conn *pgx.Conn, partition string) {
+	t.Helper()
+	for _, ix := range []struct{ suffix, opclass string }{
+		{"_message_trgm", "gin_trgm_ops"},
+		{"_metadata_gin", "jsonb_path_ops"},
+	} {
+		var (
+			valid, onPartition bool
+			def                string
+		)
+		err := conn.QueryRow(context.Background(), `SELECT x.indisvalid AND x.indisready, x.indrelid = to_regclass($2),
+			pg_get_indexdef(x.indexrelid)
+			FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid WHERE c.relname = $1`,
+			partition+ix.suffix, partition).Scan(&valid, &onPartition, &def)
+		if err != nil {
+			t.Errorf("closed partition %s: index %s%s: %v", partition, partition, ix.suffix, err)
+			continue
+		}
+		if !valid || !onPartition || !strings.Contains(def, ix.opclass) {
+			t.Errorf("closed partition %s: index valid=%v on the partition=%v: %s", partition, valid, onPartition, def)
+		}
+	}
+}
+
+func TestRetentionDropsExpiredPartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	reg := prometheus.NewRegistry()
+	cfg := store.Config{URL: dbURL, PartitionPeriod: time.Hour}
+	s := openConfig(t, cfg, reg)
+
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	oldHour := now.Add(-30 * time.Hour).Truncate(time.Hour)
+	midHour := now.Add(-5 * time.Hour).Truncate(time.Hour)
+	var batch []event.Event
+	for _, h := range []time.Time{oldHour, midHour} {
+		for _, off := range []time.Duration{0, 17*time.Minute + time.Microsecond, time.Hour - time.Microsecond} {
+			batch = append(batch, ev(h.Add(off), event.LevelError, "api", "x"), ev(h.Add(off), event.LevelInfo, "db", "y"))
+		}
+	}
+	batch = append(batch, ev(now, event.LevelInfo, "api", "now"), ev(now.Truncate(time.Minute), event.LevelWarn, "api", "now"))
+	mustWrite(t, s, batch...)
+	// A second store, as another consumer would be, knowing the old
+	// partition from before it is dropped.
+	stale := openConfig(t, cfg, nil)
+
+	before := time.Now().UTC()
+	if err := s.Maintain(ctx, store.MaintenanceConfig{Retention: 10 * time.Hour, IndexGrace: 0, Ahead: 2}); err != nil {
+		t.Fatalf("Maintain: %v", err)
+	}
+	after := time.Now().UTC()
+
+	parts := hourlyPartitions(t, conn)
+	if _, ok := parts[hourly(oldHour)]; ok {
+		t.Errorf("expired partition %s still exists", hourly(oldHour))
+	}
+	for name, end := range parts {
+		if !end.After(before.Add(-10 * time.Hour)) {
+			t.Errorf("partition %s ended %s, over 10h ago, yet remains", name, end)
+		}
+	}
+	if _, ok := parts[hourly(midHour)]; !ok {
+		t.Errorf("partition %s (5h ago) was dropped", hourly(midHour))
+	}
+	// Ahead: the current partition and two more exist.
+	for p := after.Truncate(time.Hour); !p.After(before.Add(2 * time.Hour)); p = p.Add(time.Hour) {
+		if _, ok := parts[hourly(p)]; !ok {
+			t.Errorf("partition %s (current or ahead) missing", hourly(p))
+		}
+	}
+	for _, table := range []string{"log_rollup_minute", "log_rollup_hour"} {
+		if n := queryInt(t, conn, "SELECT count(*) FROM "+table+" WHERE bucket >= $1 AND bucket < $2",
+			oldHour, oldHour.Add(time.Hour)); n != 0 {
+			t.Errorf("%s keeps %d rows of the dropped partition", table, n)
+		}
+		if n := queryInt(t, conn, "SELECT count(*) FROM "+table+" WHERE bucket >= $1 AND bucket < $2",
+			midHour, midHour.Add(time.Hour)); n == 0 {
+			t.Errorf("%s lost the rows of the kept partition %s", table, hourly(midHour))
+		}
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM logs"); n != 8 {
+		t.Errorf("logs holds %d rows after retention, want 8", n)
+	}
+	checkRollups(t, conn, "after retention")
+	st, err := s.Stats(ctx, filter.Stats{Start: oldHour.Add(-time.Hour), End: now})
+	if err != nil || st.Total != 8 {
+		t.Errorf("Stats after retention: total %d (err %v), want 8", st.Total, err)
+	}
+	if n := gather(t, reg)["store_partitions_dropped_total"]; n < 1 {
+		t.Errorf("store_partitions_dropped_total = %v, want at least 1", n)
+	}
+
+	// Writers recreate the dropped partition, whether they knew it was
+	// dropped or not.
+	if n := mustWrite(t, stale, ev(oldHour.Add(5*time.Minute), event.LevelInfo, "api", "late")); n != 1 {
+		t.Errorf("store with a stale partition list inserted %d, want 1", n)
+	}
+	if n := mustWrite(t, s, ev(oldHour.Add(6*time.Minute), event.LevelInfo, "api", "later")); n != 1 {
+		t.Errorf("store that dropped the partition inserted %d, want 1", n)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM "+hourly(oldHour)); n != 2 {
+		t.Errorf("recreated partition holds %d rows, want 2", n)
+	}
+	checkRollups(t, conn, "after writing into the dropped period")
+}
+
+func TestMaintainIndexesClosedPartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	reg := prometheus.NewRegistry()
+	cfg := store.Config{URL: dbURL, PartitionPeriod: time.Hour}
+	s := openConfig(t, cfg, reg)
+
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	closed := now.Add(-3 * time.Hour).Truncate(time.Hour)
+	messages := []string{"Needle in a haystack", "found the NEEDLE", "100% done", "under_score", "plain ok"}
+	var events []event.Event
+	for i := range 3000 {
+		e := ev(closed.Add(time.Duration(i)*time.Second), event.LevelInfo, "api", fmt.Sprintf("request %d served", i))
+		if i%300 == 7 {
+			e.Message = messages[(i/300)%len(messages)]
+		}
+		e.Metadata = json.RawMessage(fmt.Sprintf(`{"user":"u%d","n":%d}`, i%50, i))
+		if i%500 == 3 {
+			e.Metadata = json.RawMessage(`{"user":"zed","vip":true}`)
+		}
+		events = append(events, e)
+	}
+	// The open partition has matching events too.
+	current := ev(now, event.LevelInfo, "api", "needle now")
+	current.Metadata = json.RawMessage(`{"user":"zed"}`)
+	events = append(events, current)
+	mustWrite(t, s, events...)
+
+	mcfg := store.MaintenanceConfig{IndexGrace: 0, Ahead: 2}
+	before := time.Now().UTC()
+	if err := s.Maintain(ctx, mcfg); err != nil {
+		t.Fatalf("Maintain: %v", err)
+	}
+	after := time.Now().UTC()
+
+	parts := hourlyPartitions(t, conn)
+	indexes := ginIndexes(t, conn)
+	closedCount := 0
+	for name, end := range parts {
+		switch {
+		case end.Before(before):
+			closedCount++
+			checkClosedIndexes(t, conn, name)
+		case end.After(after):
+			for ix := range indexes {
+				if strings.HasPrefix(ix, name+"_") {
+					t.Errorf("open partition %s has index %s", name, ix)
+				}
+			}
+		}
+	}
+	if _, ok := indexes[hourly(closed)+"_message_trgm"]; !ok || closedCount < 2 {
+		t.Errorf("%d closed partitions; indexes %v", closedCount, indexes)
+	}
+	if n := queryInt(t, conn, `SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+		JOIN pg_am a ON a.oid = c.relam WHERE x.indrelid = to_regclass($1) AND a.amname = 'gin'`, hourly(after)); n != 0 {
+		t.Errorf("current partition %s has %d GIN indexes", hourly(after), n)
+	}
+	built := gather(t, reg)["store_partition_indexes_built_total"]
+	if built != float64(len(indexes)) {
+		t.Errorf("store_partition_indexes_built_total = %v, want %d", built, len(indexes))
+	}
+
+	// A second pass rebuilds nothing. (Only a partition that closed in
+	// between would get new indexes.)
+	if err := s.Maintain(ctx, mcfg); err != nil {
+		t.Fatalf("second Maintain: %v", err)
+	}
+	again := ginIndexes(t, conn)
+	for name, oid := range indexes {
+		if again[name] != oid {
+			t.Errorf("index %s rebuilt or dropped by the second pass (oid %d, now %d)", name, oid, again[name])
+		}
+	}
+	for name := range again {
+		if _, ok := indexes[name]; !ok && !parts[strings.TrimSuffix(strings.TrimSuffix(name, "_message_trgm"), "_metadata_gin")].After(before) {
+			t.Errorf("second pass built %s on a partition the first pass had closed", name)
+		}
+	}
+	if n := gather(t, reg)["store_partition_indexes_built_total"] - built; n != float64(len(again)-len(indexes)) {
+		t.Errorf("second pass built %v indexes, want %d", n, len(again)-len(indexes))
+	}
+
+	// The EXPLAIN of a keyword search over the closed partition uses its
+	// trigram index, and a metadata search its GIN index (sequential scans
+	// off: on a small table the planner may prefer them). Without
+	// statistics, which autovacuum has not gathered yet, the planner
+	// guesses a handful of rows in the window and reads them all.
+	for _, sql := range []string{"ANALYZE logs", "SET enable_seqscan = off"} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	window := fmt.Sprintf("ts >= '%s' AND ts < '%s'", closed.Format(time.RFC3339Nano), closed.Add(time.Hour).Format(time.RFC3339Nano))
+	for _, c := range []struct{ cond, index string }{
+		{`message ILIKE '%needle%'`, hourly(closed) + "_message_trgm"},
+		{`metadata @> '{"user":"zed"}'`, hourly(closed) + "_metadata_gin"},
+	} {
+		rows, err := conn.Query(ctx, "EXPLAIN SELECT ts, id FROM logs WHERE "+window+" AND "+c.cond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := strings.Join(plan, "\n"); !strings.Contains(text, c.index) {
+			t.Errorf("plan of %s does not use %s:\n%s", c.cond, c.index, text)
+		}
+	}
+
+	// Searches on the indexed partition return the right rows, whether
+	// the planner takes the indexes or not.
+	var name string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" SET enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	indexed := openConfig(t, cfg, nil) // new connections: sequential scans off
+	cases := []struct {
+		keyword string
+		meta    []filter.MetaMatch
+		match   func(e event.Event) bool
+	}{
+		{keyword: "needle", match: func(e event.Event) bool { return strings.Contains(strings.ToLower(e.Message), "needle") }},
+		{keyword: "NEEDLE IN", match: func(e event.Event) bool { return e.Message == messages[0] }},
+		{keyword: "100%", match: func(e event.Event) bool { return e.Message == messages[2] }},
+		{keyword: "r_s", match: func(e event.Event) bool { return e.Message == messages[3] }},
+		{keyword: "ok", match: func(e event.Event) bool { return e.Message == messages[4] }},
+		{keyword: "request 123 ", match: func(e event.Event) bool { return e.Message == "request 123 served" }},
+		{keyword: "absent", match: func(event.Event) bool { return false }},
+		{meta: []filter.MetaMatch{{Key: "user", Value: "zed"}}, match: func(e event.Event) bool {
+			return strings.Contains(string(e.Metadata), `"zed"`)
+		}},
+		{meta: []filter.MetaMatch{{Key: "vip", Value: "true"}, {Key: "user", Value: "zed"}}, match: func(e event.Event) bool {
+			return strings.Contains(string(e.Metadata), `"vip"`)
+		}},
+		{meta: []filter.MetaMatch{{Key: "n", Value: "1234"}}, match: func(e event.Event) bool {
+			return strings.HasSuffix(string(e.Metadata), `"n":1234}`)
+		}},
+		{keyword: "served", meta: []filter.MetaMatch{{Key: "user", Value: "u7"}}, match: func(e event.Event) bool {
+			return strings.HasSuffix(e.Message, "served") && strings.Contains(string(e.Metadata), `"u7"`)
+		}},
+	}
+	for _, st := range []struct {
+		name string
+		s    *store.Store
+	}{{"default plans", s}, {"sequential scans off", indexed}} {
+		for _, c := range cases {
+			q := filter.Search{Start: closed.Add(-time.Hour), End: now, Keyword: c.keyword, Meta: c.meta, Size: 5000, Asc: true}
+			page, err := st.s.Search(ctx, q)
+			if err != nil {
+				t.Fatalf("%s: Search %q %v: %v", st.name, c.keyword, c.meta, err)
+			}
+			want := []uuid.UUID{}
+			for _, e := range events {
+				if c.match(e) {
+					want = append(want, e.ID)
+				}
+			}
+			if got := ids(page.Events); !slices.Equal(got, want) {
+				t.Errorf("%s: Search %q %v: %d events, want %d", st.name, c.keyword, c.meta, len(got), len(want))
+			}
+			if page.Total != int64(len(want)) || page.TotalIsEstimate {
+				t.Errorf("%s: Search %q %v: total %d (estimate %v), want %d", st.name, c.keyword, c.meta,
+					page.Total, page.TotalIsEstimate, len(want))
+			}
+		}
+	}
+}
+
+func TestMaintainOneProcessAtATime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	cfg := store.Config{URL: dbURL, PartitionPeriod: time.Hour}
+	s := openConfig(t, cfg, nil)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	oldHour := now.Add(-30 * time.Hour).Truncate(time.Hour)
+	closed := now.Add(-3 * time.Hour).Truncate(time.Hour)
+	mustWrite(t, s, ev(oldHour, event.LevelInfo, "api", "old"), ev(closed, event.LevelInfo, "api", "closed"))
+	mcfg := store.MaintenanceConfig{Retention: 10 * time.Hour, IndexGrace: 0, Ahead: 4}
+
+	// Another process holds the maintenance lock.
+	holder := sqlConn(t, dbURL)
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", maintenanceLock); err != nil {
+		t.Fatal(err)
+	}
+	other := openConfig(t, cfg, nil)
+	for _, st := range []*store.Store{s, other} {
+		if err := st.Maintain(ctx, mcfg); err != nil {
+			t.Fatalf("Maintain while locked: %v", err)
+		}
+	}
+	parts := hourlyPartitions(t, conn)
+	if _, ok := parts[hourly(oldHour)]; !ok {
+		t.Error("Maintain dropped a partition while another process held the lock")
+	}
+	if ix := ginIndexes(t, conn); len(ix) != 0 {
+		t.Errorf("Maintain built indexes while another process held the lock: %v", ix)
+	}
+	// Open made partitions up to the next hour; Ahead 4 would add more.
+	far := time.Now().UTC().Add(3 * time.Hour)
+	if _, ok := parts[hourly(far)]; ok {
+		t.Errorf("Maintain created %s while another process held the lock", hourly(far))
+	}
+
+	var released bool
+	if err := holder.QueryRow(ctx, "SELECT pg_advisory_unlock($1)", maintenanceLock).Scan(&released); err != nil || !released {
+		t.Fatalf("unlock: %v %v", released, err)
+	}
+	before := time.Now().UTC()
+	if err := s.Maintain(ctx, mcfg); err != nil {
+		t.Fatalf("Maintain: %v", err)
+	}
+	parts = hourlyPartitions(t, conn)
+	if _, ok := parts[hourly(oldHour)]; ok {
+		t.Error("expired partition not dropped once the lock was free")
+	}
+	checkClosedIndexes(t, conn, hourly(closed))
+	if _, ok := parts[hourly(before.Add(4*time.Hour))]; !ok {
+		t.Errorf("partition %s (4 ahead) missing", hourly(before.Add(4*time.Hour)))
+	}
+	// Maintain let go of the lock.
+	var got bool
+	if err := holder.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", maintenanceLock).Scan(&got); err != nil || !got {
+		t.Fatalf("lock after Maintain: %v %v; Maintain kept it", got, err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", maintenanceLock); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Several processes maintaining at once: no errors, every index built
+// once.
+func TestMaintainConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	cfg := store.Config{URL: dbURL, PartitionPeriod: time.Hour}
+	regs := make([]*prometheus.Registry, 4)
+	stores := make([]*store.Store, len(regs))
+	for i := range regs {
+		regs[i] = prometheus.NewRegistry()
+		stores[i] = openConfig(t, cfg, regs[i])
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for h := 2; h <= 40; h += 3 {
+		mustWrite(t, stores[0], ev(now.Add(-time.Duration(h)*time.Hour), event.LevelInfo, "api", "x"))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Go(func() {
+			errs[i] = s.Maintain(ctx, store.MaintenanceConfig{Retention: 20 * time.Hour, IndexGrace: 0, Ahead: 3})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Maintain %d: %v", i, err)
+		}
+	}
+	built := 0.0
+	for _, reg := range regs {
+		built += gather(t, reg)["store_partition_indexes_built_total"]
+	}
+	ix := ginIndexes(t, conn)
+	if built != float64(len(ix)) || len(ix) == 0 {
+		t.Errorf("%v index builds for %d indexes", built, len(ix))
+	}
+	if n := queryInt(t, conn, `SELECT count(*) FROM pg_index WHERE NOT indisvalid`); n != 0 {
+		t.Errorf("%d invalid indexes", n)
+	}
+	checkRollups(t, conn, "after concurrent maintenance")
+}
+
+// A pool of one connection (--postgres-max-conns 1 is accepted) must not
+// deadlock: Maintain holds a connection for the lock while it creates and
+// drops partitions.
+func TestMaintainWithOneConnection(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	s := openConfig(t, store.Config{URL: dbURL, PartitionPeriod: time.Hour, MaxConns: 1}, nil)
+	now := time.Now().UTC()
+	oldHour := now.Add(-30 * time.Hour).Truncate(time.Hour)
+	mustWrite(t, s, ev(oldHour, event.LevelInfo, "api", "old"))
+
+	// A generous bound that only a deadlock reaches.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Maintain(ctx, store.MaintenanceConfig{Retention: 10 * time.Hour, IndexGrace: 0, Ahead: 3}); err != nil {
+		t.Errorf("Maintain with MaxConns 1: %v", err)
+	}
+	if _, ok := hourlyPartitions(t, conn)[hourly(oldHour)]; ok {
+		t.Error("expired partition not dropped with MaxConns 1")
+	}
+}
+
+func TestRunMaintenance(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	s := openConfig(t, store.Config{URL: dbURL, PartitionPeriod: time.Hour}, nil)
+	closed := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
+	mustWrite(t, s, ev(closed, event.LevelInfo, "api", "x"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.RunMaintenance(ctx, store.MaintenanceConfig{Every: 20 * time.Millisecond, IndexGrace: 0, Ahead: 1})
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for len(ginIndexes(t, conn)) == 0 || queryInt(t, conn, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") != 0 {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatal("RunMaintenance built no index in a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunMaintenance: %v", err)
+	}
+	checkClosedIndexes(t, conn, hourly(closed))
+}
+
+func TestValidPartitionPeriod(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		period time.Duration
+		ok     bool
+	}{
+		{time.Hour, true},
+		{2 * time.Hour, true},
+		{3 * time.Hour, true},
+		{4 * time.Hour, true},
+		{6 * time.Hour, true},
+		{8 * time.Hour, true},
+		{12 * time.Hour, true},
+		{24 * time.Hour, true},
+		{0, false},
+		{-time.Hour, false},
+		{-24 * time.Hour, false},
+		{30 * time.Minute, false},
+		{90 * time.Minute, false},
+		{5 * time.Hour, false},
+		{7 * time.Hour, false},
+		{9 * time.Hour, false},
+		{25 * time.Hour, false},
+		{48 * time.Hour, false},
+		{time.Hour + time.Nanosecond, false},
+	} {
+		if err := store.ValidPartitionPeriod(tc.period); (err == nil) != tc.ok {
+			t.Errorf("ValidPartitionPeriod(%v) = %v, want ok=%v", tc.period, err, tc.ok)
+		}
+	}
+}
+
+func TestOpenRejectsInvalidPartitionPeriod(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.NewURL(t)
+	for _, p := range []time.Duration{-time.Hour, 5 * time.Hour, 90 * time.Minute, 48 * time.Hour} {
+		s, err := store.Open(context.Background(), store.Config{URL: dbURL, PartitionPeriod: p}, nil, nil)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open with partition period %v succeeded", p)
+			continue
+		}
+		if !strings.Contains(err.Error(), "partition period") {
+			t.Errorf("Open with partition period %v: %v does not mention the partition period", p, err)
+		}
+	}
+}
+
+// The partition period is fixed when the database is created.
+func TestPartitionPeriodIsFixed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		first  time.Duration
+		same   []time.Duration // accepted later
+		others []time.Duration // refused later
+	}{
+		{24 * time.Hour, []time.Duration{0, 24 * time.Hour}, []time.Duration{time.Hour, 12 * time.Hour}},
+		{time.Hour, []time.Duration{time.Hour}, []time.Duration{0, 24 * time.Hour, 2 * time.Hour}},
+	} {
+		t.Run(tc.first.String(), func(t *testing.T) {
+			t.Parallel()
+			dbURL := storetest.NewURL(t)
+			s, err := store.Open(ctx, store.Config{URL: dbURL, PartitionPeriod: tc.first}, nil, nil)
+			if err != nil {
+				t.Fatalf("first Open: %v", err)
+			}
+			s.Close()
+			first := tc.first
+			if first == 0 {
+				first = 24 * time.Hour
+			}
+			for _, p := range tc.others {
+				s, err := store.Open(ctx, store.Config{URL: dbURL, PartitionPeriod: p}, nil, nil)
+				if err == nil {
+					s.Close()
+					t.Errorf("Open with period %v on a database of %v succeeded", p, first)
+					continue
+				}
+				if !strings.Contains(err.Error(), first.String()) {
+					t.Errorf("Open with period %v: error %q does not name the database's period %v", p, err, first)
+				}
+			}
+			for _, p := range tc.same {
+				s, err := store.Open(ctx, store.Config{URL: dbURL, PartitionPeriod: p}, nil, nil)
+				if err != nil {
+					t.Errorf("Open again with period %v: %v", p, err)
+					continue
+				}
+				s.Close()
+			}
+			conn := sqlConn(t, dbURL)
+			var got string
+			if err := conn.QueryRow(ctx, "SELECT value FROM store_settings WHERE key = 'partition_period'").Scan(&got); err != nil || got != first.String() {
+				t.Errorf("store_settings partition_period = %q (err %v), want %q", got, err, first)
+			}
+		})
+	}
+}
+
+// legacyURL is a database as the version before rollups left it: only
+// migration 0001 applied, daily partitions for days, rows in them.
+func legacyURL(t *testing.T, days []time.Time, rows int) (string, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	ddl, err := os.ReadFile("migrations/0001_logs.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		"CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+		string(ddl),
+		"INSERT INTO schema_migrations (version) VALUES (1)",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("legacy schema: %v", err)
+		}
+	}
+	for _, d := range days {
+		d = d.UTC().Truncate(24 * time.Hour)
+		sql := fmt.Sprintf("CREATE TABLE logs_p%s PARTITION OF logs FOR VALUES FROM ('%s') TO ('%s')",
+			d.Format("20060102"), d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("legacy partition: %v", err)
+		}
+		// Rows every 29 seconds (and then some), across the day's minutes
+		// and hours.
+		if _, err := conn.Exec(ctx, `INSERT INTO logs (ts, id, level, source, message)
+			SELECT $1::timestamptz + i * interval '29.000013 seconds', gen_random_uuid(), i % 6, 'src' || (i % 3), 'legacy ' || i
+			FROM generate_series(0, $2 - 1) i`, d, rows); err != nil {
+			t.Fatalf("legacy rows: %v", err)
+		}
+	}
+	return dbURL, conn
+}
+
+// Migration 0002 builds the rollups of the rows already stored.
+func TestMigrationBackfillsRollups(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2024, 3, 10, 0, 0, 0, 0, time.UTC)
+	dbURL, conn := legacyURL(t, []time.Time{day, day.AddDate(0, 0, 1)}, 2000)
+	s := openURL(t, dbURL)
+	checkRollups(t, conn, "after migration 0002")
+	if n := queryInt(t, conn, "SELECT count(*) FROM log_rollup_minute"); n == 0 {
+		t.Error("no minute rollups after the backfill")
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM pg_class WHERE relname = 'logs_message_trgm_idx'"); n != 0 {
+		t.Error("the trigram index on all of logs is still there")
+	}
+	start, end := day.Add(90*time.Minute+17*time.Second), day.Add(26*time.Hour+3*time.Second)
+	st, err := s.Stats(context.Background(), filter.Stats{Start: start, End: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := queryInt(t, conn, "SELECT count(*) FROM logs WHERE ts BETWEEN $1 AND $2", start, end); st.Total != want {
+		t.Errorf("Stats total %d, want %d", st.Total, want)
+	}
+	// New writes keep the backfilled rollups right.
+	mustWrite(t, s, ev(day.Add(time.Hour), event.LevelError, "src1", "new"))
+	checkRollups(t, conn, "after a write on the migrated database")
+}
+
+// A database from before the partition period was recorded has daily
+// partitions: opening it with another period must be refused like on any
+// other database, and must not stop it opening with its own period.
+func TestPartitionPeriodOfUpgradedDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	today := time.Now().UTC()
+	dbURL, _ := legacyURL(t, []time.Time{today.AddDate(0, 0, -1), today, today.AddDate(0, 0, 1)}, 10)
+
+	s, err := store.Open(ctx, store.Config{URL: dbURL, PartitionPeriod: time.Hour}, nil, nil)
+	if err == nil {
+		s.Close()
+		t.Error("Open with period 1h on a database of daily partitions succeeded")
+	} else if !strings.Contains(err.Error(), "24h0m0s") {
+		t.Errorf("Open with period 1h on a database of daily partitions: %v; want the period refused, naming 24h0m0s", err)
+	}
+	s, err = store.Open(ctx, store.Config{URL: dbURL}, nil, nil)
+	if err != nil {
+		t.Fatalf("Open with its own period (24h) after the refused one: %v", err)
+	}
+	s.Close()
+}
