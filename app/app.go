@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/store"
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // App owns the configuration and every component built from it.
@@ -39,6 +41,9 @@ type App struct {
 	consumer *ingest.Consumer
 	query    *query.Service
 
+	tp           *sdktrace.TracerProvider
+	spanExporter sdktrace.SpanExporter // tests only
+
 	servers map[Role]*server
 	// stops run in reverse start order at shutdown.
 	stops []func(ctx context.Context)
@@ -48,8 +53,17 @@ type App struct {
 	started chan struct{}
 }
 
+// Option adjusts an App for tests.
+type Option func(*App)
+
+// WithSpanExporter records every span into exp (an in-memory exporter in
+// tests) instead of the configured OTLP endpoint.
+func WithSpanExporter(exp sdktrace.SpanExporter) Option {
+	return func(a *App) { a.spanExporter = exp }
+}
+
 // New validates the configuration and prepares an App; nothing starts yet.
-func New(cfg configs.Config, version string, logger *slog.Logger) (*App, error) {
+func New(cfg configs.Config, version string, logger *slog.Logger, opts ...Option) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,6 +74,9 @@ func New(cfg configs.Config, version string, logger *slog.Logger) (*App, error) 
 	a := &App{
 		cfg: cfg, version: version, logger: logger, reg: metrics.NewRegistry(), roles: roles,
 		servers: map[Role]*server{}, started: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(a)
 	}
 	needsKafka := slices.Contains(roles, RoleProducer) || slices.Contains(roles, RoleConsumer)
 	if needsKafka && cfg.Kafka.Brokers == "" && !(slices.Contains(roles, RoleProducer) && slices.Contains(roles, RoleConsumer)) {
@@ -101,6 +118,21 @@ func (a *App) Run(ctx context.Context) (err error) {
 			a.stops[i](sctx)
 		}
 	}()
+	roleNames := make([]string, len(a.roles))
+	for i, r := range a.roles {
+		roleNames[i] = string(r)
+	}
+	tp, err := newTracerProvider(ctx, a.cfg.Tracing.OTLPEndpoint, a.cfg.Tracing.SampleRatio,
+		"logengine-"+strings.Join(roleNames, "-"), a.spanExporter)
+	if err != nil {
+		return err
+	}
+	a.tp = tp
+	a.onStop(func(ctx context.Context) {
+		if err := tp.Shutdown(ctx); err != nil {
+			a.logger.Warn("trace export on shutdown", "err", err)
+		}
+	})
 	for _, m := range startOrder(a.roles) {
 		if err := a.init(ctx, m); err != nil {
 			return fmt.Errorf("start %s: %w", m, err)
@@ -220,6 +252,7 @@ func (a *App) kafkaProducer() (*ingest.Producer, error) {
 		Timeout:            a.cfg.Producer.ProduceTimeout,
 		MaxBufferedRecords: a.cfg.Producer.MaxBufferedRecords,
 		MaxBufferedBytes:   a.cfg.Producer.MaxBufferedBytes,
+		Tracer:             a.tracer(),
 	}, a.logger, a.reg)
 	if err != nil {
 		return nil, err
@@ -266,6 +299,7 @@ func (a *App) initConsumer() error {
 		ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
 		WriteTimeout:    a.cfg.Consumer.WriteTimeout,
 		Invalidate:      a.cache.Invalidate, // a nil cache does nothing
+		Tracer:          a.tracer(),
 	}, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
 	if err != nil {
 		return err
@@ -308,6 +342,7 @@ func (a *App) initGateway() error {
 		IsQueryError:  store.IsQueryError,
 		MaxConcurrent: gc.MaxConcurrentQueries,
 		MaxWait:       gc.QueryQueueWait,
+		Tracer:        a.tracer(),
 	}, a.store, c, a.logger.With("role", RoleGateway), a.reg)
 	lim := query.DefaultLimits()
 	lim.MaxPageSize = gc.MaxPageSize

@@ -58,6 +58,7 @@ type pipeline struct {
 	app                         *app.App
 	cfg                         configs.Config
 	producer, consumer, gateway string // base URLs
+	logs                        *lockedBuffer
 }
 
 func randomHex(n int) string {
@@ -82,14 +83,14 @@ func testConfig(t testing.TB) configs.Config {
 	return cfg
 }
 
-func startPipeline(t testing.TB, mutate func(*configs.Config)) *pipeline {
+func startPipeline(t testing.TB, mutate func(*configs.Config), opts ...app.Option) *pipeline {
 	t.Helper()
 	cfg := testConfig(t)
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	logs := &lockedBuffer{}
-	a, err := app.New(cfg, "test", slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	a, err := app.New(cfg, "test", slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
@@ -114,7 +115,7 @@ func startPipeline(t testing.TB, mutate func(*configs.Config)) *pipeline {
 		t.Fatalf("pipeline did not start within 60s\n%s", logs.String())
 	}
 	return &pipeline{
-		t: t, app: a, cfg: cfg,
+		t: t, app: a, cfg: cfg, logs: logs,
 		producer: "http://" + a.Addr(app.RoleProducer),
 		consumer: "http://" + a.Addr(app.RoleConsumer),
 		gateway:  "http://" + a.Addr(app.RoleGateway),

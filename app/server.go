@@ -15,6 +15,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/metrics"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // component is one dependency a role reports in its health.
@@ -80,6 +84,7 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 // middleware gives every request a correlation id, a log line and metrics.
 func (a *App) middleware(role Role, m *metrics.HTTP) echo.MiddlewareFunc {
 	logger := a.logger.With("role", role)
+	tracer := a.tracer().Tracer("logengine/http")
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -89,20 +94,32 @@ func (a *App) middleware(role Role, m *metrics.HTTP) echo.MiddlewareFunc {
 				cid = strings.ReplaceAll(uuid.NewString(), "-", "")
 			}
 			c.Response().Header().Set(echo.HeaderXCorrelationID, cid)
-			err := next(c)
-			if err != nil {
-				c.Error(err)
-			}
 			route := c.Path()
 			if route == "" {
 				route = "unmatched"
 			}
+			// A W3C traceparent from the client continues its trace.
+			ctx := propagation.TraceContext{}.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", route),
+					attribute.String("logengine.role", string(role)), attribute.String("correlation_id", cid)))
+			c.SetRequest(req.WithContext(ctx))
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
 			status := c.Response().Status
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+			span.End()
 			m.Requests.WithLabelValues(string(role), route, strconv.Itoa(status)).Inc()
 			m.Duration.WithLabelValues(string(role), route).Observe(time.Since(start).Seconds())
 			if route != "/metrics" && route != "/healthz" && route != "/readyz" && route != "/actuator/prometheus" {
 				logger.Info("http request", "method", req.Method, "path", req.URL.Path, "status", status,
-					"duration_ms", float64(time.Since(start).Microseconds())/1000, "correlation_id", cid)
+					"duration_ms", float64(time.Since(start).Microseconds())/1000, "correlation_id", cid,
+					"trace_id", span.SpanContext().TraceID().String())
 			}
 			return nil
 		}

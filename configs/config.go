@@ -35,6 +35,15 @@ type Config struct {
 	Consumer Consumer
 	Gateway  Gateway
 	Log      Log
+	Tracing  Tracing
+}
+
+// Tracing configures OpenTelemetry traces.
+type Tracing struct {
+	// OTLPEndpoint is where spans go (OTLP over HTTP, e.g.
+	// http://collector:4318); empty records none.
+	OTLPEndpoint string
+	SampleRatio  float64
 }
 
 // Kafka says where the log topic lives.
@@ -181,7 +190,8 @@ func Default() Config {
 			BreakerFailures:      3,
 			BreakerDelay:         10 * time.Second,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log:     Log{Level: "info", Format: "json"},
+		Tracing: Tracing{SampleRatio: 1},
 	}
 }
 
@@ -245,6 +255,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Gateway.BreakerFailures, "breaker-failures", c.Gateway.BreakerFailures, "consecutive PostgreSQL failures that open the gateway's breaker")
 	fs.DurationVar(&c.Gateway.BreakerDelay, "breaker-delay", c.Gateway.BreakerDelay, "how long the breaker stays open before it probes again")
 
+	fs.StringVar(&c.Tracing.OTLPEndpoint, "otlp-endpoint", c.Tracing.OTLPEndpoint, "OTLP/HTTP endpoint for traces, e.g. http://localhost:4318; empty disables export")
+	fs.Float64Var(&c.Tracing.SampleRatio, "otlp-sample-ratio", c.Tracing.SampleRatio, "share of new traces recorded (0..1); a sampled parent's decision is kept")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "json or text")
 }
@@ -421,6 +433,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Postgres.StatementTimeout < 0 {
 		bad("statement-timeout", "must not be negative")
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		bad("otlp-sample-ratio", "must be between 0 and 1")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,10 @@ import (
 	"github.com/logengine/logengine/resilience"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Store is where the consumer writes batches. WriteBatch must be idempotent
@@ -42,6 +47,9 @@ type ConsumerConfig struct {
 	// after its transaction committed, so cached answers covering them are
 	// not served again. Its failure does not hold the pipeline.
 	Invalidate func(ctx context.Context, times []time.Time) error
+	// Tracer records a consume span per record, child of the producer's
+	// span found in the record headers, and a write span per batch.
+	Tracer trace.TracerProvider
 }
 
 // errRebalance stops the retries of a batch when the group wants to
@@ -66,6 +74,7 @@ type Consumer struct {
 	// highWatermarks of the partitions last fetched, for the lag metric;
 	// only the polling goroutine touches it.
 	highWatermarks map[int32]int64
+	tracer         trace.Tracer
 }
 
 // NewConsumer joins the consumer group. dlq produces the dead letters.
@@ -80,7 +89,7 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 		cfg.WriteTimeout = 30 * time.Second
 	}
 	c := &Consumer{cfg: cfg, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
-		highWatermarks: map[int32]int64{}}
+		highWatermarks: map[int32]int64{}, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}
 	c.healthy.Store(true)
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
@@ -213,7 +222,9 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 		events = append(events, ev)
 		origin = append(origin, r)
 	}
-	refused, err := c.storeIsolating(ctx, events)
+	wctx, endSpans := c.traceBatch(ctx, origin)
+	refused, err := c.storeIsolating(wctx, events)
+	endSpans(err)
 	if err != nil {
 		return err
 	}
@@ -260,7 +271,8 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 			c.metrics.EndToEnd.Observe(now.Sub(events[i].ReceivedAt).Seconds())
 		}
 	}
-	c.logger.Debug("batch stored", "records", len(records), "stored", stored, "dlq", len(letters))
+	c.logger.Info("batch stored", "records", len(records), "stored", stored, "dlq", len(letters),
+		"correlation_ids", correlationIDs(records, 10), "duration_ms", float64(now.Sub(start).Microseconds())/1000)
 	return nil
 }
 
@@ -330,4 +342,56 @@ func (c *Consumer) reportCommitted(records []*kgo.Record) {
 			c.metrics.Lag.WithLabelValues(c.cfg.Kafka.Topic, label).Set(float64(max(hwm-off, 0)))
 		}
 	}
+}
+
+// maxSpanLinks bounds the links of one batch span to the records' traces.
+const maxSpanLinks = 128
+
+// traceBatch starts a consume span per record, child of the producer span
+// in its headers, and a write span for the batch: child of the first
+// record's consume span (so a lone log's trace runs from its HTTP request
+// to the database write) and linked to the others.
+func (c *Consumer) traceBatch(ctx context.Context, records []*kgo.Record) (context.Context, func(error)) {
+	consumes := make([]trace.Span, 0, len(records))
+	var links []trace.Link
+	parent := ctx
+	for i, r := range records {
+		rctx := propagation.TraceContext{}.Extract(ctx, recordCarrier{r})
+		if !trace.SpanContextFromContext(rctx).IsValid() {
+			continue
+		}
+		rctx, span := c.tracer.Start(rctx, "kafka.consume "+r.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.Int("messaging.kafka.partition", int(r.Partition)), attribute.Int64("messaging.kafka.offset", r.Offset)))
+		consumes = append(consumes, span)
+		if i == 0 {
+			parent = rctx
+		} else if len(links) < maxSpanLinks {
+			links = append(links, trace.Link{SpanContext: span.SpanContext()})
+		}
+	}
+	wctx, write := c.tracer.Start(parent, "db.write logs", trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("db.batch.size", len(records))))
+	return wctx, func(err error) {
+		if err != nil {
+			write.SetStatus(codes.Error, err.Error())
+		}
+		write.End()
+		for _, s := range consumes {
+			s.End()
+		}
+	}
+}
+
+// correlationIDs lists the distinct correlation ids of records, at most max,
+// so a request can be followed into the consumer's logs.
+func correlationIDs(records []*kgo.Record, max int) []string {
+	var ids []string
+	for _, r := range records {
+		if id := header(r, HeaderCorrelationID); id != "" && !slices.Contains(ids, id) {
+			if ids = append(ids, id); len(ids) == max {
+				break
+			}
+		}
+	}
+	return ids
 }

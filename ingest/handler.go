@@ -17,6 +17,7 @@ import (
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type metricsRegisterer = prometheus.Registerer
@@ -215,13 +216,23 @@ func (h *Handler) readBody(c echo.Context) ([]byte, *echo.HTTPError) {
 }
 
 // defaults gives events without a timestamp the time of receipt, and
-// without a traceId the W3C trace id of traceparent or the correlation id.
+// without a traceId the W3C trace id of traceparent, else the client's
+// X-Correlation-ID, else the id of the request's own trace.
 func (h *Handler) defaults(c echo.Context, cid string) event.Defaults {
-	trace := TraceIDFromTraceparent(c.Request().Header.Get("traceparent"))
-	if trace == "" {
-		trace = cid
+	req := c.Request()
+	id := TraceIDFromTraceparent(req.Header.Get("traceparent"))
+	if id == "" && req.Header.Get(echo.HeaderXCorrelationID) != "" {
+		id = cid
 	}
-	return event.Defaults{Now: h.now(), TraceID: trace}
+	if id == "" {
+		if sc := trace.SpanContextFromContext(req.Context()); sc.HasTraceID() {
+			id = sc.TraceID().String()
+		}
+	}
+	if id == "" {
+		id = cid
+	}
+	return event.Defaults{Now: h.now(), TraceID: id}
 }
 
 // TraceIDFromTraceparent returns the trace id of a valid W3C traceparent

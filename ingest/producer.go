@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,10 @@ import (
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ProducerConfig shapes the Kafka producer.
@@ -23,6 +28,9 @@ type ProducerConfig struct {
 	// past them a request is refused at once instead of queueing.
 	MaxBufferedRecords int
 	MaxBufferedBytes   int
+	// Tracer records a span per produce and puts its context in the
+	// records' headers; nil records nothing.
+	Tracer trace.TracerProvider
 }
 
 // ErrBufferFull means the producer already holds as much as it may.
@@ -35,6 +43,7 @@ type Producer struct {
 	cl     *kgo.Client
 	dlq    *metrics.DLQ
 	logger *slog.Logger
+	tracer trace.Tracer
 	// lastFailure is when Kafka last failed to take records (unix nanos, 0
 	// once it took some again): it makes the role unready while it lasts.
 	lastFailure atomic.Int64
@@ -59,7 +68,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg metricsRegisterer)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	return &Producer{cfg: cfg, cl: cl, dlq: metrics.NewDLQ(reg), logger: logger}, nil
+	return &Producer{cfg: cfg, cl: cl, dlq: metrics.NewDLQ(reg), logger: logger, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}, nil
 }
 
 // Publish produces the events (keyed by source, so one source keeps its
@@ -69,6 +78,9 @@ func (p *Producer) Publish(ctx context.Context, events []event.Event, letters []
 	if len(events) == 0 && len(letters) == 0 {
 		return nil
 	}
+	ctx, span := p.tracer.Start(ctx, "kafka.produce "+p.cfg.Kafka.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(events)), attribute.Int("dlq.letters", len(letters))))
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	records := make([]*kgo.Record, 0, len(events)+len(letters))
@@ -81,9 +93,9 @@ func (p *Producer) Publish(ctx context.Context, events []event.Event, letters []
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}
-		records = append(records, &kgo.Record{
-			Topic: p.cfg.Kafka.Topic, Key: []byte(events[i].Source), Value: value, Headers: headers,
-		})
+		r := &kgo.Record{Topic: p.cfg.Kafka.Topic, Key: []byte(events[i].Source), Value: value, Headers: slices.Clone(headers)}
+		propagation.TraceContext{}.Inject(ctx, recordCarrier{r})
+		records = append(records, r)
 	}
 	now := time.Now()
 	for _, l := range letters {
@@ -91,6 +103,7 @@ func (p *Producer) Publish(ctx context.Context, events []event.Event, letters []
 	}
 	if err := p.produce(ctx, records); err != nil {
 		p.lastFailure.Store(time.Now().UnixNano())
+		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
 	p.lastFailure.Store(0)

@@ -20,6 +20,10 @@ import (
 	"github.com/logengine/logengine/query/filter"
 	"github.com/logengine/logengine/resilience"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -80,6 +84,8 @@ type ServiceConfig struct {
 	// waits at most MaxWait for a place, then gets ErrBusy.
 	MaxConcurrent int
 	MaxWait       time.Duration
+	// Tracer records a span per query; nil records nothing.
+	Tracer trace.TracerProvider
 }
 
 // Service answers queries: cache first, then PostgreSQL behind a breaker.
@@ -92,6 +98,7 @@ type Service struct {
 	flight   singleflight.Group
 	logger   *slog.Logger
 	now      func() time.Time
+	tracer   trace.Tracer
 }
 
 // NewService builds the service.
@@ -117,9 +124,13 @@ func NewService(cfg ServiceConfig, store Store, cache Cache, logger *slog.Logger
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 16
 	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider()
+	}
 	return &Service{
 		cfg: cfg, store: store, cache: cache, logger: logger,
 		bulkhead: resilience.NewBulkhead(cfg.MaxConcurrent, cfg.MaxWait), now: time.Now,
+		tracer:  cfg.Tracer.Tracer("logengine/query"),
 		breaker: resilience.NewBreaker("postgres", cfg.Breaker, dbDown, logger, metrics.NewBreaker(reg)),
 	}
 }
@@ -162,7 +173,15 @@ func (s *Service) Histogram(ctx context.Context, q filter.Histogram) ([]byte, st
 
 // cached is cache-aside with one database query per key at a time and the
 // last good answer as a fallback while the database is down.
-func (s *Service) cached(ctx context.Context, kind string, start, end time.Time, parts []string, load func(context.Context) ([]byte, error)) ([]byte, string, error) {
+func (s *Service) cached(ctx context.Context, kind string, start, end time.Time, parts []string, load func(context.Context) ([]byte, error)) (body []byte, status string, err error) {
+	ctx, span := s.tracer.Start(ctx, "query."+kind)
+	defer func() {
+		span.SetAttributes(attribute.String("cache.status", status))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	// The last good answer, for outages, is kept under the plain key.
 	staleKey := s.cache.Key(kind, parts...) + ":stale"
 	tier, ttl := "hot", s.cfg.CacheTTL
