@@ -57,3 +57,29 @@ func BenchmarkParseBatch100(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMarshalBatch100 encodes 100 events as Kafka record values, as the
+// producer does for a batch request.
+func BenchmarkMarshalBatch100(b *testing.B) {
+	e, err := event.Parse([]byte(benchEvent), defaults(), event.DefaultLimits())
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := make([]event.Event, 100)
+	for i := range events {
+		events[i] = e
+	}
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		n = 0
+		for i := range events {
+			v, err := events[i].Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(v)
+		}
+	}
+	b.SetBytes(int64(n))
+}
