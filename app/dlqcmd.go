@@ -30,7 +30,9 @@ type DLQOptions struct {
 }
 
 // dlqReasons are the values --reason accepts.
-var dlqReasons = []string{ingest.ReasonValidation, ingest.ReasonDecode, ingest.ReasonStore}
+func dlqReasons() []string {
+	return []string{ingest.ReasonValidation, ingest.ReasonDecode, ingest.ReasonStore}
+}
 
 // DLQList prints the letters of the DLQ topic that opts select.
 func DLQList(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.Writer) error {
@@ -96,8 +98,8 @@ func dlqSetup(cfg configs.Config, opts DLQOptions, now time.Time) ([]string, ing
 	}
 	var errs []error
 	f.Reason = strings.ToLower(strings.TrimSpace(opts.Reason))
-	if f.Reason != "" && !slices.Contains(dlqReasons, f.Reason) {
-		errs = append(errs, fmt.Errorf("--reason: must be one of %s, not %q", strings.Join(dlqReasons, ", "), opts.Reason))
+	if f.Reason != "" && !slices.Contains(dlqReasons(), f.Reason) {
+		errs = append(errs, fmt.Errorf("--reason: must be one of %s, not %q", strings.Join(dlqReasons(), ", "), opts.Reason))
 	}
 	since, err := parseDLQSince(opts.Since, now)
 	if err != nil {
@@ -160,12 +162,12 @@ func dlqWriteLetters(out io.Writer, letters []ingest.DLQRecord) error {
 			reasons = append(reasons, r)
 		}
 		slices.SortFunc(reasons, func(a, b string) int {
-			ia, ib := slices.Index(dlqReasons, a), slices.Index(dlqReasons, b)
+			ia, ib := slices.Index(dlqReasons(), a), slices.Index(dlqReasons(), b)
 			if ia < 0 {
-				ia = len(dlqReasons)
+				ia = len(dlqReasons())
 			}
 			if ib < 0 {
-				ib = len(dlqReasons)
+				ib = len(dlqReasons())
 			}
 			if ia != ib {
 				return ia - ib

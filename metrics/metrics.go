@@ -54,7 +54,9 @@ func histogram(reg prometheus.Registerer, name, help string, buckets []float64) 
 }
 
 // LatencyBuckets span 0.5 ms to 10 s.
-var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+func LatencyBuckets() []float64 {
+	return []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+}
 
 // Producer holds the ingest metrics, with the tutorial's names.
 type Producer struct {
@@ -74,7 +76,7 @@ func NewProducer(reg prometheus.Registerer) *Producer {
 		Failed:         counter(reg, "logs_failed_total", "Log events the producer could not hand to Kafka (answered 503)."),
 		Rejected:       counterVec(reg, "logs_rejected_total", "Invalid log events, by reason.", "reason"),
 		ReceivedBytes:  counter(reg, "logs_received_bytes_total", "Request body bytes received by the producer."),
-		AcceptDuration: histogram(reg, "logs_accept_duration_seconds", "Time from request to Kafka acknowledgement.", LatencyBuckets),
+		AcceptDuration: histogram(reg, "logs_accept_duration_seconds", "Time from request to Kafka acknowledgement.", LatencyBuckets()),
 	}
 }
 
@@ -100,10 +102,10 @@ func NewConsumer(reg prometheus.Registerer) *Consumer {
 		ProcessingFailed: counter(reg, "logs_processing_failed_total", "Log events the consumer could not store (sent to the DLQ)."),
 		BatchSize: histogram(reg, "consumer_batch_size", "Records in one consumer batch.",
 			[]float64{1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 25000}),
-		FlushDuration:  histogram(reg, "consumer_flush_duration_seconds", "Time to store and commit one batch.", LatencyBuckets),
+		FlushDuration:  histogram(reg, "consumer_flush_duration_seconds", "Time to store and commit one batch.", LatencyBuckets()),
 		WriteRetries:   counter(reg, "consumer_write_retries_total", "Retried batch writes after a PostgreSQL error."),
 		CommitFailures: counter(reg, "consumer_commit_failures_total", "Failed Kafka offset commits (the batch is redelivered)."),
-		EndToEnd:       histogram(reg, "logs_end_to_end_seconds", "Time from acceptance by the producer to commit in PostgreSQL.", LatencyBuckets),
+		EndToEnd:       histogram(reg, "logs_end_to_end_seconds", "Time from acceptance by the producer to commit in PostgreSQL.", LatencyBuckets()),
 		CommittedOffset: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "consumer_committed_offset", Help: "Last offset committed by this consumer, by partition (-1 before the first commit).",
 		}, []string{"topic", "partition"})),
@@ -134,7 +136,7 @@ func NewQuery(reg prometheus.Registerer) *Query {
 	return &Query{
 		Queries: counterVec(reg, "log_queries_total", "Log queries served, by endpoint.", "endpoint"),
 		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "log_query_duration_seconds", Help: "Time to answer a log query, by endpoint.", Buckets: LatencyBuckets,
+			Name: "log_query_duration_seconds", Help: "Time to answer a log query, by endpoint.", Buckets: LatencyBuckets(),
 		}, []string{"endpoint"})),
 	}
 }
@@ -187,7 +189,7 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 	return &HTTP{
 		Requests: counterVec(reg, "http_requests_total", "HTTP requests, by role, route and status code.", "role", "route", "code"),
 		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "http_request_duration_seconds", Help: "HTTP request duration, by role and route.", Buckets: LatencyBuckets,
+			Name: "http_request_duration_seconds", Help: "HTTP request duration, by role and route.", Buckets: LatencyBuckets(),
 		}, []string{"role", "route"})),
 	}
 }
@@ -200,7 +202,7 @@ func KafkaHooks(reg prometheus.Registerer) kgo.Hook {
 		kprom.Registerer(reg),
 		kprom.WithClientLabel(),
 		kprom.Histograms(kprom.RequestDurationE2E),
-		kprom.Buckets(LatencyBuckets),
+		kprom.Buckets(LatencyBuckets()),
 		kprom.FetchAndProduceDetail(kprom.ByTopic, kprom.Records, kprom.Batches, kprom.UncompressedBytes, kprom.ConsistentNaming),
 	)
 }

@@ -11,7 +11,9 @@ import (
 	"github.com/logengine/logengine/ingest/event"
 )
 
-var copyColumns = []string{"ts", "id", "level", "source", "message", "metadata", "trace_id"}
+func copyColumns() []string {
+	return []string{"ts", "id", "level", "source", "message", "metadata", "trace_id"}
+}
 
 const (
 	// The staging table is created once per connection and emptied by
@@ -89,7 +91,7 @@ func (s *Store) insert(ctx context.Context, events []event.Event) (int64, error)
 		if _, err := tx.Exec(ctx, createIncoming); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"logs_incoming"}, copyColumns, newEventRows(events)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"logs_incoming"}, copyColumns(), newEventRows(events)); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, insertIncoming).Scan(&n)
