@@ -269,14 +269,7 @@ func (a *App) initProducer() error {
 	}
 	pc := a.cfg.Producer
 	h := ingest.NewHandler(ingest.HandlerConfig{
-		Limits: event.Limits{
-			MaxMessageBytes:  pc.MaxMessageBytes,
-			MaxSourceBytes:   pc.MaxSourceBytes,
-			MaxMetadataKeys:  pc.MaxMetadataKeys,
-			MaxMetadataBytes: pc.MaxMetadataBytes,
-			MaxTraceIDBytes:  event.DefaultLimits().MaxTraceIDBytes,
-			MaxFutureSkew:    pc.MaxFutureSkew,
-		},
+		Limits:         eventLimits(pc),
 		MaxBodyBytes:   pc.MaxBodyBytes,
 		MaxBatchEvents: pc.MaxBatchEvents,
 	}, p, a.logger.With("role", RoleProducer), a.reg)
@@ -366,4 +359,16 @@ func listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// eventLimits are the limits an event is validated against.
+func eventLimits(pc configs.Producer) event.Limits {
+	return event.Limits{
+		MaxMessageBytes:  pc.MaxMessageBytes,
+		MaxSourceBytes:   pc.MaxSourceBytes,
+		MaxMetadataKeys:  pc.MaxMetadataKeys,
+		MaxMetadataBytes: pc.MaxMetadataBytes,
+		MaxTraceIDBytes:  event.DefaultLimits().MaxTraceIDBytes,
+		MaxFutureSkew:    pc.MaxFutureSkew,
+	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
-	"github.com/logengine/logengine/ingest/event"
 )
 
 // DLQOptions are the flags of the dlq commands.
@@ -57,16 +56,7 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	if err != nil {
 		return err
 	}
-	pc := cfg.Producer
-	lim := event.Limits{
-		MaxMessageBytes:  pc.MaxMessageBytes,
-		MaxSourceBytes:   pc.MaxSourceBytes,
-		MaxMetadataKeys:  pc.MaxMetadataKeys,
-		MaxMetadataBytes: pc.MaxMetadataBytes,
-		MaxTraceIDBytes:  event.DefaultLimits().MaxTraceIDBytes,
-		MaxFutureSkew:    pc.MaxFutureSkew,
-	}
-	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, lim, logger)
+	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, eventLimits(cfg.Producer), logger)
 	if err != nil {
 		return err
 	}

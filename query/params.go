@@ -283,13 +283,7 @@ func formatInterval(d time.Duration) string {
 func parseHistogram(startS, endS, levels, sources, interval string, now time.Time, lim Limits) (filter.Histogram, error) {
 	var q filter.Histogram
 	var err error
-	if q.Start, q.End, err = window(startS, endS, now, 24*time.Hour); err != nil {
-		return q, err
-	}
-	if q.Levels, err = parseLevels(levels, lim); err != nil {
-		return q, err
-	}
-	if q.Sources, err = parseSources(sources, lim); err != nil {
+	if q.Start, q.End, q.Levels, q.Sources, err = parseScope(startS, endS, levels, sources, now, lim); err != nil {
 		return q, err
 	}
 	span := q.End.Sub(q.Start)
@@ -341,13 +335,7 @@ func decodeCursor(s string) (filter.Cursor, error) {
 func parseStats(startS, endS, levels, sources, top string, now time.Time, lim Limits) (filter.Stats, error) {
 	var q filter.Stats
 	var err error
-	if q.Start, q.End, err = window(startS, endS, now, 24*time.Hour); err != nil {
-		return q, err
-	}
-	if q.Levels, err = parseLevels(levels, lim); err != nil {
-		return q, err
-	}
-	if q.Sources, err = parseSources(sources, lim); err != nil {
+	if q.Start, q.End, q.Levels, q.Sources, err = parseScope(startS, endS, levels, sources, now, lim); err != nil {
 		return q, err
 	}
 	if q.Top, err = parseInt("top", top, lim.DefaultTop); err != nil {
@@ -357,4 +345,17 @@ func parseStats(startS, endS, levels, sources, top string, now time.Time, lim Li
 		return q, paramErr("top", "must be between 1 and %d", lim.MaxTop)
 	}
 	return q, nil
+}
+
+// parseScope reads what stats and histograms share: the window (the last
+// 24 hours by default) and the level and source filters.
+func parseScope(startS, endS, levels, sources string, now time.Time, lim Limits) (start, end time.Time, lv []event.Level, src []string, err error) {
+	if start, end, err = window(startS, endS, now, 24*time.Hour); err != nil {
+		return
+	}
+	if lv, err = parseLevels(levels, lim); err != nil {
+		return
+	}
+	src, err = parseSources(sources, lim)
+	return
 }
