@@ -2,6 +2,8 @@
 # Makes sure the services that the development and test runs use are up:
 #   PostgreSQL on 127.0.0.1:5432 (role "postgres", no password, pg_trgm available)
 #   Redis      on 127.0.0.1:6379
+# and that promtool and prometheus are installed (the alert rule and dashboard
+# tests run them; nothing is left running).
 #
 # For each one: if it already answers, nothing is done; if it is installed, it
 # is started; if it is missing and this runs as root on Debian/Ubuntu, it is
@@ -298,10 +300,48 @@ ensure_redis() {
 	say "redis: running on $REDIS_HOST:$REDIS_PORT"
 }
 
+# ---------------------------------------------------------------- Prometheus
+
+prom_installed() { have promtool && have prometheus; }
+
+# The Debian package starts and enables its own server on :9090; the tests
+# start theirs, so the packaged one is stopped and disabled.
+prom_stop_packaged() {
+	if have systemctl && [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus >/dev/null 2>&1 || true
+	elif have service; then
+		service prometheus stop >/dev/null 2>&1 || true
+	fi
+}
+
+prom_help() {
+	warn "prometheus: promtool or prometheus not found; the alert rule and dashboard tests need both."
+	warn "  Install Prometheus 2.x (Debian/Ubuntu: apt-get install prometheus) so that"
+	warn "  promtool and prometheus are on PATH."
+}
+
+ensure_prometheus() {
+	if prom_installed; then
+		say "prometheus: promtool and prometheus installed"
+		return 0
+	fi
+	if can_apt; then
+		apt_install prometheus || true
+		prom_stop_packaged
+		if prom_installed; then
+			say "prometheus: promtool and prometheus installed"
+			return 0
+		fi
+	fi
+	# Not fatal: only those tests need it, not `make run`.
+	prom_help
+}
+
 ensure_postgres
 if [ "$FAILED" -eq 0 ]; then
 	ensure_pg_trgm
 	ensure_pg_database
 fi
 ensure_redis
+ensure_prometheus
 exit "$FAILED"

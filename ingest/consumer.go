@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,9 +72,12 @@ type Consumer struct {
 	// rebalancing is set when the group waits for this member to let a
 	// rebalance through; retries stop so the wait stays short.
 	rebalancing atomic.Bool
-	// highWatermarks of the partitions last fetched, for the lag metric;
-	// only the polling goroutine touches it.
+	// For the lag metric, per partition: the end of the partition at the
+	// last fetch, and the next offset to commit. Group callbacks touch
+	// them too, hence the mutex.
+	lagMu          sync.Mutex
 	highWatermarks map[int32]int64
+	positions      map[int32]int64
 	tracer         trace.Tracer
 }
 
@@ -89,7 +93,7 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 		cfg.WriteTimeout = 30 * time.Second
 	}
 	c := &Consumer{cfg: cfg, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
-		highWatermarks: map[int32]int64{}, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}
+		highWatermarks: map[int32]int64{}, positions: map[int32]int64{}, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}
 	c.healthy.Store(true)
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
@@ -100,6 +104,9 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 		// no partition changes hands with work in flight.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalancing.Store(true) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) { c.trackPartitions(assigned, true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) { c.trackPartitions(revoked, false) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { c.trackPartitions(lost, false) }),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(cfg.FlushInterval),
 		kgo.WithLogger(kgoLogger{logger}),
@@ -175,7 +182,7 @@ func (c *Consumer) poll(ctx context.Context) ([]*kgo.Record, error) {
 			}
 		}
 		records = append(records, fetches.Records()...)
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) { c.highWatermarks[p.Partition] = p.HighWatermark })
+		c.observeFetches(fetches)
 		if pctx.Err() != nil {
 			return records, nil // shutting down, or the flush interval is over
 		}
@@ -328,6 +335,43 @@ func (c *Consumer) storeIsolating(ctx context.Context, events []event.Event) ([]
 	return refused, nil
 }
 
+// trackPartitions starts or stops the per-partition series: an assigned
+// partition reports -1 until its first commit, a partition that moved to
+// another member stops reporting.
+func (c *Consumer) trackPartitions(parts map[string][]int32, assigned bool) {
+	c.lagMu.Lock()
+	defer c.lagMu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			label := strconv.Itoa(int(p))
+			if assigned {
+				c.metrics.CommittedOffset.WithLabelValues(topic, label).Set(-1)
+				continue
+			}
+			c.metrics.CommittedOffset.DeleteLabelValues(topic, label)
+			c.metrics.Lag.DeleteLabelValues(topic, label)
+			delete(c.highWatermarks, p)
+			delete(c.positions, p)
+		}
+	}
+}
+
+// observeFetches updates the lag after every poll, so it keeps growing
+// while the consumer cannot store (the moment it matters).
+func (c *Consumer) observeFetches(fetches kgo.Fetches) {
+	c.lagMu.Lock()
+	defer c.lagMu.Unlock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		c.highWatermarks[p.Partition] = p.HighWatermark
+		if _, ok := c.positions[p.Partition]; !ok && len(p.Records) > 0 {
+			c.positions[p.Partition] = p.Records[0].Offset
+		}
+		if pos, ok := c.positions[p.Partition]; ok {
+			c.metrics.Lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-pos, 0)))
+		}
+	})
+}
+
 // reportCommitted updates the committed offset and lag of each partition of
 // a committed batch.
 func (c *Consumer) reportCommitted(records []*kgo.Record) {
@@ -335,13 +379,30 @@ func (c *Consumer) reportCommitted(records []*kgo.Record) {
 	for _, r := range records {
 		next[r.Partition] = max(next[r.Partition], r.Offset+1)
 	}
+	c.lagMu.Lock()
+	defer c.lagMu.Unlock()
 	for p, off := range next {
 		label := strconv.Itoa(int(p))
+		c.positions[p] = off
 		c.metrics.CommittedOffset.WithLabelValues(c.cfg.Kafka.Topic, label).Set(float64(off - 1))
 		if hwm, ok := c.highWatermarks[p]; ok {
 			c.metrics.Lag.WithLabelValues(c.cfg.Kafka.Topic, label).Set(float64(max(hwm-off, 0)))
 		}
 	}
+}
+
+// correlationIDs lists the distinct correlation ids of records, at most max,
+// so a request can be followed into the consumer's logs.
+func correlationIDs(records []*kgo.Record, max int) []string {
+	var ids []string
+	for _, r := range records {
+		if id := header(r, HeaderCorrelationID); id != "" && !slices.Contains(ids, id) {
+			if ids = append(ids, id); len(ids) == max {
+				break
+			}
+		}
+	}
+	return ids
 }
 
 // maxSpanLinks bounds the links of one batch span to the records' traces.
@@ -380,18 +441,4 @@ func (c *Consumer) traceBatch(ctx context.Context, records []*kgo.Record) (conte
 			s.End()
 		}
 	}
-}
-
-// correlationIDs lists the distinct correlation ids of records, at most max,
-// so a request can be followed into the consumer's logs.
-func correlationIDs(records []*kgo.Record, max int) []string {
-	var ids []string
-	for _, r := range records {
-		if id := header(r, HeaderCorrelationID); id != "" && !slices.Contains(ids, id) {
-			if ids = append(ids, id); len(ids) == max {
-				break
-			}
-		}
-	}
-	return ids
 }

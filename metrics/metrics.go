@@ -107,7 +107,7 @@ func NewConsumer(reg prometheus.Registerer) *Consumer {
 		CommitFailures: counter(reg, "consumer_commit_failures_total", "Failed Kafka offset commits (the batch is redelivered)."),
 		EndToEnd:       histogram(reg, "logs_end_to_end_seconds", "Time from acceptance by the producer to commit in PostgreSQL.", LatencyBuckets()),
 		CommittedOffset: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "consumer_committed_offset", Help: "Last offset committed by this consumer, by partition (-1 before the first commit).",
+			Name: "consumer_committed_offset", Help: "Offset of the last record this consumer committed, by partition (-1 from assignment until the first commit).",
 		}, []string{"topic", "partition"})),
 		Lag: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "consumer_lag_records", Help: "Records between this consumer's last commit and the end of the partition.",

@@ -41,6 +41,10 @@ func NewBreaker(name string, cfg BreakerConfig, isFailure func(error) bool, logg
 	}
 	state := m.State.WithLabelValues(name)
 	state.Set(0)
+	// Zero series from the start, so rates work before the first change.
+	for _, st := range []circuitbreaker.State{circuitbreaker.ClosedState, circuitbreaker.OpenState, circuitbreaker.HalfOpenState} {
+		m.Transitions.WithLabelValues(name, st.String()).Add(0)
+	}
 	cb := circuitbreaker.NewBuilder[any]().
 		HandleIf(func(_ any, err error) bool { return err != nil && isFailure(err) }).
 		WithFailureThreshold(uint(max(cfg.Failures, 1))).
