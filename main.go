@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/logengine/logengine/app"
+	"github.com/logengine/logengine/app/loadtest"
 	"github.com/logengine/logengine/configs"
 	"github.com/spf13/cobra"
 )
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			},
 		},
 		dlqCommand(&cfg, stdout),
+		loadtestCommand(stdout),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -105,4 +107,42 @@ func dlqCommand(cfg *configs.Config, stdout io.Writer) *cobra.Command {
 		},
 	)
 	return dlq
+}
+
+// loadtestCommand drives a running pipeline with generated logs and
+// queries, reports what a client saw, and checks that every accepted log
+// was stored exactly once.
+func loadtestCommand(stdout io.Writer) *cobra.Command {
+	cfg := loadtest.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "loadtest",
+		Short: "Send generated logs and queries to a running pipeline, measure them, and verify every accepted log is stored once",
+		Long: "loadtest sends realistic logs to the producers (--rate logs/s, 0 = as fast as possible, for --duration or --count logs)\n" +
+			"and queries to the gateway, then reads every accepted log back. It exits non-zero when nothing was accepted,\n" +
+			"an accepted log is missing or stored twice, or verification timed out. Progress goes to stderr, the report to stdout.",
+		Args: cobra.NoArgs,
+		// A client of the pipeline: the server's --config file and
+		// LOGENGINE_* variables (which have a --batch-size of their own)
+		// must not change its settings.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := loadtest.Run(cmd.Context(), cfg, stdout, cmd.ErrOrStderr())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&cfg.ProducerURLs, "producer-url", cfg.ProducerURLs, "producer base URL; a comma list (or the flag repeated) spreads batches over several in turn")
+	f.StringVar(&cfg.GatewayURL, "gateway-url", cfg.GatewayURL, `gateway base URL for queries and verification; "" sends no queries and verifies nothing`)
+	f.Float64Var(&cfg.Rate, "rate", cfg.Rate, "logs per second in total; 0 = as fast as possible")
+	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to send logs (ignored when --count is set)")
+	f.IntVar(&cfg.Count, "count", cfg.Count, "send this many logs instead of running for --duration (0 = use --duration)")
+	f.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "logs per request; 1 posts single logs to /api/v1/logs")
+	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent sending workers")
+	f.Float64Var(&cfg.QueryRate, "query-rate", cfg.QueryRate, "gateway queries per second while sending; 0 = none")
+	f.StringVar(&cfg.QueryMix, "query-mix", cfg.QueryMix, "weights of the query kinds recent, level, source, keyword and stats")
+	f.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated logs (the same seed gives the same levels, sources and messages)")
+	f.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the report as one JSON object")
+	f.DurationVar(&cfg.VerifyTimeout, "verify-timeout", cfg.VerifyTimeout, "how long to wait for every accepted log to be queryable")
+	f.IntVar(&cfg.ServerPID, "server-pid", cfg.ServerPID, "pid of a local logengine whose peak RSS to report (/proc/<pid>/status); 0 = sample process_resident_memory_bytes from the producers' /metrics")
+	return cmd
 }

@@ -140,7 +140,10 @@ func (s *Service) BreakerState() string { return s.breaker.State() }
 
 // Search answers a search with its encoded JSON page and the cache status.
 func (s *Service) Search(ctx context.Context, q filter.Search) ([]byte, string, error) {
-	return s.cached(ctx, "search", q.Start, q.End, searchKey(q), func(ctx context.Context) ([]byte, error) {
+	// Cursor pages of a walk are not kept for outages: worth little, and a
+	// long walk would fill Redis with them.
+	keepStale := q.After == nil
+	return s.cached(ctx, "search", keepStale, q.Start, q.End, searchKey(q), func(ctx context.Context) ([]byte, error) {
 		page, err := s.store.Search(ctx, q)
 		if err != nil {
 			return nil, err
@@ -151,7 +154,7 @@ func (s *Service) Search(ctx context.Context, q filter.Search) ([]byte, string, 
 
 // Stats answers a statistics request with its encoded JSON body.
 func (s *Service) Stats(ctx context.Context, q filter.Stats) ([]byte, string, error) {
-	return s.cached(ctx, "stats", q.Start, q.End, statsKey(q), func(ctx context.Context) ([]byte, error) {
+	return s.cached(ctx, "stats", true, q.Start, q.End, statsKey(q), func(ctx context.Context) ([]byte, error) {
 		res, err := s.store.Stats(ctx, q)
 		if err != nil {
 			return nil, err
@@ -162,7 +165,7 @@ func (s *Service) Stats(ctx context.Context, q filter.Stats) ([]byte, string, er
 
 // Histogram answers a histogram request with its encoded JSON body.
 func (s *Service) Histogram(ctx context.Context, q filter.Histogram) ([]byte, string, error) {
-	return s.cached(ctx, "histogram", q.Start, q.End, histogramKey(q), func(ctx context.Context) ([]byte, error) {
+	return s.cached(ctx, "histogram", true, q.Start, q.End, histogramKey(q), func(ctx context.Context) ([]byte, error) {
 		res, err := s.store.Histogram(ctx, q)
 		if err != nil {
 			return nil, err
@@ -173,7 +176,7 @@ func (s *Service) Histogram(ctx context.Context, q filter.Histogram) ([]byte, st
 
 // cached is cache-aside with one database query per key at a time and the
 // last good answer as a fallback while the database is down.
-func (s *Service) cached(ctx context.Context, kind string, start, end time.Time, parts []string, load func(context.Context) ([]byte, error)) (body []byte, status string, err error) {
+func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start, end time.Time, parts []string, load func(context.Context) ([]byte, error)) (body []byte, status string, err error) {
 	ctx, span := s.tracer.Start(ctx, "query."+kind)
 	defer func() {
 		span.SetAttributes(attribute.String("cache.status", status))
@@ -214,7 +217,9 @@ func (s *Service) cached(ctx context.Context, kind string, start, end time.Time,
 			return nil, err
 		}
 		s.cache.Set(qctx, key, body, ttl)
-		s.cache.Set(qctx, staleKey, body, s.cfg.StaleTTL)
+		if keepStale {
+			s.cache.Set(qctx, staleKey, body, s.cfg.StaleTTL)
+		}
 		return body, nil
 	})
 	if err == nil {

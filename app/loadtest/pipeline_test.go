@@ -1,0 +1,222 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logengine/logengine/app"
+	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/store/storetest"
+	"github.com/redis/rueidis"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Keep-alive connections of the pipeline's own clients outlive tests.
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// rueidis ends its reconnect back-off sleep after Close returned.
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
+	)
+}
+
+// pipeline is logengine with every role in this process, on its own
+// database, cache prefix and ephemeral ports.
+type pipeline struct {
+	producer, gateway string
+}
+
+func startPipeline(t *testing.T) pipeline {
+	t.Helper()
+	began := time.Now()
+	defer func() { t.Logf("pipeline started in %s", time.Since(began).Round(time.Millisecond)) }()
+	cfg := configs.Default()
+	cfg.Kafka.EmbeddedAddr = "127.0.0.1:0"
+	cfg.Kafka.Partitions = 3
+	cfg.HTTP.ProducerAddr = "127.0.0.1:0"
+	cfg.HTTP.ConsumerAddr = "127.0.0.1:0"
+	cfg.HTTP.GatewayAddr = "127.0.0.1:0"
+	cfg.Postgres.URL = storetest.NewURL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	cfg.Redis.Prefix = "logengine-loadtest:" + hex.EncodeToString(b[:]) + ":"
+	cfg.Consumer.FlushInterval = 50 * time.Millisecond
+	t.Cleanup(func() { deleteCacheKeys(t, cfg.Redis.Addr, cfg.Redis.Prefix) })
+
+	a, err := app.New(cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("pipeline stopped with: %v", err)
+		}
+	})
+	select {
+	case <-a.Started():
+	case err := <-done:
+		done <- err
+		t.Fatalf("pipeline failed to start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("pipeline did not start within 60s")
+	}
+	return pipeline{
+		producer: "http://" + a.Addr(app.RoleProducer),
+		gateway:  "http://" + a.Addr(app.RoleGateway),
+	}
+}
+
+func deleteCacheKeys(t *testing.T, addr, prefix string) {
+	cl, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		entry, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Logf("cache cleanup: %v", err)
+			return
+		}
+		if len(entry.Elements) > 0 {
+			cl.Do(ctx, cl.B().Del().Key(entry.Elements...).Build())
+		}
+		if cursor = entry.Cursor; cursor == 0 {
+			return
+		}
+	}
+}
+
+func TestRunVerifiesEveryAcceptedLog(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t)
+	cfg := DefaultConfig()
+	cfg.ProducerURLs = []string{p.producer}
+	cfg.GatewayURL = p.gateway
+	cfg.Count = 3000
+	cfg.BatchSize = 100
+	cfg.Concurrency = 2
+	cfg.QueryRate = 20
+	cfg.JSON = true
+	cfg.VerifyTimeout = time.Minute
+	var out, progress bytes.Buffer
+	rep, err := Run(t.Context(), cfg, &out, &progress)
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s\nreport:\n%s", err, progress.String(), out.String())
+	}
+	t.Logf("sent in %.1fs, verified in %.1fs", rep.DurationSeconds, rep.VerifySeconds)
+	if rep.Accepted != 3000 || rep.Lost != 0 || rep.Duplicates != 0 || !rep.Verified || rep.Verification != "walk" {
+		t.Errorf("accepted %d, lost %d, duplicates %d, verified %v by %q; want 3000, 0, 0, true by walk",
+			rep.Accepted, rep.Lost, rep.Duplicates, rep.Verified, rep.Verification)
+	}
+	if rep.AcceptLatency.Count != 30 || rep.Requests < 30 {
+		t.Errorf("%d requests, %d accept latencies; want 30 accepted batches", rep.Requests, rep.AcceptLatency.Count)
+	}
+	if rep.VisibilityLatency.Count == 0 || rep.VisibilityLatency.P50 <= 0 {
+		t.Errorf("visibility latency %+v, want samples", rep.VisibilityLatency)
+	}
+	mix, _ := parseMix(DefaultQueryMix)
+	for _, k := range mix {
+		q, ok := rep.Queries[k.kind]
+		if !ok || q.Count == 0 {
+			t.Errorf("query kind %s: %+v, want answered queries", k.kind, q)
+			continue
+		}
+		var cached int64
+		for _, n := range q.Cache {
+			cached += n
+		}
+		if cached != q.Count || q.P50 <= 0 || len(q.Errors) > 0 {
+			t.Errorf("query kind %s: %+v", k.kind, q)
+		}
+	}
+	if !strings.Contains(progress.String(), "loadtest run "+rep.RunID) {
+		t.Errorf("progress lacks the run id:\n%s", progress.String())
+	}
+
+	// --json prints exactly one object with every field.
+	dec := json.NewDecoder(&out)
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	if dec.More() {
+		t.Error("more than one JSON value in the report")
+	}
+	for _, field := range []string{
+		"run_id", "accepted", "rejected", "failed", "lost", "duplicates", "verified", "verification",
+		"accepted_per_second", "accept_latency_ms", "visibility_latency_ms", "queries", "errors",
+		"peak_rss_bytes", "duration_seconds", "settings",
+	} {
+		if _, ok := doc[field]; !ok {
+			t.Errorf("JSON report lacks %q", field)
+		}
+	}
+	if lat, _ := doc["accept_latency_ms"].(map[string]any); lat == nil || lat["p50"] == nil || lat["p95"] == nil || lat["p99"] == nil {
+		t.Errorf("accept_latency_ms = %v", doc["accept_latency_ms"])
+	}
+	if q, _ := doc["queries"].(map[string]any); q == nil || q["stats"] == nil {
+		t.Errorf("queries = %v", doc["queries"])
+	} else if s := q["stats"].(map[string]any); s["cache_hit_share"] == nil || s["p95"] == nil {
+		t.Errorf("queries.stats = %v", s)
+	}
+	if doc["peak_rss_bytes"].(float64) <= 0 {
+		t.Errorf("peak_rss_bytes = %v; the producer's metrics have it", doc["peak_rss_bytes"])
+	}
+}
+
+// A paced run sends about rate × duration logs; large runs are verified
+// by a sample looked up by trace id.
+func TestRunPacesToRateAndVerifiesBySample(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t)
+	cfg := DefaultConfig()
+	cfg.ProducerURLs = []string{p.producer, p.producer}
+	cfg.GatewayURL = p.gateway
+	cfg.Rate = 500
+	cfg.Duration = 2 * time.Second
+	cfg.BatchSize = 25
+	// Workers share one schedule: more of them do not raise the rate, they
+	// only keep slow answers (a busy machine) from holding it back. 40
+	// workers cover the 40 slots of 2 s even if every answer took 2 s.
+	cfg.Concurrency = 40
+	cfg.QueryRate = 0
+	cfg.VerifyTimeout = time.Minute
+	cfg.walkLimit = 100
+	var out, progress bytes.Buffer
+	rep, err := Run(t.Context(), cfg, &out, &progress)
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s\nreport:\n%s", err, progress.String(), out.String())
+	}
+	t.Logf("report:\n%s", out.String())
+	if rep.Accepted < 600 || rep.Accepted > 1400 {
+		t.Errorf("accepted %d logs at 500/s for 2s, want 600..1400", rep.Accepted)
+	}
+	if !rep.Verified || rep.Verification != "sample" || rep.Lost != 0 {
+		t.Errorf("verified %v by %q, lost %d; want true by sample, 0", rep.Verified, rep.Verification, rep.Lost)
+	}
+	if len(rep.Queries) != 0 {
+		t.Errorf("queries %v with query rate 0", rep.Queries)
+	}
+	for _, want := range []string{"logengine loadtest  run " + rep.RunID, "verify      OK", "accept      p50 "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
