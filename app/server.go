@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,16 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 	prom := echo.WrapHandler(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	e.GET("/metrics", prom)
 	e.GET("/actuator/prometheus", prom)
+	if a.cfg.HTTP.Pprof {
+		// Off by default: profiles reveal internals and cost CPU.
+		e.GET("/debug/pprof/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+		e.GET("/debug/pprof/:name", func(c echo.Context) error {
+			pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
+			return nil
+		})
+	}
 	if routes != nil {
 		routes(e)
 	}

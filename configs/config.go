@@ -84,6 +84,8 @@ type HTTP struct {
 	ConsumerAddr    string
 	GatewayAddr     string
 	ShutdownTimeout time.Duration
+	// Pprof serves Go profiles under /debug/pprof/ on every listener.
+	Pprof bool
 }
 
 // Producer bounds what the ingest API takes.
@@ -224,6 +226,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.HTTP.ProducerAddr, "producer-addr", c.HTTP.ProducerAddr, "listen address of the producer role (ingest API)")
 	fs.StringVar(&c.HTTP.ConsumerAddr, "consumer-addr", c.HTTP.ConsumerAddr, "listen address of the consumer role (health and metrics)")
 	fs.StringVar(&c.HTTP.GatewayAddr, "gateway-addr", c.HTTP.GatewayAddr, "listen address of the gateway role (query API)")
+	fs.BoolVar(&c.HTTP.Pprof, "pprof", c.HTTP.Pprof, "serve Go profiles under /debug/pprof/ on every listener (for diagnosis; off by default)")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "grace period to drain requests and flush batches on shutdown")
 
 	fs.Int64Var(&c.Producer.MaxBodyBytes, "max-body-bytes", c.Producer.MaxBodyBytes, "largest accepted request body (413 beyond)")
