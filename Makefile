@@ -38,6 +38,12 @@ chaos: services
 	grep -o 'CHAOS .*' $$out || true; \
 	if [ $$status -ne 0 ]; then cat $$out; fi; rm -f $$out; exit $$status
 
+## bench-store: storage at scale: ROWS logs over 7 days in a scratch database
+## (logengine_bench, dropped after); query latency, ingest rate, bytes per log
+ROWS ?= 1000000
+bench-store: services
+	$(GO) run ./store/benchstore -rows=$(ROWS)
+
 ## loadtest: start the whole pipeline on a fresh database, load it for 60 s with queries,
 ## print the report and stop it; LOADTEST_FLAGS="--rate=10000" adds loadtest flags
 LOADTEST_FLAGS ?= --rate=0 --duration=60s --batch-size=100 --concurrency=4 --query-rate=10 --verify-timeout=5m
