@@ -62,8 +62,12 @@ func TestBackfillInvalidatesAClosedWindow(t *testing.T) {
 	// repeats (the local tier), still exact.
 	get(t, p.gateway+"/api/v1/logs?"+windowQuery(past, past.Add(time.Hour)))
 	get(t, p.gateway+"/api/v1/logs?"+windowQuery(past, past.Add(time.Hour)))
-	if !containsLine(string(get(t, p.gateway+"/metrics").raw), `cache_hits_total{tier="local"}`) {
+	metrics := string(get(t, p.gateway+"/metrics").raw)
+	if !containsLine(metrics, `cache_hits_total{tier="local"}`) {
 		t.Errorf("no hit counted in the local tier")
+	}
+	if metricValue(metrics, "cache_local_entries") < 1 || metricValue(metrics, "cache_local_bytes") < 1 {
+		t.Errorf("the local tier reports no entries or bytes")
 	}
 }
 

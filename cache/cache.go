@@ -108,8 +108,11 @@ func (c *Cache) conn() (rueidis.Client, error) {
 	cl, err := rueidis.NewClient(rueidis.ClientOption{
 		InitAddress:       []string{c.cfg.Addr},
 		CacheSizeEachConn: c.cfg.LocalBytes,
-		Dialer:            net.Dialer{Timeout: c.cfg.Timeout * 5},
-		ConnWriteTimeout:  c.cfg.Timeout * 5,
+		NewCacheStoreFn: func(o rueidis.CacheStoreOption) rueidis.CacheStore {
+			return rueidis.NewSimpleCacheAdapter(newLocalTier(o.CacheSizeEachConn, c.metrics.LocalBytes, c.metrics.LocalEntries))
+		},
+		Dialer:           net.Dialer{Timeout: c.cfg.Timeout * 5},
+		ConnWriteTimeout: c.cfg.Timeout * 5,
 	})
 	if errors.Is(err, rueidis.ErrNoCache) {
 		// A server without RESP3 client tracking: Redis only, no local tier.

@@ -147,14 +147,19 @@ type Cache struct {
 	Misses   *prometheus.CounterVec
 	Errors   prometheus.Counter
 	Duration *prometheus.HistogramVec // by operation
+	// The local (in-process) tier's size, summed over connections.
+	LocalBytes   prometheus.Gauge
+	LocalEntries prometheus.Gauge
 }
 
 // NewCache registers the cache metrics.
 func NewCache(reg prometheus.Registerer) *Cache {
 	return &Cache{
-		Hits:   counterVec(reg, "cache_hits_total", "Query cache hits, by tier.", "tier"),
-		Misses: counterVec(reg, "cache_misses_total", "Query cache misses, by tier.", "tier"),
-		Errors: counter(reg, "cache_errors_total", "Cache operations that failed (Redis down or slow)."),
+		Hits:         counterVec(reg, "cache_hits_total", "Query cache hits, by tier.", "tier"),
+		Misses:       counterVec(reg, "cache_misses_total", "Query cache misses, by tier.", "tier"),
+		Errors:       counter(reg, "cache_errors_total", "Cache operations that failed (Redis down or slow)."),
+		LocalBytes:   register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "cache_local_bytes", Help: "Approximate bytes held by the in-process cache tier."})),
+		LocalEntries: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "cache_local_entries", Help: "Entries held by the in-process cache tier."})),
 		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "cache_operation_duration_seconds", Help: "Time of one cache operation, local tier included, by operation.",
 			Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
