@@ -86,6 +86,19 @@ func (l *loader) send(ctx context.Context, events []map[string]any, batch int, p
 	}
 }
 
+// sendInBackground sends while the scenario breaks things; wait returns
+// once every batch was accepted or the limit passed.
+func (l *loader) sendInBackground(events []map[string]any, batch int, pause, limit time.Duration) (wait func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		l.send(ctx, events, batch, pause)
+	}()
+	return func() { <-done }
+}
+
 func (l *loader) ids() []string {
 	var out []string
 	l.accepted.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
@@ -202,10 +215,7 @@ func TestChaosKafkaProduceFailures(t *testing.T) {
 		return resp, nil, true
 	})
 	l := newLoader(p.producer)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); l.send(ctx, chaosEvents(6000, "kafka"), 50, 20*time.Millisecond) }()
+	wait := l.sendInBackground(chaosEvents(6000, "kafka"), 50, 20*time.Millisecond, 90*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	failing.Store(true)
 	time.Sleep(3 * time.Second)
@@ -214,7 +224,7 @@ func TestChaosKafkaProduceFailures(t *testing.T) {
 		t.Errorf("producer /readyz during Kafka failures: %d %s (failed %d refusals %d accepted %d)", r.status, r.raw, failed.Load(), l.refusals.Load(), l.count.Load())
 	}
 	failing.Store(false)
-	<-done
+	wait()
 	if failed.Load() == 0 || l.refusals.Load() == 0 {
 		t.Errorf("the fault never bit: %d failed produce requests, %d refused batches", failed.Load(), l.refusals.Load())
 	}
@@ -234,10 +244,7 @@ func TestChaosPostgresOutage(t *testing.T) {
 		c.Consumer.WriteTimeout = 2 * time.Second
 	})
 	l := newLoader(p.producer)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); l.send(ctx, chaosEvents(3000, "pg"), 50, 30*time.Millisecond) }()
+	wait := l.sendInBackground(chaosEvents(3000, "pg"), 50, 30*time.Millisecond, 90*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	proxy.Cut()
 	sawDown := false
@@ -252,7 +259,7 @@ func TestChaosPostgresOutage(t *testing.T) {
 		t.Errorf("the consumer never reported PostgreSQL down during a 10 s outage")
 	}
 	proxy.Restore()
-	<-done
+	wait()
 	report(t, "postgres-outage-10s", settle(t, direct, l.ids(), p.app.KafkaBrokers(), p.cfg.Kafka.DLQTopic), 0)
 }
 
@@ -265,10 +272,7 @@ func TestChaosPoisonRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); l.send(ctx, chaosEvents(1000, "poison"), 50, 5*time.Millisecond) }()
+	wait := l.sendInBackground(chaosEvents(1000, "poison"), 50, 5*time.Millisecond, 90*time.Second)
 	// Poison straight into the topic while valid logs flow: not JSON, an
 	// unknown level, and a NUL that PostgreSQL refuses.
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -278,7 +282,7 @@ func TestChaosPoisonRecords(t *testing.T) {
 		[]byte(`{"id":"` + uuid.NewString() + `","timestamp":"` + now + `","level":"INFO","source":"x","message":"nul \u0000 here"}`),
 	}
 	for _, v := range poison {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("chaos-1"), Value: v}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: []byte("chaos-1"), Value: v}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -293,7 +297,7 @@ func TestChaosPoisonRecords(t *testing.T) {
 	for _, id := range r.body["ids"].([]any) {
 		fine = append(fine, id.(string))
 	}
-	<-done
+	wait()
 	report(t, "poison-records", settle(t, p.cfg.Postgres.URL, append(l.ids(), fine...), p.app.KafkaBrokers(), p.cfg.Kafka.DLQTopic), 4)
 }
 
@@ -382,15 +386,12 @@ func TestChaosConsumerKilledMidBatch(t *testing.T) {
 	c.start("producer", "producer")
 	c.start("consumer", "consumer")
 	l := newLoader(c.url("producer"))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); l.send(ctx, chaosEvents(4000, "kill"), 100, 5*time.Millisecond) }()
+	wait := l.sendInBackground(chaosEvents(4000, "kill"), 100, 5*time.Millisecond, 90*time.Second)
 	time.Sleep(time.Second)
 	c.kill("consumer")
 	time.Sleep(500 * time.Millisecond)
 	c.start("consumer", "consumer")
-	<-done
+	wait()
 	report(t, "consumer-sigkill", c.settle(l), 0)
 }
 
@@ -400,15 +401,12 @@ func TestChaosConsumerJoinsAndLeaves(t *testing.T) {
 	c.start("producer", "producer")
 	c.start("consumer", "consumer")
 	l := newLoader(c.url("producer"))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); l.send(ctx, chaosEvents(4000, "join"), 50, 10*time.Millisecond) }()
+	wait := l.sendInBackground(chaosEvents(4000, "join"), 50, 10*time.Millisecond, 90*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	c.start("consumer-2", "consumer")
 	time.Sleep(1500 * time.Millisecond)
 	c.stop("consumer-2")
-	<-done
+	wait()
 	report(t, "consumer-join-leave", c.settle(l), 0)
 }
 
@@ -421,17 +419,14 @@ func TestChaosRollingRestart(t *testing.T) {
 	c.start("gateway", "gateway")
 	// Two producers behind the client, as behind a load balancer.
 	l := newLoader(c.url("producer"), c.url("producer-2"))
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); l.send(ctx, chaosEvents(4000, "rolling"), 50, 15*time.Millisecond) }()
+	wait := l.sendInBackground(chaosEvents(4000, "rolling"), 50, 15*time.Millisecond, 120*time.Second)
 	for _, name := range []string{"producer", "producer-2", "consumer", "gateway"} {
 		time.Sleep(300 * time.Millisecond)
 		role := map[string]string{"producer": "producer", "producer-2": "producer", "consumer": "consumer", "gateway": "gateway"}[name]
 		c.stop(name)
 		c.start(name, role)
 	}
-	<-done
+	wait()
 	o := c.settle(l)
 	if r := get(t, c.url("gateway")+"/api/v1/logs/stats"); r.status != http.StatusOK || r.body["totalCount"] != float64(o.stored) {
 		t.Errorf("gateway after restarts: %d %s (stored %d)", r.status, r.raw, o.stored)
