@@ -3,22 +3,17 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/app"
+	"github.com/logengine/logengine/app/apptest"
 	"github.com/logengine/logengine/configs"
-	"github.com/logengine/logengine/store/storetest"
-	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 )
 
@@ -33,23 +28,8 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// lockedBuffer collects a pipeline's logs; they are printed when a test fails.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer collects a pipeline's or a process's logs.
+type lockedBuffer = apptest.LockedBuffer
 
 // pipeline is logengine running in this process with every role, its own
 // database, its own cache prefix and ephemeral ports.
@@ -61,27 +41,8 @@ type pipeline struct {
 	logs                        *lockedBuffer
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // testConfig is the default configuration made safe to run in parallel.
-func testConfig(t testing.TB) configs.Config {
-	cfg := configs.Default()
-	cfg.Kafka.EmbeddedAddr = "127.0.0.1:0"
-	cfg.Kafka.Partitions = 3
-	cfg.HTTP.ProducerAddr = "127.0.0.1:0"
-	cfg.HTTP.ConsumerAddr = "127.0.0.1:0"
-	cfg.HTTP.GatewayAddr = "127.0.0.1:0"
-	cfg.Postgres.URL = storetest.NewURL(t)
-	cfg.Redis.Prefix = "logengine-test:" + randomHex(6) + ":"
-	cfg.Consumer.FlushInterval = 50 * time.Millisecond
-	cfg.Log.Level = "debug"
-	t.Cleanup(func() { deleteCacheKeys(t, cfg.Redis.Addr, cfg.Redis.Prefix) })
-	return cfg
-}
+func testConfig(t testing.TB) configs.Config { return apptest.Config(t) }
 
 func startPipeline(t testing.TB, mutate func(*configs.Config), opts ...app.Option) *pipeline {
 	t.Helper()
@@ -90,61 +51,12 @@ func startPipeline(t testing.TB, mutate func(*configs.Config), opts ...app.Optio
 		mutate(&cfg)
 	}
 	logs := &lockedBuffer{}
-	a, err := app.New(cfg, "test", slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("pipeline stopped with: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("pipeline logs:\n%s", logs.String())
-		}
-	})
-	select {
-	case <-a.Started():
-	case err := <-done:
-		done <- err
-		t.Fatalf("pipeline failed to start: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("pipeline did not start within 60s\n%s", logs.String())
-	}
+	a := apptest.Start(t, cfg, logs, opts...)
 	return &pipeline{
 		t: t, app: a, cfg: cfg, logs: logs,
 		producer: "http://" + a.Addr(app.RoleProducer),
 		consumer: "http://" + a.Addr(app.RoleConsumer),
 		gateway:  "http://" + a.Addr(app.RoleGateway),
-	}
-}
-
-func deleteCacheKeys(t testing.TB, addr, prefix string) {
-	if addr == "" {
-		return
-	}
-	cl, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
-	if err != nil {
-		return // Redis pointed at a closed port on purpose
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		entry, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Logf("cache cleanup: %v", err)
-			return
-		}
-		if len(entry.Elements) > 0 {
-			cl.Do(ctx, cl.B().Del().Key(entry.Elements...).Build())
-		}
-		if cursor = entry.Cursor; cursor == 0 {
-			return
-		}
 	}
 }
 

@@ -2,20 +2,13 @@ package loadtest
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/logengine/logengine/app"
-	"github.com/logengine/logengine/configs"
-	"github.com/logengine/logengine/store/storetest"
-	"github.com/redis/rueidis"
+	"github.com/logengine/logengine/app/apptest"
 	"go.uber.org/goleak"
 )
 
@@ -38,68 +31,10 @@ type pipeline struct {
 
 func startPipeline(t *testing.T) pipeline {
 	t.Helper()
-	began := time.Now()
-	defer func() { t.Logf("pipeline started in %s", time.Since(began).Round(time.Millisecond)) }()
-	cfg := configs.Default()
-	cfg.Kafka.EmbeddedAddr = "127.0.0.1:0"
-	cfg.Kafka.Partitions = 3
-	cfg.HTTP.ProducerAddr = "127.0.0.1:0"
-	cfg.HTTP.ConsumerAddr = "127.0.0.1:0"
-	cfg.HTTP.GatewayAddr = "127.0.0.1:0"
-	cfg.Postgres.URL = storetest.NewURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	cfg.Redis.Prefix = "logengine-loadtest:" + hex.EncodeToString(b[:]) + ":"
-	cfg.Consumer.FlushInterval = 50 * time.Millisecond
-	t.Cleanup(func() { deleteCacheKeys(t, cfg.Redis.Addr, cfg.Redis.Prefix) })
-
-	a, err := app.New(cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("pipeline stopped with: %v", err)
-		}
-	})
-	select {
-	case <-a.Started():
-	case err := <-done:
-		done <- err
-		t.Fatalf("pipeline failed to start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("pipeline did not start within 60s")
-	}
+	a := apptest.Start(t, apptest.Config(t), &apptest.LockedBuffer{})
 	return pipeline{
 		producer: "http://" + a.Addr(app.RoleProducer),
 		gateway:  "http://" + a.Addr(app.RoleGateway),
-	}
-}
-
-func deleteCacheKeys(t *testing.T, addr, prefix string) {
-	cl, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
-	if err != nil {
-		return
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		entry, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Logf("cache cleanup: %v", err)
-			return
-		}
-		if len(entry.Elements) > 0 {
-			cl.Do(ctx, cl.B().Del().Key(entry.Elements...).Build())
-		}
-		if cursor = entry.Cursor; cursor == 0 {
-			return
-		}
 	}
 }
 
