@@ -18,14 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The keep-alive connections of http.DefaultTransport outlive tests.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		// rueidis ends its reconnect back-off sleep after Close returned.
-		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
-	)
+	goleak.VerifyTestMain(m, apptest.LeakOptions()...)
 }
 
 // lockedBuffer collects a pipeline's or a process's logs.

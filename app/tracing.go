@@ -39,6 +39,6 @@ func newTracerProvider(ctx context.Context, endpoint string, ratio float64, serv
 	return sdktrace.NewTracerProvider(opts...), nil
 }
 
-// tracerProvider is what the components get: the interface, so tests and
+// tracer is what the components get: the interface, so tests and
 // callers can hand in any provider.
 func (a *App) tracer() trace.TracerProvider { return a.tp }

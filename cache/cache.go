@@ -92,7 +92,7 @@ func (c *Cache) Key(kind string, parts ...string) string {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	prefix := "logengine:v1:"
+	prefix := DefaultConfig("").Prefix
 	if c != nil {
 		prefix = c.cfg.Prefix
 	}

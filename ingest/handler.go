@@ -20,8 +20,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-type metricsRegisterer = prometheus.Registerer
-
 // Publisher hands events to Kafka and returns once they are acknowledged.
 type Publisher interface {
 	Publish(ctx context.Context, events []event.Event, letters []DeadLetter, correlationID string) error

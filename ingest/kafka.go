@@ -58,8 +58,6 @@ func StartEmbeddedBroker(addr string) (*EmbeddedBroker, error) {
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
-		// Short group timeouts so that a member that died is replaced quickly.
-		kfake.GroupMinSessionTimeout(0),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka on %s: %w", addr, err)

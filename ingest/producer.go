@@ -12,6 +12,7 @@ import (
 
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -50,7 +51,7 @@ type Producer struct {
 }
 
 // NewProducer builds an idempotent, acks=all producer.
-func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg metricsRegisterer) (*Producer, error) {
+func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: 202 means replicated

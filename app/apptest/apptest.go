@@ -16,7 +16,20 @@ import (
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/redis/rueidis"
+	"go.uber.org/goleak"
 )
+
+// LeakOptions are what goleak must ignore in tests that run a pipeline:
+// keep-alive connections of HTTP clients, and rueidis's reconnect back-off
+// sleep, which ends after Close returned.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
+	}
+}
 
 // Config is the default configuration made safe to run in parallel: a
 // fresh database, a unique cache prefix (its keys deleted at the end),

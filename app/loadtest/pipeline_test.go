@@ -13,14 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Keep-alive connections of the pipeline's own clients outlive tests.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		// rueidis ends its reconnect back-off sleep after Close returned.
-		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
-	)
+	goleak.VerifyTestMain(m, apptest.LeakOptions()...)
 }
 
 // pipeline is logengine with every role in this process, on its own
