@@ -197,7 +197,7 @@ func TestDLQReplay(t *testing.T) {
 	if len(recs) != 2 || !bytes.Equal(recs[0].Value, recs[1].Value) {
 		t.Fatalf("log topic holds %d records, want the same event twice: %+v", len(recs), recs)
 	}
-	ev, err := event.Unmarshal(recs[0].Value)
+	ev, err := event.Decode(recs[0].Value)
 	if err != nil || ev.Source != "checkout" || ev.TraceID != "cid-7" {
 		t.Errorf("replayed event %+v, %v", ev, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/resilience"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -25,7 +26,7 @@ import (
 // Store is where the consumer writes batches. WriteBatch must be idempotent
 // on the event id and atomic: all of the batch or nothing.
 type Store interface {
-	WriteBatch(ctx context.Context, events []event.Event) (inserted int64, err error)
+	WriteBatch(ctx context.Context, events []logs.Event) (inserted int64, err error)
 }
 
 // ConsumerConfig shapes the consumer loop.
@@ -217,11 +218,11 @@ func (c *Consumer) rewind(records []*kgo.Record) {
 // no record is skipped silently and none blocks its partition.
 func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 	start := time.Now()
-	events := make([]event.Event, 0, len(records))
+	events := make([]logs.Event, 0, len(records))
 	origin := make([]*kgo.Record, 0, len(records))
 	var letters []DeadLetter
 	for _, r := range records {
-		ev, err := event.Unmarshal(r.Value)
+		ev, err := event.Decode(r.Value)
 		if err != nil {
 			letters = append(letters, letterFrom(r, ReasonDecode, err))
 			continue
@@ -291,7 +292,7 @@ type refusal struct {
 // storeIsolating writes the events, retrying while the store is down. When
 // PostgreSQL refuses the data itself, it splits the batch in halves until
 // the refused events are alone, stores the rest, and returns the refused.
-func (c *Consumer) storeIsolating(ctx context.Context, events []event.Event) ([]refusal, error) {
+func (c *Consumer) storeIsolating(ctx context.Context, events []logs.Event) ([]refusal, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}

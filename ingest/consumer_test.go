@@ -19,6 +19,7 @@ import (
 	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/resilience/resiliencetest"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -65,13 +66,13 @@ func newRig(t *testing.T) *rig {
 	return &rig{t: t, kafka: kc, store: s, dbURL: dbURL, producer: p}
 }
 
-func events(n int) []event.Event {
+func events(n int) []logs.Event {
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	out := make([]event.Event, n)
+	out := make([]logs.Event, n)
 	for i := range out {
-		out[i] = event.Event{
+		out[i] = logs.Event{
 			ID: uuid.Must(uuid.NewV7()), Timestamp: now.Add(-time.Duration(i) * time.Millisecond),
-			Level: event.LevelInfo, Source: fmt.Sprintf("svc-%d", i%5), Message: fmt.Sprintf("message %d", i), ReceivedAt: now,
+			Level: logs.LevelInfo, Source: fmt.Sprintf("svc-%d", i%5), Message: fmt.Sprintf("message %d", i), ReceivedAt: now,
 		}
 	}
 	return out
@@ -176,7 +177,7 @@ type lostAck struct {
 	failed atomic.Bool
 }
 
-func (l *lostAck) WriteBatch(ctx context.Context, evs []event.Event) (int64, error) {
+func (l *lostAck) WriteBatch(ctx context.Context, evs []logs.Event) (int64, error) {
 	n, err := l.Store.WriteBatch(ctx, evs)
 	if err == nil && l.failed.CompareAndSwap(false, true) {
 		return 0, errors.New("connection reset after commit")
@@ -229,7 +230,7 @@ func TestPoisonRecordsGoToTheDLQ(t *testing.T) {
 	defer cl.Close()
 	var records []*kgo.Record
 	for i := range good {
-		v, _ := good[i].Marshal()
+		v, _ := event.Encode(&good[i])
 		records = append(records, &kgo.Record{Key: []byte("k"), Value: v})
 		if i == 4 {
 			records = append(records, &kgo.Record{Key: []byte("k"), Value: []byte("not json at all")})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -322,10 +323,10 @@ func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f 
 // replayRecord makes the log-topic record of a letter, or says why the
 // letter cannot be replayed.
 func replayRecord(dlqTopic string, d DLQRecord, lim event.Limits) (*kgo.Record, error) {
-	var ev event.Event
+	var ev logs.Event
 	switch d.Stage {
 	case letterStageConsumer:
-		e, err := event.Unmarshal(d.Value)
+		e, err := event.Decode(d.Value)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +354,7 @@ func replayRecord(dlqTopic string, d DLQRecord, lim event.Limits) (*kgo.Record, 
 	}
 	value := d.Value
 	if d.Stage == letterStageProducer {
-		v, err := ev.Marshal()
+		v, err := event.Encode(&ev)
 		if err != nil {
 			return nil, fmt.Errorf("encode event: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -188,7 +189,7 @@ func TestReplayDLQStoresEachEventOnce(t *testing.T) {
 
 	refused := events(1)[0]
 	refused.Source = "refused-svc"
-	refusedValue, err := refused.Marshal()
+	refusedValue, err := event.Encode(&refused)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +254,9 @@ func TestReplayDLQStoresEachEventOnce(t *testing.T) {
 	if len(replayed) != 4 {
 		t.Fatalf("log topic holds %d records, want 4 (2 events × 2 replays)", len(replayed))
 	}
-	seen := map[uuid.UUID][]event.Event{}
+	seen := map[uuid.UUID][]logs.Event{}
 	for _, rec := range replayed {
-		ev, err := event.Unmarshal(rec.Value)
+		ev, err := event.Decode(rec.Value)
 		if err != nil {
 			t.Fatalf("replayed record is not an event: %v: %s", err, rec.Value)
 		}
@@ -278,7 +279,7 @@ func TestReplayDLQStoresEachEventOnce(t *testing.T) {
 			}
 		case "replayed-svc":
 			wantTS := fromProducer.Time.Truncate(time.Microsecond)
-			if id != wantID || !evs[0].Timestamp.Equal(wantTS) || evs[0].TraceID != "cid-replay" || evs[0].Level != event.LevelWarn {
+			if id != wantID || !evs[0].Timestamp.Equal(wantTS) || evs[0].TraceID != "cid-replay" || evs[0].Level != logs.LevelWarn {
 				t.Errorf("producer letter replayed as %+v; want id %s, timestamp %v, trace id cid-replay", evs[0], wantID, wantTS)
 			}
 		default:

@@ -16,13 +16,14 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // Publisher hands events to Kafka and returns once they are acknowledged.
 type Publisher interface {
-	Publish(ctx context.Context, events []event.Event, letters []DeadLetter, correlationID string) error
+	Publish(ctx context.Context, events []logs.Event, letters []DeadLetter, correlationID string) error
 }
 
 // HandlerConfig bounds what the ingest API takes.
@@ -77,7 +78,7 @@ func (h *Handler) postOne(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, apiError{Error: "invalid log event: " + inv.Error(), Details: inv})
 	}
 	h.metrics.Received.Inc()
-	if err := h.publish(c, []event.Event{ev}, nil, cid); err != nil {
+	if err := h.publish(c, []logs.Event{ev}, nil, cid); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, map[string]any{
@@ -115,7 +116,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 	}
 	cid := c.Response().Header().Get(echo.HeaderXCorrelationID)
 	def := h.defaults(c, cid)
-	events := make([]event.Event, 0, len(items))
+	events := make([]logs.Event, 0, len(items))
 	var letters []DeadLetter
 	errs := []itemError{}
 	for i, raw := range items {
@@ -159,7 +160,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 
 // publish waits for Kafka; when it cannot take the events the client gets
 // 503 with Retry-After, never an acceptance that could be lost.
-func (h *Handler) publish(c echo.Context, events []event.Event, letters []DeadLetter, cid string) error {
+func (h *Handler) publish(c echo.Context, events []logs.Event, letters []DeadLetter, cid string) error {
 	start := h.now()
 	if err := h.pub.Publish(c.Request().Context(), events, letters, cid); err != nil {
 		h.metrics.Failed.Add(float64(len(events)))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -75,7 +76,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg prometheus.Registe
 // Publish produces the events (keyed by source, so one source keeps its
 // order) and the dead letters, and waits for all acknowledgements. An error
 // means some records may not be stored: the caller must not report success.
-func (p *Producer) Publish(ctx context.Context, events []event.Event, letters []DeadLetter, correlationID string) error {
+func (p *Producer) Publish(ctx context.Context, events []logs.Event, letters []DeadLetter, correlationID string) error {
 	if len(events) == 0 && len(letters) == 0 {
 		return nil
 	}
@@ -90,7 +91,7 @@ func (p *Producer) Publish(ctx context.Context, events []event.Event, letters []
 		headers = []kgo.RecordHeader{{Key: HeaderCorrelationID, Value: []byte(correlationID)}}
 	}
 	for i := range events {
-		value, err := events[i].Marshal()
+		value, err := event.Encode(&events[i])
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}

@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // Limits bound what one query may ask for.
@@ -103,14 +102,14 @@ func window(startS, endS string, now time.Time, def time.Duration) (time.Time, t
 	return start, end, nil
 }
 
-func parseLevels(s string, lim Limits) ([]event.Level, error) {
+func parseLevels(s string, lim Limits) ([]logs.Level, error) {
 	items := splitList(s)
 	if len(items) > lim.MaxListItems {
 		return nil, paramErr("logLevel", "lists more than %d levels", lim.MaxListItems)
 	}
-	var out []event.Level
+	var out []logs.Level
 	for _, it := range items {
-		l, ok := event.ParseLevel(it)
+		l, ok := logs.ParseLevel(it)
 		if !ok {
 			return nil, paramErr("logLevel", "unknown level %q; use TRACE, DEBUG, INFO, WARN, ERROR or FATAL", it)
 		}
@@ -155,8 +154,8 @@ func parseInt(param, s string, def int) (int, error) {
 
 // parseSearch turns a raw search into a filter, applying defaults and
 // clamping page and size as the tutorial did.
-func parseSearch(r rawSearch, now time.Time, lim Limits) (filter.Search, error) {
-	var q filter.Search
+func parseSearch(r rawSearch, now time.Time, lim Limits) (logs.Search, error) {
+	var q logs.Search
 	var err error
 	if q.Start, q.End, err = window(r.StartTime, r.EndTime, now, time.Hour); err != nil {
 		return q, err
@@ -210,9 +209,9 @@ func parseSearch(r rawSearch, now time.Time, lim Limits) (filter.Search, error) 
 		if k == "" {
 			return q, paramErr("meta.", "needs a key, as in meta.userId=42")
 		}
-		q.Meta = append(q.Meta, filter.MetaMatch{Key: k, Value: v})
+		q.Meta = append(q.Meta, logs.MetaMatch{Key: k, Value: v})
 	}
-	slices.SortFunc(q.Meta, func(a, b filter.MetaMatch) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(q.Meta, func(a, b logs.MetaMatch) int { return strings.Compare(a.Key, b.Key) })
 	q.CountLimit = lim.CountLimit
 	// A keyword alone scans every log of the window; refuse a window too
 	// long to answer in time, and say how to narrow it.
@@ -280,8 +279,8 @@ func formatInterval(d time.Duration) string {
 
 // parseHistogram reads a histogram request: the stats parameters plus an
 // interval, chosen when missing so the window has at most autoBuckets.
-func parseHistogram(startS, endS, levels, sources, interval string, now time.Time, lim Limits) (filter.Histogram, error) {
-	var q filter.Histogram
+func parseHistogram(startS, endS, levels, sources, interval string, now time.Time, lim Limits) (logs.Histogram, error) {
+	var q logs.Histogram
 	var err error
 	if q.Start, q.End, q.Levels, q.Sources, err = parseScope(startS, endS, levels, sources, now, lim); err != nil {
 		return q, err
@@ -308,32 +307,32 @@ func parseHistogram(startS, endS, levels, sources, interval string, now time.Tim
 }
 
 // A cursor is opaque to clients: base64url of "<unix micros>.<uuid>".
-func encodeCursor(c filter.Cursor) string {
+func encodeCursor(c logs.Cursor) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.TS.UnixMicro(), 10) + "." + c.ID.String()))
 }
 
-func decodeCursor(s string) (filter.Cursor, error) {
+func decodeCursor(s string) (logs.Cursor, error) {
 	bad := paramErr("cursor", "is not a cursor this server issued (use nextCursor as given)")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return filter.Cursor{}, bad
+		return logs.Cursor{}, bad
 	}
 	tsPart, idPart, ok := strings.Cut(string(raw), ".")
 	if !ok {
-		return filter.Cursor{}, bad
+		return logs.Cursor{}, bad
 	}
 	micros, err1 := strconv.ParseInt(tsPart, 10, 64)
 	id, err2 := uuid.Parse(idPart)
 	if err := errors.Join(err1, err2); err != nil {
-		return filter.Cursor{}, bad
+		return logs.Cursor{}, bad
 	}
-	return filter.Cursor{TS: time.UnixMicro(micros).UTC(), ID: id}, nil
+	return logs.Cursor{TS: time.UnixMicro(micros).UTC(), ID: id}, nil
 }
 
 // parseStats turns stats parameters into a filter; the default window is
 // the last 24 hours.
-func parseStats(startS, endS, levels, sources, top string, now time.Time, lim Limits) (filter.Stats, error) {
-	var q filter.Stats
+func parseStats(startS, endS, levels, sources, top string, now time.Time, lim Limits) (logs.Stats, error) {
+	var q logs.Stats
 	var err error
 	if q.Start, q.End, q.Levels, q.Sources, err = parseScope(startS, endS, levels, sources, now, lim); err != nil {
 		return q, err
@@ -349,7 +348,7 @@ func parseStats(startS, endS, levels, sources, top string, now time.Time, lim Li
 
 // parseScope reads what stats and histograms share: the window (the last
 // 24 hours by default) and the level and source filters.
-func parseScope(startS, endS, levels, sources string, now time.Time, lim Limits) (start, end time.Time, lv []event.Level, src []string, err error) {
+func parseScope(startS, endS, levels, sources string, now time.Time, lim Limits) (start, end time.Time, lv []logs.Level, src []string, err error) {
 	if start, end, err = window(startS, endS, now, 24*time.Hour); err != nil {
 		return
 	}

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // paramNow is the time of every request in these tests; it is not on a
@@ -81,7 +80,7 @@ func TestParseSearchDefaults(t *testing.T) {
 		t.Fatalf("parseSearch: %v", err)
 	}
 	end := roundedNow(paramNow)
-	want := filter.Search{
+	want := logs.Search{
 		Start:      end.Add(-time.Hour),
 		End:        end,
 		Size:       20,
@@ -250,15 +249,15 @@ func TestWindowDefaultLength(t *testing.T) {
 func TestParseSearchLevels(t *testing.T) {
 	tests := []struct {
 		in   string
-		want []event.Level
+		want []logs.Level
 	}{
 		{"", nil},
 		{" , ,", nil},
-		{"error", []event.Level{event.LevelError}},
-		{"error,ERROR,Error", []event.Level{event.LevelError}},
-		{"warning,WARN, warn ", []event.Level{event.LevelWarn}},
-		{"info,warn", []event.Level{event.LevelInfo, event.LevelWarn}},
-		{"trace,debug,info,warn,error,fatal,FATAL", event.Levels[:]},
+		{"error", []logs.Level{logs.LevelError}},
+		{"error,ERROR,Error", []logs.Level{logs.LevelError}},
+		{"warning,WARN, warn ", []logs.Level{logs.LevelWarn}},
+		{"info,warn", []logs.Level{logs.LevelInfo, logs.LevelWarn}},
+		{"trace,debug,info,warn,error,fatal,FATAL", logs.AllLevels()[:]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -366,7 +365,7 @@ func TestCursorRoundTrip(t *testing.T) {
 	}
 	for _, id := range ids {
 		for _, ts := range times {
-			c := filter.Cursor{TS: ts, ID: id}
+			c := logs.Cursor{TS: ts, ID: id}
 			s := encodeCursor(c)
 			if strings.ContainsAny(s, "+/=") {
 				t.Errorf("cursor %q is not URL-safe", s)
@@ -385,7 +384,7 @@ func TestCursorRoundTrip(t *testing.T) {
 func TestCursorKeepsMicroseconds(t *testing.T) {
 	// Stored timestamps have microseconds; a cursor keeps exactly those.
 	ts := time.Date(2024, 1, 15, 10, 30, 0, 123456789, time.UTC)
-	got, err := decodeCursor(encodeCursor(filter.Cursor{TS: ts, ID: uuid.New()}))
+	got, err := decodeCursor(encodeCursor(logs.Cursor{TS: ts, ID: uuid.New()}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +411,7 @@ func TestDecodeCursorRejectsGarbage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got, err := decodeCursor(s)
 			wantParamErr(t, err, "cursor")
-			if got != (filter.Cursor{}) {
+			if got != (logs.Cursor{}) {
 				t.Errorf("decodeCursor(%q) returned %v alongside an error", s, got)
 			}
 		})
@@ -420,7 +419,7 @@ func TestDecodeCursorRejectsGarbage(t *testing.T) {
 }
 
 func TestParseSearchCursor(t *testing.T) {
-	c := filter.Cursor{TS: time.Date(2024, 1, 15, 10, 0, 0, 42000, time.UTC), ID: uuid.MustParse("018d0a4e-7b2c-7def-8123-456789abcdef")}
+	c := logs.Cursor{TS: time.Date(2024, 1, 15, 10, 0, 0, 42000, time.UTC), ID: uuid.MustParse("018d0a4e-7b2c-7def-8123-456789abcdef")}
 	q, err := parseSearch(rawSearch{Cursor: encodeCursor(c), Page: "3", Size: "50", Sort: "asc"}, paramNow, DefaultLimits())
 	if err != nil {
 		t.Fatalf("parseSearch: %v", err)
@@ -447,7 +446,7 @@ func TestParseStatsDefaults(t *testing.T) {
 		t.Fatalf("parseStats: %v", err)
 	}
 	end := roundedNow(paramNow)
-	want := filter.Stats{Start: end.Add(-24 * time.Hour), End: end, Top: 10}
+	want := logs.Stats{Start: end.Add(-24 * time.Hour), End: end, Top: 10}
 	if !reflect.DeepEqual(q, want) {
 		t.Errorf("parseStats(empty) = %+v, want %+v", q, want)
 	}
@@ -463,7 +462,7 @@ func TestParseStatsFilters(t *testing.T) {
 	}
 	levels := slices.Clone(q.Levels)
 	slices.Sort(levels)
-	if want := []event.Level{event.LevelError, event.LevelWarn}; !slices.Equal(levels, want) {
+	if want := []logs.Level{logs.LevelWarn, logs.LevelError}; !slices.Equal(levels, want) {
 		t.Errorf("levels %v, want %v", q.Levels, want)
 	}
 	if !slices.Equal(q.Sources, []string{"api", "web"}) {

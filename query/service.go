@@ -15,10 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
-	"github.com/logengine/logengine/query/filter"
 	"github.com/logengine/logengine/resilience"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -29,9 +28,9 @@ import (
 
 // Store is the read side of PostgreSQL.
 type Store interface {
-	Search(ctx context.Context, q filter.Search) (filter.Page, error)
-	Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, error)
-	Histogram(ctx context.Context, q filter.Histogram) (filter.HistogramResult, error)
+	Search(ctx context.Context, q logs.Search) (logs.Page, error)
+	Stats(ctx context.Context, q logs.Stats) (logs.StatsResult, error)
+	Histogram(ctx context.Context, q logs.Histogram) (logs.HistogramResult, error)
 }
 
 // Cache holds encoded answers. Get and Set never fail: a problem is a miss.
@@ -139,7 +138,7 @@ func NewService(cfg ServiceConfig, store Store, cache Cache, logger *slog.Logger
 func (s *Service) BreakerState() string { return s.breaker.State() }
 
 // Search answers a search with its encoded JSON page and the cache status.
-func (s *Service) Search(ctx context.Context, q filter.Search) ([]byte, string, error) {
+func (s *Service) Search(ctx context.Context, q logs.Search) ([]byte, string, error) {
 	// Cursor pages of a walk are not kept for outages: worth little, and a
 	// long walk would fill Redis with them.
 	keepStale := q.After == nil
@@ -153,7 +152,7 @@ func (s *Service) Search(ctx context.Context, q filter.Search) ([]byte, string, 
 }
 
 // Stats answers a statistics request with its encoded JSON body.
-func (s *Service) Stats(ctx context.Context, q filter.Stats) ([]byte, string, error) {
+func (s *Service) Stats(ctx context.Context, q logs.Stats) ([]byte, string, error) {
 	return s.cached(ctx, "stats", true, q.Start, q.End, statsKey(q), func(ctx context.Context) ([]byte, error) {
 		res, err := s.store.Stats(ctx, q)
 		if err != nil {
@@ -164,7 +163,7 @@ func (s *Service) Stats(ctx context.Context, q filter.Stats) ([]byte, string, er
 }
 
 // Histogram answers a histogram request with its encoded JSON body.
-func (s *Service) Histogram(ctx context.Context, q filter.Histogram) ([]byte, string, error) {
+func (s *Service) Histogram(ctx context.Context, q logs.Histogram) ([]byte, string, error) {
 	return s.cached(ctx, "histogram", true, q.Start, q.End, histogramKey(q), func(ctx context.Context) ([]byte, error) {
 		res, err := s.store.Histogram(ctx, q)
 		if err != nil {
@@ -248,7 +247,7 @@ const maxEpochWindow = 31 * 24 * time.Hour
 
 func timeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func searchKey(q filter.Search) []string {
+func searchKey(q logs.Search) []string {
 	levels := make([]string, len(q.Levels))
 	for i, l := range q.Levels {
 		levels[i] = string(l)
@@ -264,7 +263,7 @@ func searchKey(q filter.Search) []string {
 	}
 }
 
-func metaKey(m []filter.MetaMatch) string {
+func metaKey(m []logs.MetaMatch) string {
 	var b strings.Builder
 	for _, mm := range m {
 		b.WriteString(strconv.Quote(mm.Key) + "=" + strconv.Quote(mm.Value) + ";")
@@ -272,7 +271,7 @@ func metaKey(m []filter.MetaMatch) string {
 	return b.String()
 }
 
-func histogramKey(q filter.Histogram) []string {
+func histogramKey(q logs.Histogram) []string {
 	levels := make([]string, len(q.Levels))
 	for i, l := range q.Levels {
 		levels[i] = string(l)
@@ -280,7 +279,7 @@ func histogramKey(q filter.Histogram) []string {
 	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"), q.Interval.String()}
 }
 
-func statsKey(q filter.Stats) []string {
+func statsKey(q logs.Stats) []string {
 	levels := make([]string, len(q.Levels))
 	for i, l := range q.Levels {
 		levels[i] = string(l)
@@ -292,7 +291,7 @@ func statsKey(q filter.Stats) []string {
 type LogJSON struct {
 	ID        string          `json:"id"`
 	Timestamp string          `json:"timestamp"`
-	LogLevel  event.Level     `json:"logLevel"`
+	LogLevel  logs.Level      `json:"logLevel"`
 	Source    string          `json:"source"`
 	Message   string          `json:"message"`
 	Metadata  json.RawMessage `json:"metadata,omitempty"`
@@ -314,7 +313,7 @@ type PageJSON struct {
 	NextCursor       string    `json:"nextCursor,omitempty"`
 }
 
-func encodePage(q filter.Search, p filter.Page) ([]byte, error) {
+func encodePage(q logs.Search, p logs.Page) ([]byte, error) {
 	out := PageJSON{
 		Content:          make([]LogJSON, len(p.Events)),
 		TotalElements:    p.Total,
@@ -341,11 +340,11 @@ func encodePage(q filter.Search, p filter.Page) ([]byte, error) {
 
 // encodeStats writes topSources as an object in count order, which a Go
 // map would lose.
-func encodeStats(q filter.Stats, r filter.StatsResult) ([]byte, error) {
+func encodeStats(q logs.Stats, r logs.StatsResult) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"logLevelDistribution":{`)
 	first := true
-	for _, l := range event.Levels {
+	for _, l := range logs.AllLevels() {
 		if n, ok := r.ByLevel[l]; ok {
 			if !first {
 				b.WriteByte(',')
@@ -371,12 +370,12 @@ func encodeStats(q filter.Stats, r filter.StatsResult) ([]byte, error) {
 }
 
 type bucketJSON struct {
-	Time   string                `json:"time"`
-	Counts map[event.Level]int64 `json:"counts"`
-	Total  int64                 `json:"total"`
+	Time   string               `json:"time"`
+	Counts map[logs.Level]int64 `json:"counts"`
+	Total  int64                `json:"total"`
 }
 
-func encodeHistogram(q filter.Histogram, r filter.HistogramResult) ([]byte, error) {
+func encodeHistogram(q logs.Histogram, r logs.HistogramResult) ([]byte, error) {
 	out := struct {
 		Interval  string       `json:"interval"`
 		StartTime string       `json:"startTime"`

@@ -13,12 +13,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/cache"
-	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/query"
-	"github.com/logengine/logengine/query/filter"
 	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/resilience/resiliencetest"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -57,11 +56,11 @@ func newCache(t *testing.T) *cache.Cache {
 	return c
 }
 
-func sampleEvents(base time.Time, n int) []event.Event {
-	out := make([]event.Event, n)
+func sampleEvents(base time.Time, n int) []logs.Event {
+	out := make([]logs.Event, n)
 	for i := range out {
-		out[i] = event.Event{ID: uuid.Must(uuid.NewV7()), Timestamp: base.Add(time.Duration(i) * time.Second),
-			Level: event.LevelInfo, Source: "svc", Message: "hello"}
+		out[i] = logs.Event{ID: uuid.Must(uuid.NewV7()), Timestamp: base.Add(time.Duration(i) * time.Second),
+			Level: logs.LevelInfo, Source: "svc", Message: "hello"}
 	}
 	return out
 }
@@ -81,7 +80,7 @@ func TestCacheAsideBreakerAndStale(t *testing.T) {
 	}
 	c := newCache(t)
 	ctx := context.Background()
-	q := filter.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
+	q := logs.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
 
 	long := query.NewService(serviceConfig(time.Hour), s, c, discard, prometheus.NewRegistry())
 	if _, status, err := long.Search(ctx, q); err != nil || status != query.CacheMiss {
@@ -141,7 +140,7 @@ type countingStore struct {
 	release chan struct{}
 }
 
-func (c *countingStore) Search(ctx context.Context, q filter.Search) (filter.Page, error) {
+func (c *countingStore) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 	c.calls.Add(1)
 	<-c.release
 	return c.Store.Search(ctx, q)
@@ -152,7 +151,7 @@ func TestConcurrentIdenticalMissesMakeOneQuery(t *testing.T) {
 	cs := &countingStore{Store: s, release: make(chan struct{})}
 	svc := query.NewService(serviceConfig(time.Minute), cs, newCache(t), discard, prometheus.NewRegistry())
 	base := time.Now().UTC().Add(-time.Hour)
-	q := filter.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
+	q := logs.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
 	var wg sync.WaitGroup
 	results := make(chan string, 20)
 	for i := 0; i < 20; i++ {
@@ -191,7 +190,7 @@ func TestTooManyConcurrentQueriesAreRefused(t *testing.T) {
 	cfg.MaxConcurrent, cfg.MaxWait = 1, 0
 	svc := query.NewService(cfg, cs, newCache(t), discard, prometheus.NewRegistry())
 	base := time.Now().UTC().Add(-time.Hour)
-	busy := filter.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
+	busy := logs.Search{Start: base, End: base.Add(time.Minute), Size: 10, CountLimit: 100}
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := svc.Search(context.Background(), busy)

@@ -8,20 +8,20 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // realisticBatch makes n events of about 200 bytes each, as a service
 // would log them, and their approximate size in bytes.
-func realisticBatch(n int) ([]event.Event, int64) {
+func realisticBatch(n int) ([]logs.Event, int64) {
 	sources := []string{"checkout-service", "payment-gateway", "inventory-api", "auth-service", "search-frontend"}
-	levels := []event.Level{event.LevelInfo, event.LevelInfo, event.LevelInfo, event.LevelDebug, event.LevelWarn, event.LevelError}
+	levels := []logs.Level{logs.LevelInfo, logs.LevelInfo, logs.LevelInfo, logs.LevelDebug, logs.LevelWarn, logs.LevelError}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	events := make([]event.Event, n)
+	events := make([]logs.Event, n)
 	var size int64
 	for i := range events {
-		e := event.Event{
+		e := logs.Event{
 			ID:        uuid.New(),
 			Timestamp: now.Add(time.Duration(i) * time.Microsecond),
 			Level:     levels[i%len(levels)],

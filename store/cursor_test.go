@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // TestCursorWalkWhileInserting: a keyset walk over a window returns every
@@ -18,10 +18,10 @@ import (
 func TestCursorWalkWhileInserting(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
-	var initial []event.Event
+	var initial []logs.Event
 	for i := 0; i < 500; i++ {
 		// Several rows share each timestamp, so ties are broken by id.
-		initial = append(initial, ev(t0.Add(time.Duration(i/4)*time.Second), event.LevelInfo, "api", fmt.Sprintf("row %d", i)))
+		initial = append(initial, ev(t0.Add(time.Duration(i/4)*time.Second), logs.LevelInfo, "api", fmt.Sprintf("row %d", i)))
 	}
 	mustWrite(t, s, initial...)
 	want := map[uuid.UUID]bool{}
@@ -37,7 +37,7 @@ func TestCursorWalkWhileInserting(t *testing.T) {
 		for i := 0; ctx.Err() == nil; i++ {
 			// Rows at the window's both ends and in its middle, during the walk.
 			at := t0.Add(time.Duration(i%125) * time.Second).Add(time.Duration(i) * time.Microsecond)
-			if _, err := s.WriteBatch(ctx, []event.Event{ev(at, event.LevelInfo, "api", fmt.Sprintf("concurrent %d", i))}); err != nil && ctx.Err() == nil {
+			if _, err := s.WriteBatch(ctx, []logs.Event{ev(at, logs.LevelInfo, "api", fmt.Sprintf("concurrent %d", i))}); err != nil && ctx.Err() == nil {
 				t.Errorf("concurrent write: %v", err)
 				return
 			}

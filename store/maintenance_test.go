@@ -13,9 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -123,13 +122,13 @@ func TestRetentionDropsExpiredPartitions(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	oldHour := now.Add(-30 * time.Hour).Truncate(time.Hour)
 	midHour := now.Add(-5 * time.Hour).Truncate(time.Hour)
-	var batch []event.Event
+	var batch []logs.Event
 	for _, h := range []time.Time{oldHour, midHour} {
 		for _, off := range []time.Duration{0, 17*time.Minute + time.Microsecond, time.Hour - time.Microsecond} {
-			batch = append(batch, ev(h.Add(off), event.LevelError, "api", "x"), ev(h.Add(off), event.LevelInfo, "db", "y"))
+			batch = append(batch, ev(h.Add(off), logs.LevelError, "api", "x"), ev(h.Add(off), logs.LevelInfo, "db", "y"))
 		}
 	}
-	batch = append(batch, ev(now, event.LevelInfo, "api", "now"), ev(now.Truncate(time.Minute), event.LevelWarn, "api", "now"))
+	batch = append(batch, ev(now, logs.LevelInfo, "api", "now"), ev(now.Truncate(time.Minute), logs.LevelWarn, "api", "now"))
 	mustWrite(t, s, batch...)
 	// A second store, as another consumer would be, knowing the old
 	// partition from before it is dropped.
@@ -173,7 +172,7 @@ func TestRetentionDropsExpiredPartitions(t *testing.T) {
 		t.Errorf("logs holds %d rows after retention, want 8", n)
 	}
 	checkRollups(t, conn, "after retention")
-	st, err := s.Stats(ctx, filter.Stats{Start: oldHour.Add(-time.Hour), End: now})
+	st, err := s.Stats(ctx, logs.Stats{Start: oldHour.Add(-time.Hour), End: now})
 	if err != nil || st.Total != 8 {
 		t.Errorf("Stats after retention: total %d (err %v), want 8", st.Total, err)
 	}
@@ -183,10 +182,10 @@ func TestRetentionDropsExpiredPartitions(t *testing.T) {
 
 	// Writers recreate the dropped partition, whether they knew it was
 	// dropped or not.
-	if n := mustWrite(t, stale, ev(oldHour.Add(5*time.Minute), event.LevelInfo, "api", "late")); n != 1 {
+	if n := mustWrite(t, stale, ev(oldHour.Add(5*time.Minute), logs.LevelInfo, "api", "late")); n != 1 {
 		t.Errorf("store with a stale partition list inserted %d, want 1", n)
 	}
-	if n := mustWrite(t, s, ev(oldHour.Add(6*time.Minute), event.LevelInfo, "api", "later")); n != 1 {
+	if n := mustWrite(t, s, ev(oldHour.Add(6*time.Minute), logs.LevelInfo, "api", "later")); n != 1 {
 		t.Errorf("store that dropped the partition inserted %d, want 1", n)
 	}
 	if n := queryInt(t, conn, "SELECT count(*) FROM "+hourly(oldHour)); n != 2 {
@@ -207,9 +206,9 @@ func TestMaintainIndexesClosedPartitions(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	closed := now.Add(-3 * time.Hour).Truncate(time.Hour)
 	messages := []string{"Needle in a haystack", "found the NEEDLE", "100% done", "under_score", "plain ok"}
-	var events []event.Event
+	var events []logs.Event
 	for i := range 3000 {
-		e := ev(closed.Add(time.Duration(i)*time.Second), event.LevelInfo, "api", fmt.Sprintf("request %d served", i))
+		e := ev(closed.Add(time.Duration(i)*time.Second), logs.LevelInfo, "api", fmt.Sprintf("request %d served", i))
 		if i%300 == 7 {
 			e.Message = messages[(i/300)%len(messages)]
 		}
@@ -220,7 +219,7 @@ func TestMaintainIndexesClosedPartitions(t *testing.T) {
 		events = append(events, e)
 	}
 	// The open partition has matching events too.
-	current := ev(now, event.LevelInfo, "api", "needle now")
+	current := ev(now, logs.LevelInfo, "api", "needle now")
 	current.Metadata = json.RawMessage(`{"user":"zed"}`)
 	events = append(events, current)
 	mustWrite(t, s, events...)
@@ -320,26 +319,26 @@ func TestMaintainIndexesClosedPartitions(t *testing.T) {
 	indexed := openConfig(t, cfg, nil) // new connections: sequential scans off
 	cases := []struct {
 		keyword string
-		meta    []filter.MetaMatch
-		match   func(e event.Event) bool
+		meta    []logs.MetaMatch
+		match   func(e logs.Event) bool
 	}{
-		{keyword: "needle", match: func(e event.Event) bool { return strings.Contains(strings.ToLower(e.Message), "needle") }},
-		{keyword: "NEEDLE IN", match: func(e event.Event) bool { return e.Message == messages[0] }},
-		{keyword: "100%", match: func(e event.Event) bool { return e.Message == messages[2] }},
-		{keyword: "r_s", match: func(e event.Event) bool { return e.Message == messages[3] }},
-		{keyword: "ok", match: func(e event.Event) bool { return e.Message == messages[4] }},
-		{keyword: "request 123 ", match: func(e event.Event) bool { return e.Message == "request 123 served" }},
-		{keyword: "absent", match: func(event.Event) bool { return false }},
-		{meta: []filter.MetaMatch{{Key: "user", Value: "zed"}}, match: func(e event.Event) bool {
+		{keyword: "needle", match: func(e logs.Event) bool { return strings.Contains(strings.ToLower(e.Message), "needle") }},
+		{keyword: "NEEDLE IN", match: func(e logs.Event) bool { return e.Message == messages[0] }},
+		{keyword: "100%", match: func(e logs.Event) bool { return e.Message == messages[2] }},
+		{keyword: "r_s", match: func(e logs.Event) bool { return e.Message == messages[3] }},
+		{keyword: "ok", match: func(e logs.Event) bool { return e.Message == messages[4] }},
+		{keyword: "request 123 ", match: func(e logs.Event) bool { return e.Message == "request 123 served" }},
+		{keyword: "absent", match: func(logs.Event) bool { return false }},
+		{meta: []logs.MetaMatch{{Key: "user", Value: "zed"}}, match: func(e logs.Event) bool {
 			return strings.Contains(string(e.Metadata), `"zed"`)
 		}},
-		{meta: []filter.MetaMatch{{Key: "vip", Value: "true"}, {Key: "user", Value: "zed"}}, match: func(e event.Event) bool {
+		{meta: []logs.MetaMatch{{Key: "vip", Value: "true"}, {Key: "user", Value: "zed"}}, match: func(e logs.Event) bool {
 			return strings.Contains(string(e.Metadata), `"vip"`)
 		}},
-		{meta: []filter.MetaMatch{{Key: "n", Value: "1234"}}, match: func(e event.Event) bool {
+		{meta: []logs.MetaMatch{{Key: "n", Value: "1234"}}, match: func(e logs.Event) bool {
 			return strings.HasSuffix(string(e.Metadata), `"n":1234}`)
 		}},
-		{keyword: "served", meta: []filter.MetaMatch{{Key: "user", Value: "u7"}}, match: func(e event.Event) bool {
+		{keyword: "served", meta: []logs.MetaMatch{{Key: "user", Value: "u7"}}, match: func(e logs.Event) bool {
 			return strings.HasSuffix(e.Message, "served") && strings.Contains(string(e.Metadata), `"u7"`)
 		}},
 	}
@@ -348,7 +347,7 @@ func TestMaintainIndexesClosedPartitions(t *testing.T) {
 		s    *store.Store
 	}{{"default plans", s}, {"sequential scans off", indexed}} {
 		for _, c := range cases {
-			q := filter.Search{Start: closed.Add(-time.Hour), End: now, Keyword: c.keyword, Meta: c.meta, Size: 5000, Asc: true}
+			q := logs.Search{Start: closed.Add(-time.Hour), End: now, Keyword: c.keyword, Meta: c.meta, Size: 5000, Asc: true}
 			page, err := st.s.Search(ctx, q)
 			if err != nil {
 				t.Fatalf("%s: Search %q %v: %v", st.name, c.keyword, c.meta, err)
@@ -380,7 +379,7 @@ func TestMaintainOneProcessAtATime(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	oldHour := now.Add(-30 * time.Hour).Truncate(time.Hour)
 	closed := now.Add(-3 * time.Hour).Truncate(time.Hour)
-	mustWrite(t, s, ev(oldHour, event.LevelInfo, "api", "old"), ev(closed, event.LevelInfo, "api", "closed"))
+	mustWrite(t, s, ev(oldHour, logs.LevelInfo, "api", "old"), ev(closed, logs.LevelInfo, "api", "closed"))
 	mcfg := store.MaintenanceConfig{Retention: 10 * time.Hour, IndexGrace: 0, Ahead: 4}
 
 	// Another process holds the maintenance lock.
@@ -449,7 +448,7 @@ func TestMaintainConcurrently(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for h := 2; h <= 40; h += 3 {
-		mustWrite(t, stores[0], ev(now.Add(-time.Duration(h)*time.Hour), event.LevelInfo, "api", "x"))
+		mustWrite(t, stores[0], ev(now.Add(-time.Duration(h)*time.Hour), logs.LevelInfo, "api", "x"))
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(stores))
@@ -488,7 +487,7 @@ func TestMaintainWithOneConnection(t *testing.T) {
 	s := openConfig(t, store.Config{URL: dbURL, PartitionPeriod: time.Hour, MaxConns: 1}, nil)
 	now := time.Now().UTC()
 	oldHour := now.Add(-30 * time.Hour).Truncate(time.Hour)
-	mustWrite(t, s, ev(oldHour, event.LevelInfo, "api", "old"))
+	mustWrite(t, s, ev(oldHour, logs.LevelInfo, "api", "old"))
 
 	// A generous bound that only a deadlock reaches.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -507,7 +506,7 @@ func TestRunMaintenance(t *testing.T) {
 	conn := sqlConn(t, dbURL)
 	s := openConfig(t, store.Config{URL: dbURL, PartitionPeriod: time.Hour}, nil)
 	closed := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
-	mustWrite(t, s, ev(closed, event.LevelInfo, "api", "x"))
+	mustWrite(t, s, ev(closed, logs.LevelInfo, "api", "x"))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -515,7 +514,8 @@ func TestRunMaintenance(t *testing.T) {
 		done <- s.RunMaintenance(ctx, store.MaintenanceConfig{Every: 20 * time.Millisecond, IndexGrace: 0, Ahead: 1})
 	}()
 	deadline := time.Now().Add(time.Minute)
-	for len(ginIndexes(t, conn)) == 0 || queryInt(t, conn, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") != 0 {
+	// Both of the closed partition's indexes, each built and valid.
+	for len(ginIndexes(t, conn)) < 2 || queryInt(t, conn, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") != 0 {
 		if time.Now().After(deadline) {
 			cancel()
 			<-done
@@ -682,7 +682,7 @@ func TestMigrationBackfillsRollups(t *testing.T) {
 		t.Error("the trigram index on all of logs is still there")
 	}
 	start, end := day.Add(90*time.Minute+17*time.Second), day.Add(26*time.Hour+3*time.Second)
-	st, err := s.Stats(context.Background(), filter.Stats{Start: start, End: end})
+	st, err := s.Stats(context.Background(), logs.Stats{Start: start, End: end})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -690,7 +690,7 @@ func TestMigrationBackfillsRollups(t *testing.T) {
 		t.Errorf("Stats total %d, want %d", st.Total, want)
 	}
 	// New writes keep the backfilled rollups right.
-	mustWrite(t, s, ev(day.Add(time.Hour), event.LevelError, "src1", "new"))
+	mustWrite(t, s, ev(day.Add(time.Hour), logs.LevelError, "src1", "new"))
 	checkRollups(t, conn, "after a write on the migrated database")
 }
 

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/store/logs"
 )
 
 const (
@@ -43,7 +42,7 @@ func (w *where) String() string {
 
 // window adds the filters Search and Stats share. A zero Start or End
 // leaves that side open.
-func (w *where) window(start, end time.Time, levels []event.Level, sources []string) error {
+func (w *where) window(start, end time.Time, levels []logs.Level, sources []string) error {
 	// PostgreSQL keeps microseconds and pgx truncates finer bounds, which
 	// would let in a row a nanosecond before start; round start up instead.
 	if !start.IsZero() {
@@ -58,9 +57,7 @@ func (w *where) window(start, end time.Time, levels []event.Level, sources []str
 	if len(levels) > 0 {
 		codes := make([]int16, len(levels))
 		for i, l := range levels {
-			if codes[i] = l.Code(); codes[i] < 0 {
-				return fmt.Errorf("store: unknown level %q", l)
-			}
+			codes[i] = l.Code()
 		}
 		w.add("level = ANY(?)", codes)
 	}
@@ -102,12 +99,12 @@ const logColumns = "ts, id, level, source, message, metadata, trace_id"
 
 // Search returns one page of the logs q selects, newest first unless
 // q.Asc, and a total bounded by q.CountLimit.
-func (s *Store) Search(ctx context.Context, q filter.Search) (filter.Page, error) {
+func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 	if q.Size <= 0 {
-		return filter.Page{}, errors.New("store: search page size must be positive")
+		return logs.Page{}, errors.New("store: search page size must be positive")
 	}
 	if q.Page < 0 {
-		return filter.Page{}, errors.New("store: search page must not be negative")
+		return logs.Page{}, errors.New("store: search page must not be negative")
 	}
 	countLimit := q.CountLimit
 	if countLimit <= 0 {
@@ -116,7 +113,7 @@ func (s *Store) Search(ctx context.Context, q filter.Search) (filter.Page, error
 
 	var w where
 	if err := w.window(q.Start, q.End, q.Levels, q.Sources); err != nil {
-		return filter.Page{}, err
+		return logs.Page{}, err
 	}
 	if q.Keyword != "" {
 		w.add(`message ILIKE ?`, "%"+likeEscaper.Replace(q.Keyword)+"%")
@@ -155,7 +152,7 @@ func (s *Store) Search(ctx context.Context, q filter.Search) (filter.Page, error
 		" ORDER BY ts " + dir + ", id " + dir +
 		" LIMIT $" + strconv.Itoa(len(w.args)-1) + " OFFSET $" + strconv.Itoa(len(w.args))
 
-	var page filter.Page
+	var page logs.Page
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		start := time.Now()
 		if exactFromRollups {
@@ -187,33 +184,33 @@ func (s *Store) Search(ctx context.Context, q filter.Search) (filter.Page, error
 		return nil
 	})
 	if err != nil {
-		return filter.Page{}, fmt.Errorf("store: %w", err)
+		return logs.Page{}, fmt.Errorf("store: %w", err)
 	}
 	if len(page.Events) > q.Size {
 		page.Events = page.Events[:q.Size]
 		last := page.Events[q.Size-1]
-		page.Next = &filter.Cursor{TS: last.Timestamp, ID: last.ID}
+		page.Next = &logs.Cursor{TS: last.Timestamp, ID: last.ID}
 	}
 	if page.Events == nil {
-		page.Events = []event.Event{}
+		page.Events = []logs.Event{}
 	}
 	return page, nil
 }
 
 // scanEvent reads one row of logColumns.
-func scanEvent(row pgx.CollectableRow) (event.Event, error) {
+func scanEvent(row pgx.CollectableRow) (logs.Event, error) {
 	var (
-		e        event.Event
+		e        logs.Event
 		code     int16
 		metadata []byte
 		traceID  *string
 	)
 	if err := row.Scan(&e.Timestamp, &e.ID, &code, &e.Source, &e.Message, &metadata, &traceID); err != nil {
-		return event.Event{}, err
+		return logs.Event{}, err
 	}
-	level, err := event.LevelFromCode(code)
+	level, err := logs.LevelFromCode(code)
 	if err != nil {
-		return event.Event{}, err
+		return logs.Event{}, err
 	}
 	e.Level = level
 	e.Timestamp = e.Timestamp.UTC()
@@ -228,16 +225,16 @@ func scanEvent(row pgx.CollectableRow) (event.Event, error) {
 
 // Stats counts the logs in [q.Start, q.End] matching q's level and source
 // filters: exactly, per level and for the top sources.
-func (s *Store) Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, error) {
+func (s *Store) Stats(ctx context.Context, q logs.Stats) (logs.StatsResult, error) {
 	top := q.Top
 	if top <= 0 {
 		top = defaultTop
 	}
 	sql, args, err := counting{start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources, groupBy: "level, source"}.sql()
 	if err != nil {
-		return filter.StatsResult{}, err
+		return logs.StatsResult{}, err
 	}
-	res := filter.StatsResult{ByLevel: make(map[event.Level]int64)}
+	res := logs.StatsResult{ByLevel: make(map[logs.Level]int64)}
 	bySource := map[string]int64{}
 	err = s.read(ctx, func(tx pgx.Tx) error {
 		defer s.observe("stats", time.Now())
@@ -251,7 +248,7 @@ func (s *Store) Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, 
 			n      int64
 		)
 		_, err = pgx.ForEachRow(rows, []any{&code, &source, &n}, func() error {
-			l, err := event.LevelFromCode(code)
+			l, err := logs.LevelFromCode(code)
 			if err != nil {
 				return err
 			}
@@ -263,18 +260,18 @@ func (s *Store) Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, 
 		return err
 	})
 	if err != nil {
-		return filter.StatsResult{}, fmt.Errorf("store: stats: %w", err)
+		return logs.StatsResult{}, fmt.Errorf("store: stats: %w", err)
 	}
-	sources := make([]filter.SourceCount, 0, len(bySource))
+	sources := make([]logs.SourceCount, 0, len(bySource))
 	for src, n := range bySource {
-		sources = append(sources, filter.SourceCount{Source: src, Count: n})
+		sources = append(sources, logs.SourceCount{Source: src, Count: n})
 	}
-	slices.SortFunc(sources, func(a, b filter.SourceCount) int {
+	slices.SortFunc(sources, func(a, b logs.SourceCount) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Source, b.Source))
 	})
 	res.TopSources = sources[:min(top, len(sources))]
 	if res.TopSources == nil {
-		res.TopSources = []filter.SourceCount{}
+		res.TopSources = []logs.SourceCount{}
 	}
 	return res, nil
 }
@@ -283,7 +280,7 @@ func (s *Store) Stats(ctx context.Context, q filter.Stats) (filter.StatsResult, 
 // (jsonb_path_ops) of closed partitions answers. A value that reads as a
 // JSON number or boolean also matches that type: ?status=500 finds both
 // {"status":500} and {"status":"500"}.
-func addMeta(w *where, m filter.MetaMatch) {
+func addMeta(w *where, m logs.MetaMatch) {
 	asString, _ := json.Marshal(map[string]string{m.Key: m.Value})
 	var typed any
 	if err := json.Unmarshal([]byte(m.Value), &typed); err == nil {

@@ -11,20 +11,19 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 )
 
 var t0 = time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
 
-func withTrace(e event.Event, trace string) event.Event {
+func withTrace(e logs.Event, trace string) logs.Event {
 	e.TraceID = trace
 	return e
 }
 
 // ids lists the ids of events, for comparing results.
-func ids(events []event.Event) []uuid.UUID {
+func ids(events []logs.Event) []uuid.UUID {
 	out := make([]uuid.UUID, len(events))
 	for i, e := range events {
 		out[i] = e.ID
@@ -36,50 +35,50 @@ func TestSearchFilters(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
 	sec := time.Second
-	e := []event.Event{
-		withTrace(ev(t0, event.LevelInfo, "api", "User LOGGED in"), "t1"),
-		withTrace(ev(t0.Add(1*sec), event.LevelError, "db", "Connection refused by host"), "t2"),
-		ev(t0.Add(2*sec), event.LevelWarn, "api", "100% done"),
-		withTrace(ev(t0.Add(3*sec), event.LevelDebug, "worker", "job 1000 finished"), "t1"),
-		ev(t0.Add(4*sec), event.LevelError, "api", `path c:\temp\x`),
-		ev(t0.Add(5*sec), event.LevelFatal, "worker", "under_score here"),
+	e := []logs.Event{
+		withTrace(ev(t0, logs.LevelInfo, "api", "User LOGGED in"), "t1"),
+		withTrace(ev(t0.Add(1*sec), logs.LevelError, "db", "Connection refused by host"), "t2"),
+		ev(t0.Add(2*sec), logs.LevelWarn, "api", "100% done"),
+		withTrace(ev(t0.Add(3*sec), logs.LevelDebug, "worker", "job 1000 finished"), "t1"),
+		ev(t0.Add(4*sec), logs.LevelError, "api", `path c:\temp\x`),
+		ev(t0.Add(5*sec), logs.LevelFatal, "worker", "under_score here"),
 	}
 	// Just outside the window on both sides.
-	outside := []event.Event{
-		withTrace(ev(t0.Add(-time.Microsecond), event.LevelError, "api", "before 100% refused"), "t1"),
-		withTrace(ev(t0.Add(5*sec+time.Microsecond), event.LevelError, "api", "after 100% refused"), "t1"),
+	outside := []logs.Event{
+		withTrace(ev(t0.Add(-time.Microsecond), logs.LevelError, "api", "before 100% refused"), "t1"),
+		withTrace(ev(t0.Add(5*sec+time.Microsecond), logs.LevelError, "api", "after 100% refused"), "t1"),
 	}
 	mustWrite(t, s, append(slices.Clone(e), outside...)...)
 
 	// want lists indexes into e, oldest first.
 	cases := []struct {
 		name string
-		q    filter.Search
+		q    logs.Search
 		want []int
 	}{
-		{"window only", filter.Search{}, []int{0, 1, 2, 3, 4, 5}},
-		{"one level", filter.Search{Levels: []event.Level{event.LevelError}}, []int{1, 4}},
-		{"levels", filter.Search{Levels: []event.Level{event.LevelError, event.LevelFatal}}, []int{1, 4, 5}},
-		{"one source", filter.Search{Sources: []string{"api"}}, []int{0, 2, 4}},
-		{"sources", filter.Search{Sources: []string{"db", "worker"}}, []int{1, 3, 5}},
-		{"unknown source", filter.Search{Sources: []string{"nope"}}, nil},
-		{"keyword lower", filter.Search{Keyword: "refused"}, []int{1}},
-		{"keyword upper", filter.Search{Keyword: "REFUSED BY"}, []int{1}},
-		{"keyword mixed", filter.Search{Keyword: "logged"}, []int{0}},
-		{"keyword percent literal", filter.Search{Keyword: "100%"}, []int{2}},
-		{"keyword underscore literal", filter.Search{Keyword: "100_"}, nil},
-		{"keyword lone percent", filter.Search{Keyword: "%"}, []int{2}},
-		{"keyword lone underscore", filter.Search{Keyword: "_"}, []int{5}},
-		{"keyword backslash literal", filter.Search{Keyword: `c:\temp\`}, []int{4}},
-		{"keyword quote", filter.Search{Keyword: `' OR 1=1 --`}, nil},
-		{"trace id", filter.Search{TraceID: "t1"}, []int{0, 3}},
-		{"trace id missing", filter.Search{TraceID: "t9"}, nil},
-		{"level and source", filter.Search{Levels: []event.Level{event.LevelError}, Sources: []string{"api"}}, []int{4}},
-		{"level and keyword", filter.Search{Levels: []event.Level{event.LevelWarn, event.LevelDebug}, Keyword: "0"}, []int{2, 3}},
-		{"inclusive window", filter.Search{Start: t0.Add(1 * sec), End: t0.Add(3 * sec)}, []int{1, 2, 3}},
-		{"instant window", filter.Search{Start: t0.Add(2 * sec), End: t0.Add(2 * sec)}, []int{2}},
-		{"empty window", filter.Search{Start: t0.Add(2*sec + 1), End: t0.Add(3*sec - 1)}, nil},
-		{"ascending", filter.Search{Asc: true, Sources: []string{"api"}}, []int{0, 2, 4}},
+		{"window only", logs.Search{}, []int{0, 1, 2, 3, 4, 5}},
+		{"one level", logs.Search{Levels: []logs.Level{logs.LevelError}}, []int{1, 4}},
+		{"levels", logs.Search{Levels: []logs.Level{logs.LevelError, logs.LevelFatal}}, []int{1, 4, 5}},
+		{"one source", logs.Search{Sources: []string{"api"}}, []int{0, 2, 4}},
+		{"sources", logs.Search{Sources: []string{"db", "worker"}}, []int{1, 3, 5}},
+		{"unknown source", logs.Search{Sources: []string{"nope"}}, nil},
+		{"keyword lower", logs.Search{Keyword: "refused"}, []int{1}},
+		{"keyword upper", logs.Search{Keyword: "REFUSED BY"}, []int{1}},
+		{"keyword mixed", logs.Search{Keyword: "logged"}, []int{0}},
+		{"keyword percent literal", logs.Search{Keyword: "100%"}, []int{2}},
+		{"keyword underscore literal", logs.Search{Keyword: "100_"}, nil},
+		{"keyword lone percent", logs.Search{Keyword: "%"}, []int{2}},
+		{"keyword lone underscore", logs.Search{Keyword: "_"}, []int{5}},
+		{"keyword backslash literal", logs.Search{Keyword: `c:\temp\`}, []int{4}},
+		{"keyword quote", logs.Search{Keyword: `' OR 1=1 --`}, nil},
+		{"trace id", logs.Search{TraceID: "t1"}, []int{0, 3}},
+		{"trace id missing", logs.Search{TraceID: "t9"}, nil},
+		{"level and source", logs.Search{Levels: []logs.Level{logs.LevelError}, Sources: []string{"api"}}, []int{4}},
+		{"level and keyword", logs.Search{Levels: []logs.Level{logs.LevelWarn, logs.LevelDebug}, Keyword: "0"}, []int{2, 3}},
+		{"inclusive window", logs.Search{Start: t0.Add(1 * sec), End: t0.Add(3 * sec)}, []int{1, 2, 3}},
+		{"instant window", logs.Search{Start: t0.Add(2 * sec), End: t0.Add(2 * sec)}, []int{2}},
+		{"empty window", logs.Search{Start: t0.Add(2*sec + 1), End: t0.Add(3*sec - 1)}, nil},
+		{"ascending", logs.Search{Asc: true, Sources: []string{"api"}}, []int{0, 2, 4}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,14 +113,14 @@ func TestSearchFilters(t *testing.T) {
 
 // pagingFixture writes n events, three per timestamp so that keyset
 // paging must break ties on id, and returns them newest first.
-func pagingFixture(t *testing.T, n int) (*store.Store, []event.Event) {
+func pagingFixture(t *testing.T, n int) (*store.Store, []logs.Event) {
 	s, _ := open(t)
-	events := make([]event.Event, n)
+	events := make([]logs.Event, n)
 	for i := range events {
-		events[i] = ev(t0.Add(time.Duration(i/3)*time.Second), event.LevelInfo, "api", fmt.Sprintf("event %d", i))
+		events[i] = ev(t0.Add(time.Duration(i/3)*time.Second), logs.LevelInfo, "api", fmt.Sprintf("event %d", i))
 	}
 	mustWrite(t, s, events...)
-	slices.SortFunc(events, func(a, b event.Event) int {
+	slices.SortFunc(events, func(a, b logs.Event) int {
 		return -cmp.Or(a.Timestamp.Compare(b.Timestamp), bytes.Compare(a.ID[:], b.ID[:]))
 	})
 	return s, events
@@ -134,7 +133,7 @@ func TestSearchOffsetPaging(t *testing.T) {
 	slices.Reverse(asc)
 	for _, order := range []struct {
 		asc  bool
-		want []event.Event
+		want []logs.Event
 	}{{false, desc}, {true, asc}} {
 		t.Run(fmt.Sprintf("asc=%v", order.asc), func(t *testing.T) {
 			var got []uuid.UUID
@@ -177,7 +176,7 @@ func TestSearchCursorPaging(t *testing.T) {
 	slices.Reverse(asc)
 	for _, order := range []struct {
 		asc  bool
-		want []event.Event
+		want []logs.Event
 	}{{false, desc}, {true, asc}} {
 		for _, size := range []int{1, 3, 4, 31, 50} {
 			t.Run(fmt.Sprintf("asc=%v/size=%d", order.asc, size), func(t *testing.T) {
@@ -259,10 +258,9 @@ func TestSearchTotal(t *testing.T) {
 func TestSearchRejects(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
-	for _, q := range []filter.Search{
+	for _, q := range []logs.Search{
 		{Start: t0, End: t0, Size: 0},
 		{Start: t0, End: t0, Size: 10, Page: -1},
-		{Start: t0, End: t0, Size: 10, Levels: []event.Level{"LOUD"}},
 	} {
 		if _, err := s.Search(context.Background(), q); err == nil {
 			t.Errorf("Search(%+v) succeeded", q)
@@ -273,58 +271,58 @@ func TestSearchRejects(t *testing.T) {
 func TestStats(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
-	var events []event.Event
-	add := func(n int, level event.Level, source string, ts time.Time) {
+	var events []logs.Event
+	add := func(n int, level logs.Level, source string, ts time.Time) {
 		for range n {
 			events = append(events, ev(ts, level, source, "m"))
 		}
 	}
 	end := t0.Add(time.Hour)
-	add(3, event.LevelInfo, "api", t0)
-	add(2, event.LevelError, "api", end) // End is inclusive
-	add(3, event.LevelError, "db", t0.Add(time.Minute))
-	add(3, event.LevelDebug, "worker", t0.Add(time.Minute))
-	add(1, event.LevelWarn, "cache", t0.Add(time.Minute))
-	add(3, event.LevelInfo, "auth", t0.Add(time.Minute))
+	add(3, logs.LevelInfo, "api", t0)
+	add(2, logs.LevelError, "api", end) // End is inclusive
+	add(3, logs.LevelError, "db", t0.Add(time.Minute))
+	add(3, logs.LevelDebug, "worker", t0.Add(time.Minute))
+	add(1, logs.LevelWarn, "cache", t0.Add(time.Minute))
+	add(3, logs.LevelInfo, "auth", t0.Add(time.Minute))
 	// Outside the window.
-	add(4, event.LevelFatal, "api", t0.Add(-time.Microsecond))
-	add(4, event.LevelFatal, "zzz", end.Add(time.Microsecond))
+	add(4, logs.LevelFatal, "api", t0.Add(-time.Microsecond))
+	add(4, logs.LevelFatal, "zzz", end.Add(time.Microsecond))
 	mustWrite(t, s, events...)
 
-	type lv = map[event.Level]int64
-	type sc = []filter.SourceCount
-	c := func(source string, n int64) filter.SourceCount { return filter.SourceCount{Source: source, Count: n} }
+	type lv = map[logs.Level]int64
+	type sc = []logs.SourceCount
+	c := func(source string, n int64) logs.SourceCount { return logs.SourceCount{Source: source, Count: n} }
 	cases := []struct {
 		name string
-		q    filter.Stats
-		want filter.StatsResult
+		q    logs.Stats
+		want logs.StatsResult
 	}{
-		{"all, default top", filter.Stats{}, filter.StatsResult{
-			ByLevel:    lv{event.LevelInfo: 6, event.LevelError: 5, event.LevelDebug: 3, event.LevelWarn: 1},
+		{"all, default top", logs.Stats{}, logs.StatsResult{
+			ByLevel:    lv{logs.LevelInfo: 6, logs.LevelError: 5, logs.LevelDebug: 3, logs.LevelWarn: 1},
 			TopSources: sc{c("api", 5), c("auth", 3), c("db", 3), c("worker", 3), c("cache", 1)},
 			Total:      15,
 		}},
-		{"top 2", filter.Stats{Top: 2}, filter.StatsResult{
-			ByLevel:    lv{event.LevelInfo: 6, event.LevelError: 5, event.LevelDebug: 3, event.LevelWarn: 1},
+		{"top 2", logs.Stats{Top: 2}, logs.StatsResult{
+			ByLevel:    lv{logs.LevelInfo: 6, logs.LevelError: 5, logs.LevelDebug: 3, logs.LevelWarn: 1},
 			TopSources: sc{c("api", 5), c("auth", 3)},
 			Total:      15,
 		}},
-		{"level filter", filter.Stats{Levels: []event.Level{event.LevelError}}, filter.StatsResult{
-			ByLevel:    lv{event.LevelError: 5},
+		{"level filter", logs.Stats{Levels: []logs.Level{logs.LevelError}}, logs.StatsResult{
+			ByLevel:    lv{logs.LevelError: 5},
 			TopSources: sc{c("db", 3), c("api", 2)},
 			Total:      5,
 		}},
-		{"source filter", filter.Stats{Sources: []string{"api", "cache"}}, filter.StatsResult{
-			ByLevel:    lv{event.LevelInfo: 3, event.LevelError: 2, event.LevelWarn: 1},
+		{"source filter", logs.Stats{Sources: []string{"api", "cache"}}, logs.StatsResult{
+			ByLevel:    lv{logs.LevelInfo: 3, logs.LevelError: 2, logs.LevelWarn: 1},
 			TopSources: sc{c("api", 5), c("cache", 1)},
 			Total:      6,
 		}},
-		{"narrow window", filter.Stats{Start: t0, End: t0}, filter.StatsResult{
-			ByLevel:    lv{event.LevelInfo: 3},
+		{"narrow window", logs.Stats{Start: t0, End: t0}, logs.StatsResult{
+			ByLevel:    lv{logs.LevelInfo: 3},
 			TopSources: sc{c("api", 3)},
 			Total:      3,
 		}},
-		{"empty window", filter.Stats{Start: t0.Add(2 * time.Hour), End: t0.Add(3 * time.Hour)}, filter.StatsResult{
+		{"empty window", logs.Stats{Start: t0.Add(2 * time.Hour), End: t0.Add(3 * time.Hour)}, logs.StatsResult{
 			ByLevel:    lv{},
 			TopSources: sc{},
 		}},

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // counting is a count over a window, grouped by some of time bucket, level
@@ -17,7 +16,7 @@ import (
 // log_rollup_minute and only the partial minutes at the edges from logs.
 type counting struct {
 	start, end time.Time // inclusive
-	levels     []event.Level
+	levels     []logs.Level
 	sources    []string
 	// interval buckets the time (0: no time grouping). Rollups serve only
 	// an interval they divide: an hour rollup cannot be split in 5 minutes.
@@ -44,9 +43,7 @@ func (c counting) sql() (string, []any, error) {
 	if len(c.levels) > 0 {
 		codes := make([]int16, len(c.levels))
 		for i, l := range c.levels {
-			if codes[i] = l.Code(); codes[i] < 0 {
-				return "", nil, fmt.Errorf("store: unknown level %q", l)
-			}
+			codes[i] = l.Code()
 		}
 		filters += " AND level = ANY(" + arg(codes) + ")"
 	}
@@ -110,7 +107,7 @@ func (c counting) sql() (string, []any, error) {
 }
 
 // total counts the logs in a window matching levels and sources, exactly.
-func (s *Store) total(ctx context.Context, tx pgx.Tx, start, end time.Time, levels []event.Level, sources []string) (int64, error) {
+func (s *Store) total(ctx context.Context, tx pgx.Tx, start, end time.Time, levels []logs.Level, sources []string) (int64, error) {
 	sql, args, err := counting{start: start, end: end, levels: levels, sources: sources}.sql()
 	if err != nil {
 		return 0, err
@@ -122,16 +119,16 @@ func (s *Store) total(ctx context.Context, tx pgx.Tx, start, end time.Time, leve
 
 // Histogram counts logs per bucket and level. Every bucket overlapping the
 // window is returned, empty ones included.
-func (s *Store) Histogram(ctx context.Context, q filter.Histogram) (filter.HistogramResult, error) {
+func (s *Store) Histogram(ctx context.Context, q logs.Histogram) (logs.HistogramResult, error) {
 	if q.Interval <= 0 {
-		return filter.HistogramResult{}, fmt.Errorf("store: histogram interval must be positive")
+		return logs.HistogramResult{}, fmt.Errorf("store: histogram interval must be positive")
 	}
 	sql, args, err := counting{start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources,
 		interval: q.Interval, groupBy: "t, level"}.sql()
 	if err != nil {
-		return filter.HistogramResult{}, err
+		return logs.HistogramResult{}, err
 	}
-	byTime := map[time.Time]*filter.Bucket{}
+	byTime := map[time.Time]*logs.Bucket{}
 	err = s.read(ctx, func(tx pgx.Tx) error {
 		defer s.observe("histogram", time.Now())
 		rows, err := tx.Query(ctx, sql, args...)
@@ -144,13 +141,13 @@ func (s *Store) Histogram(ctx context.Context, q filter.Histogram) (filter.Histo
 			n    int64
 		)
 		_, err = pgx.ForEachRow(rows, []any{&t, &code, &n}, func() error {
-			l, err := event.LevelFromCode(code)
+			l, err := logs.LevelFromCode(code)
 			if err != nil {
 				return err
 			}
 			b := byTime[t.UTC()]
 			if b == nil {
-				b = &filter.Bucket{Time: t.UTC(), Counts: map[event.Level]int64{}}
+				b = &logs.Bucket{Time: t.UTC(), Counts: map[logs.Level]int64{}}
 				byTime[t.UTC()] = b
 			}
 			b.Counts[l] += n
@@ -160,9 +157,9 @@ func (s *Store) Histogram(ctx context.Context, q filter.Histogram) (filter.Histo
 		return err
 	})
 	if err != nil {
-		return filter.HistogramResult{}, fmt.Errorf("store: histogram: %w", err)
+		return logs.HistogramResult{}, fmt.Errorf("store: histogram: %w", err)
 	}
-	var res filter.HistogramResult
+	var res logs.HistogramResult
 	epoch := time.Unix(0, 0).UTC()
 	first := epoch.Add(q.Start.Sub(epoch) / q.Interval * q.Interval)
 	if first.After(q.Start) { // before 1970
@@ -172,7 +169,7 @@ func (s *Store) Histogram(ctx context.Context, q filter.Histogram) (filter.Histo
 		if b := byTime[t]; b != nil {
 			res.Buckets = append(res.Buckets, *b)
 		} else {
-			res.Buckets = append(res.Buckets, filter.Bucket{Time: t, Counts: map[event.Level]int64{}})
+			res.Buckets = append(res.Buckets, logs.Bucket{Time: t, Counts: map[logs.Level]int64{}})
 		}
 	}
 	return res, nil

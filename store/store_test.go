@@ -12,8 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -87,7 +87,7 @@ func missingURL(t *testing.T) string {
 	return u.String()
 }
 
-func mustWrite(t testing.TB, s *store.Store, events ...event.Event) int64 {
+func mustWrite(t testing.TB, s *store.Store, events ...logs.Event) int64 {
 	t.Helper()
 	n, err := s.WriteBatch(context.Background(), events)
 	if err != nil {
@@ -96,8 +96,8 @@ func mustWrite(t testing.TB, s *store.Store, events ...event.Event) int64 {
 	return n
 }
 
-func ev(ts time.Time, level event.Level, source, message string) event.Event {
-	return event.Event{ID: uuid.New(), Timestamp: ts, Level: level, Source: source, Message: message}
+func ev(ts time.Time, level logs.Level, source, message string) logs.Event {
+	return logs.Event{ID: uuid.New(), Timestamp: ts, Level: level, Source: source, Message: message}
 }
 
 func TestOpenCreatesDatabaseAndMigrates(t *testing.T) {
@@ -228,7 +228,7 @@ func TestMetricsRegistries(t *testing.T) {
 	}
 
 	now := time.Now().UTC()
-	mustWrite(t, s1, ev(now, event.LevelInfo, "api", "a"), ev(now, event.LevelInfo, "api", "b"))
+	mustWrite(t, s1, ev(now, logs.LevelInfo, "api", "a"), ev(now, logs.LevelInfo, "api", "b"))
 	if _, err := s1.Search(context.Background(), searchAll(now, now, 10)); err != nil {
 		t.Fatalf("Search: %v", err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 func copyColumns() []string {
@@ -51,18 +51,13 @@ const (
 // within the batch are skipped, so writing a batch twice is harmless. The
 // batch is written in one transaction: all of it or none of it. When an
 // event is unstorable the error satisfies IsDataError.
-func (s *Store) WriteBatch(ctx context.Context, events []event.Event) (inserted int64, err error) {
+func (s *Store) WriteBatch(ctx context.Context, events []logs.Event) (inserted int64, err error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
 	start := time.Now()
 	defer func() { s.m.writeDuration.Observe(time.Since(start).Seconds()) }()
 
-	for i := range events {
-		if events[i].Level.Code() < 0 {
-			return 0, &DataError{Reason: fmt.Sprintf("event %s: unknown level %q", events[i].ID, events[i].Level)}
-		}
-	}
 	days := s.distinctPeriods(events)
 	if err := s.ensureDays(ctx, s.pool, days); err != nil {
 		return 0, err
@@ -85,7 +80,7 @@ func (s *Store) WriteBatch(ctx context.Context, events []event.Event) (inserted 
 // insert COPYs the batch into a temporary table, then moves it into logs
 // with one INSERT ... ON CONFLICT DO NOTHING (COPY itself cannot skip
 // conflicts).
-func (s *Store) insert(ctx context.Context, events []event.Event) (int64, error) {
+func (s *Store) insert(ctx context.Context, events []logs.Event) (int64, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, createIncoming); err != nil {
@@ -102,7 +97,7 @@ func (s *Store) insert(ctx context.Context, events []event.Event) (int64, error)
 // distinctPeriods lists the partition periods the events fall in, each
 // once. Only those get partitions: an event from 1990 and one from today
 // make two, not the thousands in between.
-func (s *Store) distinctPeriods(events []event.Event) []time.Time {
+func (s *Store) distinctPeriods(events []logs.Event) []time.Time {
 	var days []time.Time
 	seen := make(map[time.Time]struct{}, 2)
 	for i := range events {
@@ -128,7 +123,7 @@ func isNoPartition(err error) bool {
 // needs no reflection; boxing the metadata slice is the one allocation
 // per row.
 type eventRows struct {
-	events  []event.Event
+	events  []logs.Event
 	i       int
 	ts      pgtype.Timestamptz
 	id      pgtype.UUID
@@ -139,7 +134,7 @@ type eventRows struct {
 	row     []any
 }
 
-func newEventRows(events []event.Event) *eventRows {
+func newEventRows(events []logs.Event) *eventRows {
 	r := &eventRows{events: events, i: -1}
 	r.row = []any{&r.ts, &r.id, &r.level, &r.source, &r.message, nil, &r.traceID}
 	return r

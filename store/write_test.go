@@ -9,25 +9,24 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 )
 
-func searchAll(start, end time.Time, size int) filter.Search {
-	return filter.Search{Start: start, End: end, Size: size}
+func searchAll(start, end time.Time, size int) logs.Search {
+	return logs.Search{Start: start, End: end, Size: size}
 }
 
 func TestWriteBatchRoundTrip(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
 	ts := time.Date(2024, 5, 17, 8, 30, 15, 123456000, time.UTC)
-	in := []event.Event{
+	in := []logs.Event{
 		{
 			ID:        uuid.New(),
 			Timestamp: ts,
-			Level:     event.LevelError,
+			Level:     logs.LevelError,
 			Source:    "paiement-service",
 			Message:   "Échec du paiement 💳 для заказа №42 — 支付失败",
 			Metadata:  json.RawMessage(`{"order":42,"tags":["a","b"],"nested":{"ok":false,"pi":3.14},"name":"Zoë"}`),
@@ -37,7 +36,7 @@ func TestWriteBatchRoundTrip(t *testing.T) {
 			// No metadata, no trace id: both NULL, both read back empty.
 			ID:        uuid.New(),
 			Timestamp: ts.Add(time.Microsecond),
-			Level:     event.LevelTrace,
+			Level:     logs.LevelTrace,
 			Source:    "api",
 			Message:   "plain",
 		},
@@ -45,7 +44,7 @@ func TestWriteBatchRoundTrip(t *testing.T) {
 			// A non-UTC timestamp is the same instant.
 			ID:        uuid.New(),
 			Timestamp: ts.Add(2 * time.Microsecond).In(time.FixedZone("CEST", 2*3600)),
-			Level:     event.LevelFatal,
+			Level:     logs.LevelFatal,
 			Source:    "api",
 			Message:   "empty metadata object",
 			Metadata:  json.RawMessage(`{}`),
@@ -54,7 +53,7 @@ func TestWriteBatchRoundTrip(t *testing.T) {
 	if n := mustWrite(t, s, in...); n != int64(len(in)) {
 		t.Fatalf("inserted %d, want %d", n, len(in))
 	}
-	page, err := s.Search(context.Background(), filter.Search{Start: ts, End: ts.Add(time.Second), Size: 10, Asc: true})
+	page, err := s.Search(context.Background(), logs.Search{Start: ts, End: ts.Add(time.Second), Size: 10, Asc: true})
 	if err != nil {
 		t.Fatalf("Search: %v", err)
 	}
@@ -105,9 +104,9 @@ func TestWriteBatchRedelivery(t *testing.T) {
 	s, dbURL := open(t)
 	conn := sqlConn(t, dbURL)
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	batch := make([]event.Event, 100)
+	batch := make([]logs.Event, 100)
 	for i := range batch {
-		batch[i] = ev(now.Add(time.Duration(i)*time.Millisecond), event.LevelInfo, "api", fmt.Sprintf("event %d", i))
+		batch[i] = ev(now.Add(time.Duration(i)*time.Millisecond), logs.LevelInfo, "api", fmt.Sprintf("event %d", i))
 	}
 
 	if n := mustWrite(t, s, batch...); n != 100 {
@@ -117,7 +116,7 @@ func TestWriteBatchRedelivery(t *testing.T) {
 		t.Errorf("redelivery inserted %d, want 0", n)
 	}
 	// A redelivered batch overlapping new events inserts only the new ones.
-	extra := ev(now, event.LevelWarn, "api", "new")
+	extra := ev(now, logs.LevelWarn, "api", "new")
 	if n := mustWrite(t, s, append(batch[:10:10], extra)...); n != 1 {
 		t.Errorf("partly redelivered batch inserted %d, want 1", n)
 	}
@@ -126,8 +125,8 @@ func TestWriteBatchRedelivery(t *testing.T) {
 	}
 
 	// The same id twice within one batch is stored once.
-	dup := ev(now.Add(time.Hour), event.LevelError, "db", "dup")
-	if n := mustWrite(t, s, dup, dup, ev(now, event.LevelInfo, "db", "other"), dup); n != 2 {
+	dup := ev(now.Add(time.Hour), logs.LevelError, "db", "dup")
+	if n := mustWrite(t, s, dup, dup, ev(now, logs.LevelInfo, "db", "other"), dup); n != 2 {
 		t.Errorf("batch with a repeated id inserted %d, want 2", n)
 	}
 	if n := queryInt(t, conn, "SELECT count(*) FROM logs WHERE id = $1", dup.ID); n != 1 {
@@ -154,13 +153,13 @@ func TestPartitionsOnDemand(t *testing.T) {
 	old := time.Date(1990, 6, 1, 23, 59, 59, 999999000, time.UTC)
 	// One event from 1990 and one from today: one new partition, not
 	// 13,000.
-	mustWrite(t, s, ev(old, event.LevelInfo, "api", "1990"), ev(now, event.LevelInfo, "api", "today"))
+	mustWrite(t, s, ev(old, logs.LevelInfo, "api", "1990"), ev(now, logs.LevelInfo, "api", "today"))
 	if got := partitions(); got != before+1 {
 		t.Errorf("after 1990+today: %d partitions, want %d", got, before+1)
 	}
 	future := now.AddDate(0, 0, 5)
 	years := now.AddDate(-7, 0, 0)
-	mustWrite(t, s, ev(future, event.LevelInfo, "api", "future"), ev(years, event.LevelInfo, "api", "years ago"))
+	mustWrite(t, s, ev(future, logs.LevelInfo, "api", "future"), ev(years, logs.LevelInfo, "api", "years ago"))
 	if got := partitions(); got != before+3 {
 		t.Errorf("after future+years ago: %d partitions, want %d", got, before+3)
 	}
@@ -172,7 +171,7 @@ func TestPartitionsOnDemand(t *testing.T) {
 	}
 	// The partition covers its day exactly: the last microsecond of 1990-06-01
 	// is in it, midnight of 06-02 is not.
-	mustWrite(t, s, ev(old.Add(time.Microsecond), event.LevelInfo, "api", "next day"))
+	mustWrite(t, s, ev(old.Add(time.Microsecond), logs.LevelInfo, "api", "next day"))
 	if n := queryInt(t, conn, "SELECT count(*) FROM logs_p19900602"); n != 1 {
 		t.Errorf("logs_p19900602 holds %d rows, want 1", n)
 	}
@@ -200,7 +199,7 @@ func TestEnsurePartitionsConcurrently(t *testing.T) {
 	for _, s := range stores {
 		go func() {
 			errs <- s.EnsurePartitions(context.Background(), from, from.AddDate(0, 0, 20))
-			_, err := s.WriteBatch(context.Background(), []event.Event{ev(from.AddDate(0, 1, 0), event.LevelInfo, "api", "x")})
+			_, err := s.WriteBatch(context.Background(), []logs.Event{ev(from.AddDate(0, 1, 0), logs.LevelInfo, "api", "x")})
 			errs <- err
 			done <- struct{}{}
 		}()
@@ -222,11 +221,11 @@ func TestWriteAfterPartitionDropped(t *testing.T) {
 	s, dbURL := open(t)
 	conn := sqlConn(t, dbURL)
 	ts := time.Date(2015, 3, 3, 3, 3, 3, 0, time.UTC)
-	mustWrite(t, s, ev(ts, event.LevelInfo, "api", "first"))
+	mustWrite(t, s, ev(ts, logs.LevelInfo, "api", "first"))
 	if _, err := conn.Exec(context.Background(), "DROP TABLE logs_p20150303"); err != nil {
 		t.Fatal(err)
 	}
-	if n := mustWrite(t, s, ev(ts, event.LevelInfo, "api", "second")); n != 1 {
+	if n := mustWrite(t, s, ev(ts, logs.LevelInfo, "api", "second")); n != 1 {
 		t.Errorf("inserted %d, want 1", n)
 	}
 }
@@ -234,31 +233,30 @@ func TestWriteAfterPartitionDropped(t *testing.T) {
 func TestWriteBatchDataError(t *testing.T) {
 	t.Parallel()
 	now := time.Now().UTC()
-	good := func() event.Event { return ev(now, event.LevelInfo, "api", "fine") }
+	good := func() logs.Event { return ev(now, logs.LevelInfo, "api", "fine") }
 	cases := []struct {
 		name   string
-		poison event.Event
+		poison logs.Event
 	}{
-		{"NUL in message", ev(now, event.LevelInfo, "api", "bad \x00 byte")},
-		{"NUL in source", ev(now, event.LevelInfo, "a\x00pi", "msg")},
-		{"invalid UTF-8", ev(now, event.LevelInfo, "api", "bad \xff byte")},
-		{"invalid metadata JSON", func() event.Event {
+		{"NUL in message", ev(now, logs.LevelInfo, "api", "bad \x00 byte")},
+		{"NUL in source", ev(now, logs.LevelInfo, "a\x00pi", "msg")},
+		{"invalid UTF-8", ev(now, logs.LevelInfo, "api", "bad \xff byte")},
+		{"invalid metadata JSON", func() logs.Event {
 			e := good()
 			e.Metadata = json.RawMessage(`{"a":`)
 			return e
 		}()},
-		{"NUL in metadata", func() event.Event {
+		{"NUL in metadata", func() logs.Event {
 			e := good()
 			e.Metadata = json.RawMessage(`{"a":"\u0000"}`)
 			return e
 		}()},
-		{"unknown level", ev(now, event.Level("LOUD"), "api", "msg")},
 	}
 	s, dbURL := open(t)
 	conn := sqlConn(t, dbURL)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.WriteBatch(context.Background(), []event.Event{good(), tc.poison, good()})
+			_, err := s.WriteBatch(context.Background(), []logs.Event{good(), tc.poison, good()})
 			if err == nil {
 				t.Fatal("WriteBatch accepted poison")
 			}
@@ -281,7 +279,7 @@ func TestWriteBatchDataError(t *testing.T) {
 	// Neither cancellation nor a closed pool is a data error.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.WriteBatch(ctx, []event.Event{good()}); err == nil || store.IsDataError(err) {
+	if _, err := s.WriteBatch(ctx, []logs.Event{good()}); err == nil || store.IsDataError(err) {
 		t.Errorf("cancelled write: err %v, IsDataError %v", err, store.IsDataError(err))
 	}
 	s2, err := store.Open(context.Background(), store.Config{URL: dbURL}, nil, nil)
@@ -289,7 +287,7 @@ func TestWriteBatchDataError(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2.Close()
-	if _, err := s2.WriteBatch(context.Background(), []event.Event{good()}); err == nil || store.IsDataError(err) {
+	if _, err := s2.WriteBatch(context.Background(), []logs.Event{good()}); err == nil || store.IsDataError(err) {
 		t.Errorf("write on closed store: err %v, IsDataError %v", err, store.IsDataError(err))
 	}
 	if store.IsDataError(nil) {

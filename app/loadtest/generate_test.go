@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 func TestGeneratedLogsAreValidAndRealistic(t *testing.T) {
 	const n = 10000
 	now := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 	gen := newGenerator(7, "00112233aabbccdd", 0)
-	levels := map[event.Level]int{}
+	levels := map[logs.Level]int{}
 	srcs := map[string]int{}
 	ids := map[string]bool{}
 	traces := map[string]int{}
@@ -46,7 +47,7 @@ func TestGeneratedLogsAreValidAndRealistic(t *testing.T) {
 			t.Fatalf("a probe's trace id %s is shared", ev.TraceID)
 		}
 	}
-	for level, want := range map[event.Level]float64{"INFO": .70, "WARN": .15, "ERROR": .08, "DEBUG": .06, "FATAL": .01} {
+	for level, want := range map[logs.Level]float64{logs.LevelInfo: .70, logs.LevelWarn: .15, logs.LevelError: .08, logs.LevelDebug: .06, logs.LevelFatal: .01} {
 		if got := float64(levels[level]) / n; got < want*0.8 || got > want*1.2 {
 			t.Errorf("%s is %.3f of the logs, want about %.2f", level, got, want)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // fakeProducer accepts every valid batch as the real producer does, and
@@ -22,7 +23,7 @@ type fakeProducer struct {
 	mu     sync.Mutex
 	bodies []string
 	status int // answer instead of 202 when set
-	stored []event.Event
+	stored []logs.Event
 	// accepted, when set, is called after each accepted batch.
 	accepted func(batches int)
 	batches  int
@@ -52,7 +53,7 @@ func (f *fakeProducer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ids := []string{}
-	var events []event.Event
+	var events []logs.Event
 	for _, raw := range items {
 		ev, err := event.Parse(raw, event.Defaults{Now: time.Now()}, event.DefaultLimits())
 		if err != nil {
@@ -383,9 +384,9 @@ const fakeCountLimit = 200
 func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	g.p.mu.Lock()
-	all := append([]event.Event(nil), g.p.stored...)
+	all := append([]logs.Event(nil), g.p.stored...)
 	g.p.mu.Unlock()
-	var rows []event.Event
+	var rows []logs.Event
 	for i, ev := range all {
 		if i < g.drop {
 			continue

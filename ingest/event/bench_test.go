@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // benchEvent is a realistic event of 214 bytes with 3 metadata keys.
@@ -44,7 +45,7 @@ func BenchmarkParseBatch100(b *testing.B) {
 		if err := json.Unmarshal(body, &raws); err != nil {
 			b.Fatal(err)
 		}
-		events := make([]event.Event, 0, len(raws))
+		events := make([]logs.Event, 0, len(raws))
 		for _, raw := range raws {
 			e, err := event.Parse(raw, def, lim)
 			if err != nil {
@@ -65,7 +66,7 @@ func BenchmarkMarshalBatch100(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	events := make([]event.Event, 100)
+	events := make([]logs.Event, 100)
 	for i := range events {
 		events[i] = e
 	}
@@ -74,7 +75,7 @@ func BenchmarkMarshalBatch100(b *testing.B) {
 	for b.Loop() {
 		n = 0
 		for i := range events {
-			v, err := events[i].Marshal()
+			v, err := event.Encode(&events[i])
 			if err != nil {
 				b.Fatal(err)
 			}

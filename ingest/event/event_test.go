@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // now is the time of receipt in every test. It has microsecond precision
@@ -198,7 +199,7 @@ func TestParseRejectsInvalidEvents(t *testing.T) {
 			if fields := fieldsOf(t, err); !reflect.DeepEqual(fields, tc.wantFields) {
 				t.Errorf("Parse(%s) error fields %v, want %v (error: %v)", tc.body, fields, tc.wantFields, err)
 			}
-			if !reflect.DeepEqual(got, event.Event{}) {
+			if !reflect.DeepEqual(got, logs.Event{}) {
 				t.Errorf("Parse returned a non-zero event %+v alongside an error", got)
 			}
 			// The text shown to clients names every field.
@@ -228,7 +229,7 @@ func TestParseMinimalEventGetsDefaults(t *testing.T) {
 	if got.TraceID != defaultTrace {
 		t.Errorf("traceId %q, want the default %q", got.TraceID, defaultTrace)
 	}
-	if got.Level != event.LevelInfo || got.Source != "auth-service" || got.Message != "user logged in" {
+	if got.Level != logs.LevelInfo || got.Source != "auth-service" || got.Message != "user logged in" {
 		t.Errorf("level/source/message = %q/%q/%q", got.Level, got.Source, got.Message)
 	}
 	if got.Metadata != nil {
@@ -268,17 +269,17 @@ func TestParseTimesAreUTC(t *testing.T) {
 func TestParseLevelIsCaseInsensitive(t *testing.T) {
 	tests := []struct {
 		in   string
-		want event.Level
+		want logs.Level
 	}{
-		{"trace", event.LevelTrace},
-		{"Debug", event.LevelDebug},
-		{"info", event.LevelInfo},
-		{"INFO", event.LevelInfo},
-		{" warn ", event.LevelWarn},
-		{"WARNING", event.LevelWarn},
-		{"warning", event.LevelWarn},
-		{"Error", event.LevelError},
-		{"fatal", event.LevelFatal},
+		{"trace", logs.LevelTrace},
+		{"Debug", logs.LevelDebug},
+		{"info", logs.LevelInfo},
+		{"INFO", logs.LevelInfo},
+		{" warn ", logs.LevelWarn},
+		{"WARNING", logs.LevelWarn},
+		{"warning", logs.LevelWarn},
+		{"Error", logs.LevelError},
+		{"fatal", logs.LevelFatal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -300,13 +301,13 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		name  string
 		body  string
 		lim   event.Limits
-		check func(t *testing.T, got event.Event)
+		check func(t *testing.T, got logs.Event)
 	}{
 		{
 			name: "message exactly at the limit",
 			body: ev("message", quoted(strings.Repeat("m", 16)), "level", `"INFO"`, "source", `"api"`),
 			lim:  limits(func(l *event.Limits) { l.MaxMessageBytes = 16 }),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if len(got.Message) != 16 {
 					t.Errorf("message length %d, want 16", len(got.Message))
 				}
@@ -315,7 +316,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "message whitespace is kept verbatim",
 			body: ev("message", `"  indented\n"`, "level", `"INFO"`, "source", `"api"`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Message != "  indented\n" {
 					t.Errorf("message %q, want %q", got.Message, "  indented\n")
 				}
@@ -324,7 +325,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "source is trimmed",
 			body: ev("message", `"hi"`, "level", `"INFO"`, "source", `"  payment-api  "`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Source != "payment-api" {
 					t.Errorf("source %q, want %q", got.Source, "payment-api")
 				}
@@ -333,7 +334,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "source exactly MaxSourceBytes",
 			body: ev("message", `"hi"`, "level", `"INFO"`, "source", quoted(strings.Repeat("s", 255))),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if len(got.Source) != 255 {
 					t.Errorf("source length %d, want 255", len(got.Source))
 				}
@@ -342,7 +343,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "past timestamp kept to the microsecond in UTC",
 			body: valid("timestamp", `"2020-02-29T12:00:00.123456789+02:00"`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				want := time.Date(2020, 2, 29, 10, 0, 0, 123456000, time.UTC)
 				if !got.Timestamp.Equal(want) || got.Timestamp.Location() != time.UTC {
 					t.Errorf("timestamp %v, want %v", got.Timestamp, want)
@@ -355,7 +356,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "timestamp exactly MaxFutureSkew ahead",
 			body: valid("timestamp", quoted(now.Add(5*time.Minute).Format(time.RFC3339Nano))),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if !got.Timestamp.Equal(now.Add(5 * time.Minute)) {
 					t.Errorf("timestamp %v, want %v", got.Timestamp, now.Add(5*time.Minute))
 				}
@@ -364,7 +365,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "null timestamp means time of receipt",
 			body: valid("timestamp", `null`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if !got.Timestamp.Equal(now) {
 					t.Errorf("timestamp %v, want %v", got.Timestamp, now)
 				}
@@ -373,7 +374,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "nested metadata accepted and compacted",
 			body: valid("metadata", "{ \"user\" : { \"id\" : 42, \"roles\" : [ \"a\", \"b\" ] },\n \"ok\": true }"),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				want := `{"user":{"id":42,"roles":["a","b"]},"ok":true}`
 				if string(got.Metadata) != want {
 					t.Errorf("metadata %s, want %s", got.Metadata, want)
@@ -384,7 +385,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 			name: "metadata exactly MaxMetadataKeys",
 			body: valid("metadata", `{"a":1,"b":2}`),
 			lim:  limits(func(l *event.Limits) { l.MaxMetadataKeys = 2 }),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if string(got.Metadata) != `{"a":1,"b":2}` {
 					t.Errorf("metadata %s", got.Metadata)
 				}
@@ -393,7 +394,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "empty metadata object kept",
 			body: valid("metadata", `{}`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if string(got.Metadata) != `{}` {
 					t.Errorf("metadata %s, want {}", got.Metadata)
 				}
@@ -402,7 +403,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "null metadata means none",
 			body: valid("metadata", `null`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Metadata != nil {
 					t.Errorf("metadata %s, want none", got.Metadata)
 				}
@@ -411,7 +412,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "client id kept",
 			body: valid("id", quoted(clientID.String())),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.ID != clientID {
 					t.Errorf("id %s, want the client's %s", got.ID, clientID)
 				}
@@ -420,7 +421,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "client id in upper case kept",
 			body: valid("id", quoted(strings.ToUpper(clientID.String()))),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.ID != clientID {
 					t.Errorf("id %s, want the client's %s", got.ID, clientID)
 				}
@@ -429,7 +430,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "traceId given overrides the default",
 			body: valid("traceId", `"  4bf92f3577b34da6a3ce929d0e0e4736 "`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
 					t.Errorf("traceId %q, want the client's, trimmed", got.TraceID)
 				}
@@ -438,7 +439,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "blank traceId keeps the default",
 			body: valid("traceId", `"  "`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.TraceID != defaultTrace {
 					t.Errorf("traceId %q, want the default %q", got.TraceID, defaultTrace)
 				}
@@ -447,7 +448,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "traceId exactly MaxTraceIDBytes",
 			body: valid("traceId", quoted(strings.Repeat("t", 128))),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if len(got.TraceID) != 128 {
 					t.Errorf("traceId length %d, want 128", len(got.TraceID))
 				}
@@ -456,7 +457,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "unknown fields are ignored",
 			body: valid("service", `"billing"`, "tags", `["a"]`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Message != "user logged in" {
 					t.Errorf("message %q", got.Message)
 				}
@@ -465,7 +466,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "surrounding whitespace of the body is ignored",
 			body: "\n  " + valid() + "  \n",
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Source != "auth-service" {
 					t.Errorf("source %q", got.Source)
 				}
@@ -474,7 +475,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "NUL in message repaired to U+FFFD",
 			body: ev("message", `"before\u0000after"`, "level", `"INFO"`, "source", `"api"`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Message != "before\uFFFDafter" {
 					t.Errorf("message %q, want %q", got.Message, "before\uFFFDafter")
 				}
@@ -483,7 +484,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "NUL in source and traceId repaired to U+FFFD",
 			body: ev("message", `"hi"`, "level", `"INFO"`, "source", `"a\u0000b"`, "traceId", `"t\u0000"`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Source != "a\uFFFDb" || got.TraceID != "t\uFFFD" {
 					t.Errorf("source %q traceId %q, want NUL replaced by U+FFFD", got.Source, got.TraceID)
 				}
@@ -492,7 +493,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "invalid UTF-8 in message repaired",
 			body: ev("message", "\"caf\xe9 \xff\xfe ok\"", "level", `"INFO"`, "source", `"api"`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if !utf8.ValidString(got.Message) {
 					t.Fatalf("message %q is not valid UTF-8", got.Message)
 				}
@@ -504,7 +505,7 @@ func TestParseAcceptsAndNormalises(t *testing.T) {
 		{
 			name: "lone surrogate escape in message repaired",
 			body: ev("message", `"x\ud800y"`, "level", `"INFO"`, "source", `"api"`),
-			check: func(t *testing.T, got event.Event) {
+			check: func(t *testing.T, got logs.Event) {
 				if got.Message != "x\uFFFDy" {
 					t.Errorf("message %q, want %q", got.Message, "x\uFFFDy")
 				}
@@ -540,14 +541,14 @@ func TestParseRepairedTextStaysWithinLimits(t *testing.T) {
 	tests := []struct {
 		name, field, body string
 		max               int
-		get               func(event.Event) string
+		get               func(logs.Event) string
 	}{
 		{"message", "message", ev("message", nuls(16), "level", `"INFO"`, "source", `"api"`), 16,
-			func(e event.Event) string { return e.Message }},
+			func(e logs.Event) string { return e.Message }},
 		{"source", "source", ev("message", `"hi"`, "level", `"INFO"`, "source", nuls(8)), 8,
-			func(e event.Event) string { return e.Source }},
+			func(e logs.Event) string { return e.Source }},
 		{"traceId", "traceId", ev("message", `"hi"`, "level", `"INFO"`, "source", `"api"`, "traceId", nuls(8)), 8,
-			func(e event.Event) string { return e.TraceID }},
+			func(e logs.Event) string { return e.TraceID }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -695,7 +696,7 @@ func TestInvalidErrorText(t *testing.T) {
 }
 
 // sameEvent compares two events; times by instant, metadata by JSON value.
-func sameEvent(t *testing.T, got, want event.Event) {
+func sameEvent(t *testing.T, got, want logs.Event) {
 	t.Helper()
 	if got.ID != want.ID || got.Level != want.Level || got.Source != want.Source ||
 		got.Message != want.Message || got.TraceID != want.TraceID {
@@ -736,11 +737,11 @@ func TestMarshalUnmarshalRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			b, err := want.Marshal()
+			b, err := event.Encode(&want)
 			if err != nil {
 				t.Fatalf("Marshal: %v", err)
 			}
-			got, err := event.Unmarshal(b)
+			got, err := event.Decode(b)
 			if err != nil {
 				t.Fatalf("Unmarshal(%s): %v", b, err)
 			}
@@ -777,7 +778,7 @@ func TestUnmarshalRejectsCorruptRecords(t *testing.T) {
 		}
 		return b
 	}
-	if _, err := event.Unmarshal(record("", nil)); err != nil {
+	if _, err := event.Decode(record("", nil)); err != nil {
 		t.Fatalf("Unmarshal of the good record: %v", err)
 	}
 	tests := []struct {
@@ -801,65 +802,17 @@ func TestUnmarshalRejectsCorruptRecords(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := event.Unmarshal(tc.b)
+			got, err := event.Decode(tc.b)
 			if err == nil {
 				t.Fatalf("Unmarshal(%s) accepted %+v", tc.b, got)
 			}
 			if !strings.HasPrefix(err.Error(), "decode event: ") {
 				t.Errorf("error %q does not say it is an event decoding error", err)
 			}
-			if !reflect.DeepEqual(got, event.Event{}) {
+			if !reflect.DeepEqual(got, logs.Event{}) {
 				t.Errorf("Unmarshal returned a non-zero event %+v alongside an error", got)
 			}
 		})
-	}
-}
-
-func TestLevelCodesRoundTrip(t *testing.T) {
-	want := []event.Level{event.LevelTrace, event.LevelDebug, event.LevelInfo, event.LevelWarn, event.LevelError, event.LevelFatal}
-	if !reflect.DeepEqual(event.Levels[:], want) {
-		t.Fatalf("Levels = %v, want severity order %v", event.Levels, want)
-	}
-	for i, l := range want {
-		t.Run(string(l), func(t *testing.T) {
-			if got := l.Code(); got != int16(i) {
-				t.Errorf("%s.Code() = %d, want %d", l, got, i)
-			}
-			back, err := event.LevelFromCode(l.Code())
-			if err != nil || back != l {
-				t.Errorf("LevelFromCode(%d) = %q, %v; want %q", l.Code(), back, err, l)
-			}
-			for _, s := range []string{string(l), strings.ToLower(string(l)), " " + string(l) + "\t"} {
-				if got, ok := event.ParseLevel(s); !ok || got != l {
-					t.Errorf("ParseLevel(%q) = %q, %v; want %q", s, got, ok, l)
-				}
-			}
-		})
-	}
-}
-
-func TestParseLevelRejectsUnknown(t *testing.T) {
-	for _, s := range []string{"", " ", "LOUD", "WARNINGS", "INF", "0", "critical"} {
-		if got, ok := event.ParseLevel(s); ok || got != "" {
-			t.Errorf("ParseLevel(%q) = %q, %v; want rejected", s, got, ok)
-		}
-	}
-	if got, ok := event.ParseLevel("Warning"); !ok || got != event.LevelWarn {
-		t.Errorf("ParseLevel(Warning) = %q, %v; want WARN", got, ok)
-	}
-}
-
-func TestLevelFromCodeRejectsOutOfRange(t *testing.T) {
-	for _, c := range []int16{-1, 6, 7, 100, -32768, 32767} {
-		if got, err := event.LevelFromCode(c); err == nil {
-			t.Errorf("LevelFromCode(%d) = %q, want an error", c, got)
-		}
-	}
-	if got := event.Level("LOUD").Code(); got != -1 {
-		t.Errorf(`Level("LOUD").Code() = %d, want -1`, got)
-	}
-	if got := event.Level("info").Code(); got != -1 {
-		t.Errorf(`Level("info").Code() = %d, want -1 (levels are normalised upper case)`, got)
 	}
 }
 

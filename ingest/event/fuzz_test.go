@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // tightLimits make every bound reachable by small fuzz inputs.
@@ -57,7 +58,7 @@ func FuzzParse(f *testing.F) {
 						t.Fatalf("Parse(%q) field error %+v lacks a field or a problem", body, fe)
 					}
 				}
-				if !reflect.DeepEqual(got, event.Event{}) {
+				if !reflect.DeepEqual(got, logs.Event{}) {
 					t.Fatalf("Parse(%q) returned %+v alongside an error", body, got)
 				}
 				continue
@@ -67,7 +68,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func checkInvariants(t *testing.T, body []byte, e event.Event, def event.Defaults, lim event.Limits) {
+func checkInvariants(t *testing.T, body []byte, e logs.Event, def event.Defaults, lim event.Limits) {
 	t.Helper()
 	text := func(field, v string, max int) {
 		t.Helper()
@@ -121,11 +122,11 @@ func checkInvariants(t *testing.T, body []byte, e event.Event, def event.Default
 			t.Fatalf("Parse(%q): metadata %q cannot be stored as jsonb: %s", body, e.Metadata, p)
 		}
 	}
-	b, err := e.Marshal()
+	b, err := event.Encode(&e)
 	if err != nil {
 		t.Fatalf("Parse(%q): Marshal: %v", body, err)
 	}
-	back, err := event.Unmarshal(b)
+	back, err := event.Decode(b)
 	if err != nil {
 		t.Fatalf("Parse(%q): Unmarshal(%s): %v", body, b, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // Limits bound what one event may carry. Every field is configurable.
@@ -72,21 +73,21 @@ type Defaults struct {
 // Parse decodes and validates one event from its JSON object. A nil error
 // means the event is normalised and ready for Kafka; otherwise the error
 // is Invalid and names each problem.
-func Parse(raw []byte, def Defaults, lim Limits) (Event, error) {
+func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return Event{}, Invalid{{Field: "body", Problem: "an event must be a JSON object"}}
+		return logs.Event{}, Invalid{{Field: "body", Problem: "an event must be a JSON object"}}
 	}
 	var in input
 	if err := json.Unmarshal(raw, &in); err != nil {
-		return Event{}, Invalid{{Field: "body", Problem: "malformed JSON: " + err.Error()}}
+		return logs.Event{}, Invalid{{Field: "body", Problem: "malformed JSON: " + err.Error()}}
 	}
 	var errs Invalid
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	// Microseconds: what PostgreSQL stores, so the event reads back equal.
-	ev := Event{ReceivedAt: def.Now.UTC().Truncate(time.Microsecond)}
+	ev := logs.Event{ReceivedAt: def.Now.UTC().Truncate(time.Microsecond)}
 
 	if msg, ok := str(in.Message, "message", fail); ok {
 		msg = clean(msg) // before the length check: a repair can lengthen it
@@ -100,7 +101,7 @@ func Parse(raw []byte, def Defaults, lim Limits) (Event, error) {
 		}
 	}
 	if lvl, ok := str(in.Level, "level", fail); ok {
-		if l, known := ParseLevel(lvl); known {
+		if l, known := logs.ParseLevel(lvl); known {
 			ev.Level = l
 		} else if strings.TrimSpace(lvl) == "" {
 			fail("level", "is required; one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL")
@@ -172,7 +173,7 @@ func Parse(raw []byte, def Defaults, lim Limits) (Event, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return Event{}, errs
+		return logs.Event{}, errs
 	}
 	return ev, nil
 }

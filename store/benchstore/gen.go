@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
+	"github.com/logengine/logengine/store/logs"
 )
 
 const (
@@ -132,8 +132,8 @@ FROM (SELECT g, random() AS r, floor(2000 * random() ^ 3)::int AS d, $5::text[] 
 // events makes n events like the SQL rows, numbered from first (which
 // decides the trace ids and the rare word), with timestamps spread
 // uniformly over [from, from+span).
-func events(n int, first int64, from time.Time, span time.Duration, rnd *rand.Rand) []event.Event {
-	out := make([]event.Event, n)
+func events(n int, first int64, from time.Time, span time.Duration, rnd *rand.Rand) []logs.Event {
+	out := make([]logs.Event, n)
 	for i := range out {
 		g := first + int64(i)
 		r := rnd.Float64()
@@ -163,10 +163,10 @@ func events(n int, first int64, from time.Time, span time.Duration, rnd *rand.Ra
 			"region":     regions[rnd.IntN(len(regions))],
 			"durationMs": d,
 		})
-		out[i] = event.Event{
+		out[i] = logs.Event{
 			ID:        uuid.New(),
 			Timestamp: from.Add(time.Duration(rnd.Int64N(int64(span)))).Truncate(time.Microsecond),
-			Level:     event.Levels[code],
+			Level:     logs.AllLevels()[code],
 			Source:    fmt.Sprintf("svc-%02d", int(sources*math.Pow(rnd.Float64(), 1.5))),
 			Message:   msg.String(),
 			Metadata:  meta,

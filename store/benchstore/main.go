@@ -30,9 +30,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/logengine/logengine/ingest/event"
-	"github.com/logengine/logengine/query/filter"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -332,42 +331,42 @@ func benchQueries(ctx context.Context, st *store.Store, o options) error {
 	// reason.
 	now := time.Now().UTC()
 	rnd := rand.New(rand.NewPCG(1, 2))
-	search := func(q filter.Search) func(context.Context) (string, error) {
+	search := func(q logs.Search) func(context.Context) (string, error) {
 		return func(ctx context.Context) (string, error) {
 			p, err := st.Search(ctx, q)
 			return describePage(p), err
 		}
 	}
 	queries := []benchQuery{
-		{"newest page, 1h", search(filter.Search{Start: now.Add(-time.Hour), End: now, Size: 20})},
-		{"level=ERROR page, 24h", search(filter.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
-			Levels: []event.Level{event.LevelError}})},
-		{"source=svc-07 page, 1h", search(filter.Search{Start: now.Add(-time.Hour), End: now, Size: 20,
+		{"newest page, 1h", search(logs.Search{Start: now.Add(-time.Hour), End: now, Size: 20})},
+		{"level=ERROR page, 24h", search(logs.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
+			Levels: []logs.Level{logs.LevelError}})},
+		{"source=svc-07 page, 1h", search(logs.Search{Start: now.Add(-time.Hour), End: now, Size: 20,
 			Sources: []string{"svc-07"}})},
-		{"rare keyword, 24h", search(filter.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
+		{"rare keyword, 24h", search(logs.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
 			Keyword: rareWord})},
-		{"common keyword, 24h", search(filter.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
+		{"common keyword, 24h", search(logs.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
 			Keyword: commonWord})},
 		{"traceId, 7d", func(ctx context.Context) (string, error) {
-			p, err := st.Search(ctx, filter.Search{Start: now.Add(-week), End: now, Size: 20,
+			p, err := st.Search(ctx, logs.Search{Start: now.Add(-week), End: now, Size: 20,
 				TraceID: traceID(rnd.Int64N(o.rows))})
 			return describePage(p), err
 		}},
 		{"metadata userId, 24h", func(ctx context.Context) (string, error) {
-			p, err := st.Search(ctx, filter.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
-				Meta: []filter.MetaMatch{{Key: "userId", Value: userID(rnd.IntN(users))}}})
+			p, err := st.Search(ctx, logs.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 20,
+				Meta: []logs.MetaMatch{{Key: "userId", Value: userID(rnd.IntN(users))}}})
 			return describePage(p), err
 		}},
 		{"stats, 24h", func(ctx context.Context) (string, error) {
-			r, err := st.Stats(ctx, filter.Stats{Start: now.Add(-24 * time.Hour), End: now})
+			r, err := st.Stats(ctx, logs.Stats{Start: now.Add(-24 * time.Hour), End: now})
 			return "total " + commas(r.Total), err
 		}},
 		{"stats, 7d", func(ctx context.Context) (string, error) {
-			r, err := st.Stats(ctx, filter.Stats{Start: now.Add(-week), End: now})
+			r, err := st.Stats(ctx, logs.Stats{Start: now.Add(-week), End: now})
 			return "total " + commas(r.Total), err
 		}},
 		{"histogram 1h buckets, 7d", func(ctx context.Context) (string, error) {
-			r, err := st.Histogram(ctx, filter.Histogram{Start: now.Add(-week), End: now, Interval: time.Hour})
+			r, err := st.Histogram(ctx, logs.Histogram{Start: now.Add(-week), End: now, Interval: time.Hour})
 			var total int64
 			for _, b := range r.Buckets {
 				total += b.Total
@@ -375,7 +374,7 @@ func benchQueries(ctx context.Context, st *store.Store, o options) error {
 			return fmt.Sprintf("%d buckets, total %s", len(r.Buckets), commas(total)), err
 		}},
 		{"cursor walk 10 x 100, 24h", func(ctx context.Context) (string, error) {
-			q := filter.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 100}
+			q := logs.Search{Start: now.Add(-24 * time.Hour), End: now, Size: 100}
 			n := 0
 			for range 10 {
 				p, err := st.Search(ctx, q)
@@ -478,7 +477,7 @@ func benchIngest(ctx context.Context, st *store.Store, pool *pgxpool.Pool, o opt
 }
 
 // removeEvents deletes evs and recounts the rollup buckets they touched.
-func removeEvents(ctx context.Context, pool *pgxpool.Pool, evs []event.Event) error {
+func removeEvents(ctx context.Context, pool *pgxpool.Pool, evs []logs.Event) error {
 	ids := make([]uuid.UUID, len(evs))
 	from, to := evs[0].Timestamp, evs[0].Timestamp
 	for i, e := range evs {
@@ -507,7 +506,7 @@ func removeEvents(ctx context.Context, pool *pgxpool.Pool, evs []event.Event) er
 	})
 }
 
-func describePage(p filter.Page) string {
+func describePage(p logs.Page) string {
 	total := commas(p.Total)
 	if p.TotalIsEstimate {
 		total += "+"

@@ -1,13 +1,9 @@
-// Package filter is the read side's query model: what a search or a
-// statistics request asks for, and what the store answers. It has no
-// behaviour of its own so that both query and store can share it.
-package filter
+package logs
 
 import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/ingest/event"
 )
 
 // Cursor is a keyset position: the (timestamp, id) of the last row seen.
@@ -20,7 +16,7 @@ type Cursor struct {
 // strings mean no filter on that field.
 type Search struct {
 	Start, End time.Time
-	Levels     []event.Level
+	Levels     []Level
 	Sources    []string
 	// Keyword is a case-insensitive substring of the message, matched
 	// literally (no wildcards).
@@ -39,7 +35,7 @@ type Search struct {
 
 // Page is one page of a search.
 type Page struct {
-	Events          []event.Event
+	Events          []Event
 	Total           int64
 	TotalIsEstimate bool
 	// Next is the cursor after the last event, nil on the last page.
@@ -49,7 +45,7 @@ type Page struct {
 // Stats asks for counts over a window.
 type Stats struct {
 	Start, End time.Time
-	Levels     []event.Level
+	Levels     []Level
 	Sources    []string
 	Top        int
 }
@@ -62,7 +58,7 @@ type SourceCount struct {
 
 // StatsResult holds exact counts over the window.
 type StatsResult struct {
-	ByLevel    map[event.Level]int64
+	ByLevel    map[Level]int64
 	TopSources []SourceCount // highest count first
 	Total      int64
 }
@@ -76,7 +72,7 @@ type MetaMatch struct {
 // Histogram asks for counts per time bucket and level.
 type Histogram struct {
 	Start, End time.Time
-	Levels     []event.Level
+	Levels     []Level
 	Sources    []string
 	// Interval is the bucket width; buckets are aligned to the Unix epoch.
 	Interval time.Duration
@@ -85,7 +81,7 @@ type Histogram struct {
 // Bucket is one interval of a histogram.
 type Bucket struct {
 	Time   time.Time
-	Counts map[event.Level]int64
+	Counts map[Level]int64
 	Total  int64
 }
 
