@@ -78,16 +78,6 @@ type Redis struct {
 	LocalBytes int
 }
 
-// HTTP holds the listeners and the shutdown grace period.
-type HTTP struct {
-	ProducerAddr    string
-	ConsumerAddr    string
-	GatewayAddr     string
-	ShutdownTimeout time.Duration
-	// Pprof serves Go profiles under /debug/pprof/ on every listener.
-	Pprof bool
-}
-
 // Producer bounds what the ingest API takes.
 type Producer struct {
 	MaxBodyBytes       int64
@@ -154,12 +144,7 @@ func Default() Config {
 			MaintenanceInterval: time.Minute,
 		},
 		Redis: Redis{Addr: "127.0.0.1:6379", Prefix: "logengine:v1:", LocalBytes: 32 << 20},
-		HTTP: HTTP{
-			ProducerAddr:    ":8081",
-			ConsumerAddr:    ":8082",
-			GatewayAddr:     ":8080",
-			ShutdownTimeout: 20 * time.Second,
-		},
+		HTTP:  DefaultHTTP(),
 		Producer: Producer{
 			MaxBodyBytes:       10 << 20,
 			MaxBatchEvents:     10000,
@@ -223,11 +208,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Redis.Prefix, "cache-prefix", c.Redis.Prefix, "prefix of every cache key in Redis")
 	fs.IntVar(&c.Redis.LocalBytes, "cache-local-bytes", c.Redis.LocalBytes, "bytes of the in-process cache tier per Redis connection")
 
-	fs.StringVar(&c.HTTP.ProducerAddr, "producer-addr", c.HTTP.ProducerAddr, "listen address of the producer role (ingest API)")
-	fs.StringVar(&c.HTTP.ConsumerAddr, "consumer-addr", c.HTTP.ConsumerAddr, "listen address of the consumer role (health and metrics)")
-	fs.StringVar(&c.HTTP.GatewayAddr, "gateway-addr", c.HTTP.GatewayAddr, "listen address of the gateway role (query API)")
-	fs.BoolVar(&c.HTTP.Pprof, "pprof", c.HTTP.Pprof, "serve Go profiles under /debug/pprof/ on every listener (for diagnosis; off by default)")
-	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "grace period to drain requests and flush batches on shutdown")
+	c.HTTP.RegisterFlags(fs)
 
 	fs.Int64Var(&c.Producer.MaxBodyBytes, "max-body-bytes", c.Producer.MaxBodyBytes, "largest accepted request body (413 beyond)")
 	fs.IntVar(&c.Producer.MaxBatchEvents, "max-batch-events", c.Producer.MaxBatchEvents, "most events in one batch request (413 beyond)")
@@ -411,7 +392,6 @@ func (c *Config) Validate() error {
 		{"cache-ttl-aggregates", c.Gateway.CacheTTLAggregates},
 		{"hot-window", c.Gateway.HotWindow},
 		{"breaker-delay", c.Gateway.BreakerDelay},
-		{"shutdown-timeout", c.HTTP.ShutdownTimeout},
 		{"maintenance-interval", c.Postgres.MaintenanceInterval},
 	}
 	for _, d := range durations {
@@ -450,6 +430,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log-format", "must be json or text, not %q", c.Log.Format)
 	}
+	errs = append(errs, c.HTTP.Validate())
 	return errors.Join(errs...)
 }
 
