@@ -32,35 +32,40 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := configs.Default()
 	root := &cobra.Command{
-		Use:           "logengine",
-		Short:         "Distributed log ingestion and query engine",
-		Long:          "logengine ingests logs over HTTP into Kafka, stores them in PostgreSQL and serves queries with a Redis cache.\nEvery flag can also be set as LOGENGINE_<FLAG_NAME> in the environment or as a key of the --config YAML file.",
+		Use:   "logengine",
+		Short: "Distributed log ingestion and query engine",
+		Long: "logengine ingests logs over HTTP into Kafka, stores them in PostgreSQL and serves queries with a Redis cache.\n" +
+			"Every flag of serve, migrate and dlq can also be set as LOGENGINE_<FLAG_NAME> in the environment\n" +
+			"(--kafka-brokers → LOGENGINE_KAFKA_BROKERS) or as a key of the --config YAML file.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return configs.Resolve(cmd.Flags(), os.LookupEnv)
 		},
 	}
-	cfg.RegisterFlags(root.PersistentFlags())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Run roles: --role=all|producer|consumer|gateway (or a comma list)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return app.Serve(cmd.Context(), cfg, version, stdout)
+		},
+	}
+	cfg.RegisterFlags(serve.Flags())
+	migrate := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create the database if missing, apply the schema and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return app.Migrate(cmd.Context(), cfg, stdout)
+		},
+	}
+	cfg.RegisterMigrateFlags(migrate.Flags())
 	root.AddCommand(
-		&cobra.Command{
-			Use:   "serve",
-			Short: "Run roles: --role=all|producer|consumer|gateway (or a comma list)",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return app.Serve(cmd.Context(), cfg, version, stdout)
-			},
-		},
-		&cobra.Command{
-			Use:   "migrate",
-			Short: "Create the database if missing, apply the schema and exit",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return app.Migrate(cmd.Context(), cfg, stdout)
-			},
-		},
+		serve,
+		migrate,
 		dlqCommand(&cfg, stdout),
 		loadtestCommand(stdout),
 		&cobra.Command{
@@ -84,6 +89,7 @@ func dlqCommand(cfg *configs.Config, stdout io.Writer) *cobra.Command {
 		Use:   "dlq",
 		Short: "Inspect and replay the dead-letter topic (needs --kafka-brokers)",
 	}
+	cfg.RegisterDLQFlags(dlq.PersistentFlags())
 	dlq.PersistentFlags().StringVar(&opts.Reason, "reason", "", "only letters of this reason: validation, decode or store")
 	dlq.PersistentFlags().StringVar(&opts.Since, "since", "", "only letters written since this RFC 3339 time, or this long ago (24h)")
 	dlq.PersistentFlags().IntVar(&opts.Limit, "limit", 0, "at most this many letters (0 = all)")

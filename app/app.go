@@ -15,10 +15,8 @@ import (
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
-	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
-	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/store"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -38,8 +36,11 @@ type App struct {
 	store    *store.Store
 	cache    *cache.Cache
 	producer *ingest.Producer // also the consumer's DLQ writer
+	handler  *ingest.Handler
 	consumer *ingest.Consumer
 	query    *query.Service
+	// queryHandler is the gateway's API.
+	queryHandler *query.Handler
 
 	tp           *sdktrace.TracerProvider
 	spanExporter sdktrace.SpanExporter // tests only
@@ -79,9 +80,9 @@ func New(cfg configs.Config, version string, logger *slog.Logger, opts ...Option
 		o(a)
 	}
 	needsKafka := slices.Contains(roles, RoleProducer) || slices.Contains(roles, RoleConsumer)
-	if needsKafka && cfg.Kafka.Brokers == "" && !(slices.Contains(roles, RoleProducer) && slices.Contains(roles, RoleConsumer)) {
+	if needsKafka && !cfg.Kafka.Configured() && !(slices.Contains(roles, RoleProducer) && slices.Contains(roles, RoleConsumer)) {
 		return nil, fmt.Errorf("--kafka-brokers is required for role %s: set --kafka-brokers=host:9092 (or %s), "+
-			"or --kafka-brokers=%s to start an in-memory broker in this process", cfg.Roles, configs.EnvName("kafka-brokers"), configs.EmbeddedBrokers)
+			"or --kafka-brokers=%s to start an in-memory broker in this process", cfg.Roles, configs.EnvName("kafka-brokers"), ingest.EmbeddedBrokers)
 	}
 	return a, nil
 }
@@ -192,15 +193,9 @@ func (a *App) init(ctx context.Context, m module) error {
 }
 
 func (a *App) initKafka(ctx context.Context) error {
-	a.kafka = ingest.KafkaConfig{
-		Brokers:           a.cfg.Kafka.BrokerList(),
-		Topic:             a.cfg.Kafka.Topic,
-		DLQTopic:          a.cfg.Kafka.DLQTopic,
-		Partitions:        a.cfg.Kafka.Partitions,
-		ReplicationFactor: a.cfg.Kafka.ReplicationFactor,
-	}
-	if a.cfg.Kafka.Brokers == "" || a.cfg.Kafka.Brokers == configs.EmbeddedBrokers {
-		b, err := ingest.StartEmbeddedBroker(a.cfg.Kafka.EmbeddedAddr)
+	a.kafka = a.cfg.Kafka
+	if a.kafka.Embedded() {
+		b, err := ingest.StartEmbeddedBroker(a.kafka.EmbeddedAddr)
 		if err != nil {
 			return err
 		}
@@ -216,12 +211,7 @@ func (a *App) initKafka(ctx context.Context) error {
 }
 
 func (a *App) initStore(ctx context.Context) error {
-	s, err := store.Open(ctx, store.Config{
-		URL:              a.cfg.Postgres.URL,
-		MaxConns:         int32(a.cfg.Postgres.MaxConns),
-		StatementTimeout: a.cfg.Postgres.StatementTimeout,
-		PartitionPeriod:  a.cfg.Postgres.PartitionPeriod,
-	}, a.logger, a.reg)
+	s, err := store.Open(ctx, a.cfg.Postgres, a.logger, a.reg)
 	if err != nil {
 		return err
 	}
@@ -235,10 +225,7 @@ func (a *App) initCache() {
 		a.logger.Info("no --redis-addr: the query cache is off")
 		return
 	}
-	cc := cache.DefaultConfig(a.cfg.Redis.Addr)
-	cc.Prefix = a.cfg.Redis.Prefix
-	cc.LocalBytes = a.cfg.Redis.LocalBytes
-	a.cache = cache.New(cc, a.logger, a.reg)
+	a.cache = cache.New(a.cfg.Redis, a.logger, a.reg)
 	a.onStop(func(context.Context) { a.cache.Close() })
 }
 
@@ -247,13 +234,9 @@ func (a *App) kafkaProducer() (*ingest.Producer, error) {
 	if a.producer != nil {
 		return a.producer, nil
 	}
-	p, err := ingest.NewProducer(ingest.ProducerConfig{
-		Kafka:              a.kafka,
-		Timeout:            a.cfg.Producer.ProduceTimeout,
-		MaxBufferedRecords: a.cfg.Producer.MaxBufferedRecords,
-		MaxBufferedBytes:   a.cfg.Producer.MaxBufferedBytes,
-		Tracer:             a.tracer(),
-	}, a.logger, a.reg)
+	pc := a.cfg.Producer
+	pc.Tracer = a.tracer()
+	p, err := ingest.NewProducer(pc, a.kafka, a.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -267,12 +250,8 @@ func (a *App) initProducer() error {
 	if err != nil {
 		return err
 	}
-	pc := a.cfg.Producer
-	h := ingest.NewHandler(ingest.HandlerConfig{
-		Limits:         eventLimits(pc),
-		MaxBodyBytes:   pc.MaxBodyBytes,
-		MaxBatchEvents: pc.MaxBatchEvents,
-	}, p, a.logger.With("role", RoleProducer), a.reg)
+	h := ingest.NewHandler(a.cfg.Ingest, p, a.logger.With("role", RoleProducer), a.reg)
+	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
 	return a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
 }
@@ -282,31 +261,18 @@ func (a *App) initConsumer() error {
 	if err != nil {
 		return err
 	}
-	c, err := ingest.NewConsumer(ingest.ConsumerConfig{
-		Kafka:           a.kafka,
-		Group:           a.cfg.Kafka.ConsumerGroup,
-		BatchSize:       a.cfg.Consumer.BatchSize,
-		FlushInterval:   a.cfg.Consumer.FlushInterval,
-		IsDataError:     store.IsDataError,
-		Retry:           resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second},
-		ShutdownTimeout: a.cfg.HTTP.ShutdownTimeout,
-		WriteTimeout:    a.cfg.Consumer.WriteTimeout,
-		Invalidate:      a.cache.Invalidate, // a nil cache does nothing
-		Tracer:          a.tracer(),
-	}, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
+	cc := a.cfg.Consumer
+	cc.IsDataError = store.IsDataError
+	cc.ShutdownTimeout = a.cfg.HTTP.ShutdownTimeout
+	cc.Invalidate = a.cache.Invalidate // a nil cache does nothing
+	cc.Tracer = a.tracer()
+	c, err := ingest.NewConsumer(cc, a.kafka, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
 	if err != nil {
 		return err
 	}
 	a.consumer = c
-	a.runs = append(a.runs, c.Run, func(ctx context.Context) error {
-		// Consumers keep the partitions; the store's lock lets one at a time.
-		return a.store.RunMaintenance(ctx, store.MaintenanceConfig{
-			Every:      a.cfg.Postgres.MaintenanceInterval,
-			Retention:  time.Duration(a.cfg.Postgres.Retention),
-			Ahead:      2,
-			IndexGrace: 10 * time.Minute,
-		})
-	})
+	// Consumers keep the partitions; the store's lock lets one at a time.
+	a.runs = append(a.runs, c.Run, a.store.RunMaintenance)
 	health := []component{
 		{name: "kafka", required: true, check: c.Ping},
 		{name: "postgres", required: true, check: func(ctx context.Context) error {
@@ -323,26 +289,16 @@ func (a *App) initConsumer() error {
 }
 
 func (a *App) initGateway() error {
-	gc := a.cfg.Gateway
 	var c query.Cache = a.cache
 	if a.cache == nil {
 		c = (*cache.Cache)(nil) // a nil cache always misses
 	}
-	a.query = query.NewService(query.ServiceConfig{
-		CacheTTL:      gc.CacheTTL,
-		QueryTimeout:  gc.QueryTimeout,
-		Breaker:       resilience.BreakerConfig{Failures: gc.BreakerFailures, Delay: gc.BreakerDelay},
-		IsQueryError:  store.IsQueryError,
-		MaxConcurrent: gc.MaxConcurrentQueries,
-		MaxWait:       gc.QueryQueueWait,
-		Tracer:        a.tracer(),
-	}, a.store, c, a.logger.With("role", RoleGateway), a.reg)
-	lim := query.DefaultLimits()
-	lim.MaxPageSize = gc.MaxPageSize
-	lim.CountLimit = gc.CountLimit
-	lim.MaxOffset = gc.MaxOffset
-	lim.MaxKeywordWindow = time.Duration(gc.MaxKeywordWindow)
-	h := query.NewHandler(a.query, lim, a.logger.With("role", RoleGateway), a.reg)
+	sc := a.cfg.Gateway
+	sc.IsQueryError = store.IsQueryError
+	sc.Tracer = a.tracer()
+	a.query = query.NewService(sc, a.store, c, a.logger.With("role", RoleGateway), a.reg)
+	h := query.NewHandler(a.query, a.cfg.QueryLimits, a.logger.With("role", RoleGateway), a.reg)
+	a.queryHandler = h
 	health := []component{
 		{name: "postgres", required: true, check: a.store.Ping, details: func() map[string]any {
 			return map[string]any{"breaker": a.query.BreakerState()}
@@ -359,16 +315,4 @@ func listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
-}
-
-// eventLimits are the limits an event is validated against.
-func eventLimits(pc configs.Producer) event.Limits {
-	return event.Limits{
-		MaxMessageBytes:  pc.MaxMessageBytes,
-		MaxSourceBytes:   pc.MaxSourceBytes,
-		MaxMetadataKeys:  pc.MaxMetadataKeys,
-		MaxMetadataBytes: pc.MaxMetadataBytes,
-		MaxTraceIDBytes:  event.DefaultLimits().MaxTraceIDBytes,
-		MaxFutureSkew:    pc.MaxFutureSkew,
-	}
 }

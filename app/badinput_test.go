@@ -17,9 +17,9 @@ import (
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	p := startPipeline(t, func(c *configs.Config) {
-		c.Producer.MaxMessageBytes = 1024
-		c.Producer.MaxBodyBytes = 64 << 10
-		c.Producer.MaxBatchEvents = 5
+		c.Ingest.Limits.MaxMessageBytes = 1024
+		c.Ingest.MaxBodyBytes = 64 << 10
+		c.Ingest.MaxBatchEvents = 5
 	})
 	valid := `{"message":"ok","level":"INFO","source":"svc"}`
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)

@@ -186,7 +186,7 @@ func report(t *testing.T, scenario string, o outcome, wantDLQ int) {
 
 func TestChaosKafkaProduceFailures(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, func(c *configs.Config) { c.Producer.ProduceTimeout = time.Second })
+	p := startPipeline(t, func(c *configs.Config) { c.Producer.Timeout = time.Second })
 	cluster := p.app.EmbeddedBroker().Cluster()
 	var failing atomic.Bool
 	var failed atomic.Int64

@@ -38,7 +38,7 @@ func Migrate(ctx context.Context, cfg configs.Config, out io.Writer) error {
 		return err
 	}
 	logger := NewLogger(cfg.Log, out)
-	s, err := store.Open(ctx, store.Config{URL: cfg.Postgres.URL, MaxConns: 2, PartitionPeriod: cfg.Postgres.PartitionPeriod}, logger, nil)
+	s, err := store.Open(ctx, cfg.Postgres, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	if err != nil {
 		return err
 	}
-	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, eventLimits(cfg.Producer), logger)
+	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, cfg.Ingest.Limits, logger)
 	if err != nil {
 		return err
 	}
@@ -74,8 +74,8 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 // dlqSetup checks the configuration and the options of a dlq command.
 func dlqSetup(cfg configs.Config, opts DLQOptions, now time.Time) ([]string, ingest.DLQFilter, *slog.Logger, error) {
 	var f ingest.DLQFilter
-	brokers := cfg.Kafka.BrokerList()
-	if len(brokers) == 0 || (len(brokers) == 1 && brokers[0] == configs.EmbeddedBrokers) {
+	brokers := cfg.Kafka.Brokers
+	if cfg.Kafka.Embedded() {
 		addr := cfg.Kafka.EmbeddedAddr
 		if addr == "" || strings.HasSuffix(addr, ":0") {
 			addr = configs.Default().Kafka.EmbeddedAddr

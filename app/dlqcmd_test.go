@@ -27,7 +27,7 @@ func dlqConfig(t *testing.T) configs.Config {
 	}
 	t.Cleanup(b.Close)
 	cfg := configs.Default()
-	cfg.Kafka.Brokers = strings.Join(b.Addrs(), ",")
+	cfg.Kafka.Brokers = b.Addrs()
 	cfg.Log.Level = "warn"
 	kc := ingest.KafkaConfig{Brokers: b.Addrs(), Topic: cfg.Kafka.Topic, DLQTopic: cfg.Kafka.DLQTopic, Partitions: 2, ReplicationFactor: -1}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -36,7 +36,8 @@ func dlqConfig(t *testing.T) configs.Config {
 	if err := ingest.EnsureTopics(ctx, kc, logger); err != nil {
 		t.Fatal(err)
 	}
-	p, err := ingest.NewProducer(ingest.ProducerConfig{Kafka: kc, Timeout: 10 * time.Second, MaxBufferedRecords: 100}, logger, prometheus.NewRegistry())
+	p, err := ingest.NewProducer(ingest.ProducerConfig{Timeout: 10 * time.Second, MaxBufferedRecords: 100}, kc,
+		logger, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestDLQReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	recs, err := ingest.ReadDLQ(ctx, cfg.Kafka.BrokerList(), cfg.Kafka.Topic, ingest.DLQFilter{}, logger)
+	recs, err := ingest.ReadDLQ(ctx, cfg.Kafka.Brokers, cfg.Kafka.Topic, ingest.DLQFilter{}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestDLQCommandsRefuseBadSettings(t *testing.T) {
 		want    string
 	}{
 		{"no brokers", "", app.DLQOptions{}, "--kafka-brokers=host:9092"},
-		{"embedded broker", configs.EmbeddedBrokers, app.DLQOptions{}, "--kafka-brokers=127.0.0.1:9092"},
+		{"embedded broker", ingest.EmbeddedBrokers, app.DLQOptions{}, "--kafka-brokers=127.0.0.1:9092"},
 		{"bad since", "127.0.0.1:1", app.DLQOptions{Since: "yesterday"}, "--since"},
 		{"negative since", "127.0.0.1:1", app.DLQOptions{Since: "-1h"}, "--since"},
 		{"bad reason", "127.0.0.1:1", app.DLQOptions{Reason: "lost"}, "--reason"},
@@ -226,7 +227,9 @@ func TestDLQCommandsRefuseBadSettings(t *testing.T) {
 			t.Run(tc.name+"/"+name, func(t *testing.T) {
 				t.Parallel()
 				cfg := configs.Default()
-				cfg.Kafka.Brokers = tc.brokers
+				if tc.brokers != "" {
+					cfg.Kafka.Brokers = []string{tc.brokers}
+				}
 				var out bytes.Buffer
 				err := cmd(context.Background(), cfg, tc.opts, &out)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -55,6 +55,7 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 	e.GET("/healthz", s.healthHandler)
 	e.GET("/actuator/health", s.healthHandler)
 	e.GET("/readyz", s.readyz(&a.ready))
+	e.GET("/config", a.configHandler)
 	prom := echo.WrapHandler(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	e.GET("/metrics", prom)
 	e.GET("/actuator/prometheus", prom)

@@ -17,10 +17,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/resilience"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+	"github.com/spf13/pflag"
 )
 
 // Config shapes the cache.
@@ -41,10 +43,10 @@ type Config struct {
 	EpochTTL time.Duration
 }
 
-// DefaultConfig returns the defaults for addr.
-func DefaultConfig(addr string) Config {
+// DefaultConfig is the configuration with nothing set.
+func DefaultConfig() Config {
 	return Config{
-		Addr:       addr,
+		Addr:       "127.0.0.1:6379",
 		Prefix:     "logengine:v1:",
 		Timeout:    100 * time.Millisecond,
 		Breaker:    resilience.BreakerConfig{Failures: 3, Delay: 5 * time.Second},
@@ -53,6 +55,25 @@ func DefaultConfig(addr string) Config {
 		EpochTTL:   30 * 24 * time.Hour,
 	}
 }
+
+// RegisterFlags binds the settings to flags whose defaults are c's values.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Addr, "redis-addr", c.Addr, "Redis address of the query cache; empty disables the cache")
+	fs.StringVar(&c.Prefix, "cache-prefix", c.Prefix, "prefix of every cache key in Redis")
+	fs.IntVar(&c.LocalBytes, "cache-local-bytes", c.LocalBytes, "bytes of the in-process cache tier per Redis connection")
+	fs.DurationVar(&c.Timeout, "cache-timeout", c.Timeout, "deadline of one Redis operation; past it the operation counts as a miss")
+}
+
+// Validate reports every setting that cannot work, naming its flag.
+func (c *Config) Validate() error {
+	var p flagvalue.Problems
+	p.AtLeast1(map[string]int64{"cache-local-bytes": int64(c.LocalBytes)})
+	p.Positive(map[string]time.Duration{"cache-timeout": c.Timeout})
+	return p.Err()
+}
+
+// Config is the configuration the cache runs with.
+func (c *Cache) Config() Config { return c.cfg }
 
 // Cache is a Redis-backed byte cache. A nil *Cache is a valid, always-miss
 // cache, for when no Redis address is configured.
@@ -92,7 +113,7 @@ func (c *Cache) Key(kind string, parts ...string) string {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	prefix := DefaultConfig("").Prefix
+	prefix := DefaultConfig().Prefix
 	if c != nil {
 		prefix = c.cfg.Prefix
 	}

@@ -53,8 +53,8 @@ func TestDefaultsAreTheDocumentedOnes(t *testing.T) {
 		{"topic", c.Kafka.Topic, "log-events"},
 		{"dlq-topic", c.Kafka.DLQTopic, "log-events-dlq"},
 		{"partitions", c.Kafka.Partitions, 6},
-		{"consumer-group", c.Kafka.ConsumerGroup, "log-consumer-group"},
-		{"kafka-brokers", c.Kafka.Brokers, ""},
+		{"consumer-group", c.Consumer.Group, "log-consumer-group"},
+		{"kafka-brokers", c.Kafka.Brokers, []string(nil)},
 		{"producer-addr", c.HTTP.ProducerAddr, ":8081"},
 		{"consumer-addr", c.HTTP.ConsumerAddr, ":8082"},
 		{"gateway-addr", c.HTTP.GatewayAddr, ":8080"},
@@ -143,8 +143,8 @@ func TestResolveConfigFileFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resolve: %v", err)
 	}
-	if c.File != path || c.Kafka.ConsumerGroup != "from-yaml" {
-		t.Errorf("file %q consumer group %q, want %q and from-yaml", c.File, c.Kafka.ConsumerGroup, path)
+	if c.File != path || c.Consumer.Group != "from-yaml" {
+		t.Errorf("file %q consumer group %q, want %q and from-yaml", c.File, c.Consumer.Group, path)
 	}
 }
 
@@ -163,11 +163,8 @@ redis-addr:
 	if err != nil {
 		t.Fatalf("Resolve: %v", err)
 	}
-	if c.Kafka.Brokers != "kafka-1:9092,kafka-2:9092" {
-		t.Errorf("kafka-brokers = %q, want the YAML list as a comma list", c.Kafka.Brokers)
-	}
-	if got := c.Kafka.BrokerList(); !reflect.DeepEqual(got, []string{"kafka-1:9092", "kafka-2:9092"}) {
-		t.Errorf("BrokerList() = %q", got)
+	if got := c.Kafka.Brokers; !reflect.DeepEqual(got, []string{"kafka-1:9092", "kafka-2:9092"}) {
+		t.Errorf("kafka-brokers = %q, want the YAML list", got)
 	}
 	if c.Kafka.Partitions != 12 {
 		t.Errorf("partitions = %d, want 12", c.Kafka.Partitions)
@@ -175,8 +172,8 @@ redis-addr:
 	if c.Consumer.FlushInterval != time.Second {
 		t.Errorf("flush-interval = %v, want 1s", c.Consumer.FlushInterval)
 	}
-	if c.Producer.MaxBodyBytes != 2<<20 {
-		t.Errorf("max-body-bytes = %d, want %d", c.Producer.MaxBodyBytes, 2<<20)
+	if c.Ingest.MaxBodyBytes != 2<<20 {
+		t.Errorf("max-body-bytes = %d, want %d", c.Ingest.MaxBodyBytes, 2<<20)
 	}
 	if c.Log.Level != "debug" {
 		t.Errorf("log-level = %q, want debug", c.Log.Level)
@@ -199,7 +196,7 @@ func TestResolveEnvTypes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resolve: %v", err)
 	}
-	if c.Kafka.Brokers != "a:9092,b:9092" || c.Kafka.Partitions != 3 ||
+	if !reflect.DeepEqual(c.Kafka.Brokers, []string{"a:9092", "b:9092"}) || c.Kafka.Partitions != 3 ||
 		c.Consumer.FlushInterval != 50*time.Millisecond || c.Roles != "producer,consumer" {
 		t.Errorf("config %+v does not reflect the environment", c)
 	}
@@ -276,11 +273,16 @@ func TestValidateNamesTheBadFlag(t *testing.T) {
 		{"log-level", func(c *configs.Config) { c.Log.Level = "loud" }},
 		{"replication-factor", func(c *configs.Config) { c.Kafka.ReplicationFactor = 0 }},
 		{"replication-factor", func(c *configs.Config) { c.Kafka.ReplicationFactor = -2 }},
-		{"consumer-group", func(c *configs.Config) { c.Kafka.ConsumerGroup = "" }},
+		{"consumer-group", func(c *configs.Config) { c.Consumer.Group = "" }},
 		{"postgres-url", func(c *configs.Config) { c.Postgres.URL = "" }},
 		{"postgres-max-conns", func(c *configs.Config) { c.Postgres.MaxConns = 0 }},
-		{"max-page-size", func(c *configs.Config) { c.Gateway.MaxPageSize = 0 }},
-		{"max-future-skew", func(c *configs.Config) { c.Producer.MaxFutureSkew = -time.Second }},
+		{"max-page-size", func(c *configs.Config) { c.QueryLimits.MaxPageSize = 0 }},
+		{"max-future-skew", func(c *configs.Config) { c.Ingest.Limits.MaxFutureSkew = -time.Second }},
+		{"cache-ttl-closed", func(c *configs.Config) { c.Gateway.ClosedTTL = 0 }},
+		{"partition-period", func(c *configs.Config) { c.Postgres.PartitionPeriod = 5 * time.Hour }},
+		{"retention", func(c *configs.Config) { c.Postgres.Maintenance.Retention = -time.Hour }},
+		{"shutdown-timeout", func(c *configs.Config) { c.HTTP.ShutdownTimeout = 0 }},
+		{"max-trace-id-bytes", func(c *configs.Config) { c.Ingest.Limits.MaxTraceIDBytes = 0 }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.flag, func(t *testing.T) {
@@ -308,7 +310,7 @@ func TestValidateAcceptsEdgeValues(t *testing.T) {
 		{"one partition", func(c *configs.Config) { c.Kafka.Partitions = 1 }},
 		{"text logs", func(c *configs.Config) { c.Log.Format = "text" }},
 		{"upper-case log level", func(c *configs.Config) { c.Log.Level = "WARN" }},
-		{"zero future skew", func(c *configs.Config) { c.Producer.MaxFutureSkew = 0 }},
+		{"zero future skew", func(c *configs.Config) { c.Ingest.Limits.MaxFutureSkew = 0 }},
 		{"no statement timeout", func(c *configs.Config) { c.Postgres.StatementTimeout = 0 }},
 		{"cache disabled", func(c *configs.Config) { c.Redis.Addr = "" }},
 	}
@@ -395,9 +397,42 @@ func TestBrokerList(t *testing.T) {
 		{"embedded", []string{"embedded"}},
 	}
 	for _, tc := range tests {
-		got := configs.Kafka{Brokers: tc.brokers}.BrokerList()
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("BrokerList(%q) = %q, want %q", tc.brokers, got, tc.want)
+		c, err := load(t, []string{"--kafka-brokers=" + tc.brokers}, env{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if !reflect.DeepEqual(c.Kafka.Brokers, tc.want) {
+			t.Errorf("--kafka-brokers=%q = %q, want %q", tc.brokers, c.Kafka.Brokers, tc.want)
+		}
+	}
+}
+
+// A YAML file serves every command: a key of serve's is skipped by a
+// command that does not have it, and a key no command has is refused.
+func TestResolveSkipsOtherCommandsKeys(t *testing.T) {
+	path := writeYAML(t, "topic: from-yaml\nhot-window: 1m\n")
+	c := configs.Default()
+	fs := pflag.NewFlagSet("dlq", pflag.ContinueOnError)
+	c.RegisterDLQFlags(fs)
+	if err := fs.Parse([]string{"--config=" + path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := configs.Resolve(fs, env{}.lookup); err != nil {
+		t.Fatalf("Resolve with a serve-only key: %v", err)
+	}
+	if c.Kafka.Topic != "from-yaml" {
+		t.Errorf("topic = %q, want from-yaml", c.Kafka.Topic)
+	}
+	if fs.Lookup("hot-window") != nil {
+		t.Error("dlq registers --hot-window: each command shows only its own flags")
+	}
+	bad := writeYAML(t, "topic: x\nhot-windw: 1m\n")
+	fs = pflag.NewFlagSet("dlq", pflag.ContinueOnError)
+	c.RegisterDLQFlags(fs)
+	if err := fs.Parse([]string{"--config=" + bad}); err != nil {
+		t.Fatal(err)
+	}
+	if err := configs.Resolve(fs, env{}.lookup); err == nil || !strings.Contains(err.Error(), "hot-windw") {
+		t.Errorf("Resolve with a key no command has = %v, want an error naming it", err)
 	}
 }

@@ -11,11 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -31,10 +33,15 @@ type Store interface {
 
 // ConsumerConfig shapes the consumer loop.
 type ConsumerConfig struct {
-	Kafka         KafkaConfig
 	Group         string
 	BatchSize     int
 	FlushInterval time.Duration
+	// WriteTimeout bounds one attempt to write a batch, so a stalled
+	// connection is retried instead of waited on forever.
+	WriteTimeout time.Duration
+
+	// The fields below are set by the caller, not by flags.
+
 	// IsDataError tells a record PostgreSQL refuses (it goes to the DLQ)
 	// from an outage (the batch is retried).
 	IsDataError func(error) bool
@@ -42,9 +49,6 @@ type ConsumerConfig struct {
 	Retry resilience.RetryConfig
 	// ShutdownTimeout bounds writing and committing the last batch.
 	ShutdownTimeout time.Duration
-	// WriteTimeout bounds one attempt to write a batch, so a stalled
-	// connection is retried instead of waited on forever.
-	WriteTimeout time.Duration
 	// Invalidate, when set, is told the timestamps of each stored batch
 	// after its transaction committed, so cached answers covering them are
 	// not served again. Its failure does not hold the pipeline.
@@ -52,6 +56,43 @@ type ConsumerConfig struct {
 	// Tracer records a consume span per record, child of the producer's
 	// span found in the record headers, and a write span per batch.
 	Tracer trace.TracerProvider
+}
+
+// DefaultConsumerConfig is the configuration with nothing set.
+func DefaultConsumerConfig() ConsumerConfig {
+	return ConsumerConfig{
+		Group:           "log-consumer-group",
+		BatchSize:       5000,
+		FlushInterval:   200 * time.Millisecond,
+		WriteTimeout:    30 * time.Second,
+		Retry:           resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second},
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// RegisterFlags binds the settings to flags whose defaults are c's values.
+func (c *ConsumerConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Group, "consumer-group", c.Group, "Kafka consumer group of the consumer role")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most events the consumer writes in one transaction")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "longest wait to fill a batch once its first event arrived")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of one attempt to write a batch to PostgreSQL (then it is retried)")
+}
+
+// Validate reports every setting that cannot work, naming its flag.
+func (c *ConsumerConfig) Validate() error {
+	var p flagvalue.Problems
+	if c.Group == "" {
+		p.Add("consumer-group", "must not be empty")
+	}
+	p.AtLeast1(map[string]int64{"batch-size": int64(c.BatchSize)})
+	p.Positive(map[string]time.Duration{"flush-interval": c.FlushInterval, "write-timeout": c.WriteTimeout})
+	return p.Err()
+}
+
+// DeadLetterWriter takes the records the store refuses; the Kafka
+// producer is one.
+type DeadLetterWriter interface {
+	WriteDeadLetters(ctx context.Context, letters []DeadLetter) error
 }
 
 // errRebalance stops the retries of a batch when the group wants to
@@ -64,7 +105,8 @@ var errRebalance = errors.New("batch abandoned for a rebalance")
 type Consumer struct {
 	cfg     ConsumerConfig
 	cl      *kgo.Client
-	dlqPub  *Producer
+	kafka   KafkaConfig
+	dlqPub  DeadLetterWriter
 	store   Store
 	logger  *slog.Logger
 	metrics *metrics.Consumer
@@ -83,23 +125,20 @@ type Consumer struct {
 }
 
 // NewConsumer joins the consumer group. dlq produces the dead letters.
-func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+func NewConsumer(cfg ConsumerConfig, kafka KafkaConfig, store Store, dlq DeadLetterWriter, logger *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.IsDataError == nil {
 		cfg.IsDataError = func(error) bool { return false }
 	}
-	if cfg.Retry.Initial <= 0 {
-		cfg.Retry = resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 30 * time.Second
-	}
-	c := &Consumer{cfg: cfg, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
+	c := &Consumer{cfg: cfg, kafka: kafka, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
 		highWatermarks: map[int32]int64{}, positions: map[int32]int64{}, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}
 	c.healthy.Store(true)
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.SeedBrokers(kafka.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Kafka.Topic),
+		kgo.ConsumeTopics(kafka.Topic),
 		kgo.DisableAutoCommit(),
 		// Rebalances wait until the polled batch is stored and committed, so
 		// no partition changes hands with work in flight.
@@ -123,6 +162,9 @@ func NewConsumer(cfg ConsumerConfig, store Store, dlq *Producer, logger *slog.Lo
 
 // Healthy is false while writes to the store are failing.
 func (c *Consumer) Healthy() bool { return c.healthy.Load() }
+
+// Config is the configuration the consumer runs with.
+func (c *Consumer) Config() ConsumerConfig { return c.cfg }
 
 // Ping checks that a broker answers.
 func (c *Consumer) Ping(ctx context.Context) error { return c.cl.Ping(ctx) }
@@ -252,7 +294,7 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 		err := resilience.Retry(ctx, c.cfg.Retry, func(error) bool { return !c.rebalancing.Load() }, func(attempt int, err error) {
 			c.logger.Warn("retrying DLQ write", "attempt", attempt, "err", err)
 		}, func(ctx context.Context) error {
-			return c.dlqPub.Publish(ctx, nil, letters, "")
+			return c.dlqPub.WriteDeadLetters(ctx, letters)
 		})
 		if err != nil && c.rebalancing.Load() && ctx.Err() == nil {
 			return errRebalance
@@ -385,9 +427,9 @@ func (c *Consumer) reportCommitted(records []*kgo.Record) {
 	for p, off := range next {
 		label := strconv.Itoa(int(p))
 		c.positions[p] = off
-		c.metrics.CommittedOffset.WithLabelValues(c.cfg.Kafka.Topic, label).Set(float64(off - 1))
+		c.metrics.CommittedOffset.WithLabelValues(c.kafka.Topic, label).Set(float64(off - 1))
 		if hwm, ok := c.highWatermarks[p]; ok {
-			c.metrics.Lag.WithLabelValues(c.cfg.Kafka.Topic, label).Set(float64(max(hwm-off, 0)))
+			c.metrics.Lag.WithLabelValues(c.kafka.Topic, label).Set(float64(max(hwm-off, 0)))
 		}
 	}
 }

@@ -57,7 +57,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	p, err := ingest.NewProducer(ingest.ProducerConfig{Kafka: kc, Timeout: 10 * time.Second, MaxBufferedRecords: 10000},
+	p, err := ingest.NewProducer(ingest.ProducerConfig{Timeout: 10 * time.Second, MaxBufferedRecords: 10000}, kc,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -88,10 +88,10 @@ func (r *rig) consume(group string, st ingest.Store) *runningConsumer {
 	r.t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := ingest.NewConsumer(ingest.ConsumerConfig{
-		Kafka: r.kafka, Group: group, BatchSize: 50, FlushInterval: 20 * time.Millisecond,
+		Group: group, BatchSize: 50, FlushInterval: 20 * time.Millisecond, WriteTimeout: 30 * time.Second,
 		IsDataError: store.IsDataError, Retry: resilience.RetryConfig{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 		ShutdownTimeout: 10 * time.Second,
-	}, st, r.producer, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	}, r.kafka, st, r.producer, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
 	if err != nil {
 		r.t.Fatal(err)
 	}

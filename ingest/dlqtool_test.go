@@ -39,7 +39,7 @@ func dlqBroker(t *testing.T) (ingest.KafkaConfig, *ingest.Producer) {
 	if err := ingest.EnsureTopics(dlqContext(t), kc, dlqTestLogger()); err != nil {
 		t.Fatal(err)
 	}
-	p, err := ingest.NewProducer(ingest.ProducerConfig{Kafka: kc, Timeout: 10 * time.Second, MaxBufferedRecords: 1000},
+	p, err := ingest.NewProducer(ingest.ProducerConfig{Timeout: 10 * time.Second, MaxBufferedRecords: 1000}, kc,
 		dlqTestLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

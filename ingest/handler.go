@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -35,6 +37,27 @@ type HandlerConfig struct {
 	RetryAfter time.Duration
 }
 
+// DefaultHandlerConfig holds the limits API.md documents.
+func DefaultHandlerConfig() HandlerConfig {
+	return HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 10 << 20, MaxBatchEvents: 10000, RetryAfter: time.Second}
+}
+
+// RegisterFlags binds the limits to flags whose defaults are c's values.
+func (c *HandlerConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest accepted request body (413 beyond)")
+	fs.IntVar(&c.MaxBatchEvents, "max-batch-events", c.MaxBatchEvents, "most events in one batch request (413 beyond)")
+	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of a 503 answer when Kafka cannot take a request now")
+	c.Limits.RegisterFlags(fs)
+}
+
+// Validate reports every setting that cannot work, naming its flag.
+func (c *HandlerConfig) Validate() error {
+	var p flagvalue.Problems
+	p.AtLeast1(map[string]int64{"max-body-bytes": c.MaxBodyBytes, "max-batch-events": int64(c.MaxBatchEvents)})
+	p.Positive(map[string]time.Duration{"retry-after": c.RetryAfter})
+	return errors.Join(p.Err(), c.Limits.Validate())
+}
+
 // Handler serves the producer's HTTP API.
 type Handler struct {
 	cfg     HandlerConfig
@@ -46,13 +69,13 @@ type Handler struct {
 
 // NewHandler builds the ingest API over a publisher.
 func NewHandler(cfg HandlerConfig, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
-	if cfg.RetryAfter <= 0 {
-		cfg.RetryAfter = time.Second
-	}
 	return &Handler{cfg: cfg, pub: pub, logger: logger, metrics: metrics.NewProducer(reg), now: time.Now}
 }
 
 // Register mounts the routes.
+// Config is the configuration the handler runs with.
+func (h *Handler) Config() HandlerConfig { return h.cfg }
+
 func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/api/v1/logs", h.postOne)
 	e.POST("/api/v1/logs/batch", h.postBatch)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/logengine/logengine/configs/flagvalue"
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -15,12 +17,65 @@ import (
 
 // KafkaConfig names the brokers and topics shared by producer and consumer.
 type KafkaConfig struct {
+	// Brokers are the seed brokers; none, or "embedded", starts the
+	// in-process broker at EmbeddedAddr.
 	Brokers           []string
+	EmbeddedAddr      string
 	Topic             string
 	DLQTopic          string
 	Partitions        int
 	ReplicationFactor int
 }
+
+// EmbeddedBrokers is the --kafka-brokers value that starts the in-process broker.
+const EmbeddedBrokers = "embedded"
+
+// DefaultKafkaConfig is the configuration with nothing set: the embedded broker.
+func DefaultKafkaConfig() KafkaConfig {
+	return KafkaConfig{
+		EmbeddedAddr:      "127.0.0.1:9092",
+		Topic:             "log-events",
+		DLQTopic:          "log-events-dlq",
+		Partitions:        6,
+		ReplicationFactor: -1,
+	}
+}
+
+// RegisterFlags binds the settings to flags whose defaults are c's values.
+func (c *KafkaConfig) RegisterFlags(fs *pflag.FlagSet) {
+	flagvalue.ListVar(fs, &c.Brokers, "kafka-brokers", c.Brokers, `Kafka seed brokers, comma-separated; "embedded" (or none, with --role=all) starts an in-memory broker`)
+	fs.StringVar(&c.EmbeddedAddr, "embedded-kafka-addr", c.EmbeddedAddr, "listen address of the embedded broker")
+	fs.StringVar(&c.Topic, "topic", c.Topic, "Kafka topic of accepted log events")
+	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "Kafka topic of rejected and unstorable events (dead-letter queue)")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of the topics when they are created")
+	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of the topics when they are created (-1 = broker default)")
+}
+
+// Validate reports every setting that cannot work, naming its flag.
+func (c *KafkaConfig) Validate() error {
+	var p flagvalue.Problems
+	if c.Topic == "" {
+		p.Add("topic", "must not be empty")
+	}
+	if c.DLQTopic == "" || c.DLQTopic == c.Topic {
+		p.Add("dlq-topic", "must be set and differ from --topic")
+	}
+	if c.Partitions < 1 {
+		p.Add("partitions", "must be at least 1")
+	}
+	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
+		p.Add("replication-factor", "must be -1 (broker default) or at least 1")
+	}
+	return p.Err()
+}
+
+// Embedded reports whether the brokers name the in-process broker.
+func (c *KafkaConfig) Embedded() bool {
+	return len(c.Brokers) == 0 || (len(c.Brokers) == 1 && c.Brokers[0] == EmbeddedBrokers)
+}
+
+// Configured reports whether brokers were given at all (embedded included).
+func (c *KafkaConfig) Configured() bool { return len(c.Brokers) > 0 }
 
 // EnsureTopics creates the log and DLQ topics when they are missing, so a
 // fresh cluster works without a manual step.

@@ -10,10 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -23,7 +25,6 @@ import (
 
 // ProducerConfig shapes the Kafka producer.
 type ProducerConfig struct {
-	Kafka KafkaConfig
 	// Timeout bounds the wait for Kafka's acknowledgement of one request.
 	Timeout time.Duration
 	// MaxBufferedRecords and MaxBufferedBytes bound what waits for Kafka;
@@ -31,8 +32,28 @@ type ProducerConfig struct {
 	MaxBufferedRecords int
 	MaxBufferedBytes   int
 	// Tracer records a span per produce and puts its context in the
-	// records' headers; nil records nothing.
+	// records' headers; nil records nothing. Set by the caller, not a flag.
 	Tracer trace.TracerProvider
+}
+
+// DefaultProducerConfig is the configuration with nothing set.
+func DefaultProducerConfig() ProducerConfig {
+	return ProducerConfig{Timeout: 10 * time.Second, MaxBufferedRecords: 100000, MaxBufferedBytes: 64 << 20}
+}
+
+// RegisterFlags binds the settings to flags whose defaults are c's values.
+func (c *ProducerConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.DurationVar(&c.Timeout, "produce-timeout", c.Timeout, "how long a request waits for Kafka's acknowledgement before 503")
+	fs.IntVar(&c.MaxBufferedRecords, "max-buffered-records", c.MaxBufferedRecords, "records waiting for Kafka's acknowledgement at most; requests past it get 503 at once")
+	fs.IntVar(&c.MaxBufferedBytes, "max-buffered-bytes", c.MaxBufferedBytes, "bytes waiting for Kafka's acknowledgement at most; requests past it get 503 at once")
+}
+
+// Validate reports every setting that cannot work, naming its flag.
+func (c *ProducerConfig) Validate() error {
+	var p flagvalue.Problems
+	p.AtLeast1(map[string]int64{"max-buffered-records": int64(c.MaxBufferedRecords), "max-buffered-bytes": int64(c.MaxBufferedBytes)})
+	p.Positive(map[string]time.Duration{"produce-timeout": c.Timeout})
+	return p.Err()
 }
 
 // ErrBufferFull means the producer already holds as much as it may.
@@ -42,6 +63,7 @@ var ErrBufferFull = errors.New("the producer's buffer for Kafka is full")
 // the DLQ topic, and returns only when Kafka acknowledged every record.
 type Producer struct {
 	cfg    ProducerConfig
+	kafka  KafkaConfig
 	cl     *kgo.Client
 	dlq    *metrics.DLQ
 	logger *slog.Logger
@@ -52,9 +74,9 @@ type Producer struct {
 }
 
 // NewProducer builds an idempotent, acks=all producer.
-func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
+func NewProducer(cfg ProducerConfig, kafka KafkaConfig, logger *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.SeedBrokers(kafka.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: 202 means replicated
 		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
@@ -70,7 +92,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger, reg prometheus.Registe
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	return &Producer{cfg: cfg, cl: cl, dlq: metrics.NewDLQ(reg), logger: logger, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}, nil
+	return &Producer{cfg: cfg, kafka: kafka, cl: cl, dlq: metrics.NewDLQ(reg), logger: logger, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}, nil
 }
 
 // Publish produces the events (keyed by source, so one source keeps its
@@ -80,7 +102,7 @@ func (p *Producer) Publish(ctx context.Context, events []logs.Event, letters []D
 	if len(events) == 0 && len(letters) == 0 {
 		return nil
 	}
-	ctx, span := p.tracer.Start(ctx, "kafka.produce "+p.cfg.Kafka.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+	ctx, span := p.tracer.Start(ctx, "kafka.produce "+p.kafka.Topic, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(events)), attribute.Int("dlq.letters", len(letters))))
 	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -95,13 +117,13 @@ func (p *Producer) Publish(ctx context.Context, events []logs.Event, letters []D
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}
-		r := &kgo.Record{Topic: p.cfg.Kafka.Topic, Key: []byte(events[i].Source), Value: value, Headers: slices.Clone(headers)}
+		r := &kgo.Record{Topic: p.kafka.Topic, Key: []byte(events[i].Source), Value: value, Headers: slices.Clone(headers)}
 		propagation.TraceContext{}.Inject(ctx, recordCarrier{r})
 		records = append(records, r)
 	}
 	now := time.Now()
 	for _, l := range letters {
-		records = append(records, l.record(p.cfg.Kafka.DLQTopic, now))
+		records = append(records, l.record(p.kafka.DLQTopic, now))
 	}
 	if err := p.produce(ctx, records); err != nil {
 		p.lastFailure.Store(time.Now().UnixNano())
@@ -172,6 +194,17 @@ func (p *Producer) Healthy(ctx context.Context) error {
 func (p *Producer) Ping(ctx context.Context) error { return p.cl.Ping(ctx) }
 
 // Close flushes what is buffered (bounded by ctx) and closes the client.
+// Config is the configuration the producer runs with.
+func (p *Producer) Config() ProducerConfig { return p.cfg }
+
+// Kafka is where the producer writes.
+func (p *Producer) Kafka() KafkaConfig { return p.kafka }
+
+// WriteDeadLetters produces letters to the DLQ topic and waits for Kafka.
+func (p *Producer) WriteDeadLetters(ctx context.Context, letters []DeadLetter) error {
+	return p.Publish(ctx, nil, letters, "")
+}
+
 func (p *Producer) Close(ctx context.Context) {
 	if err := p.cl.Flush(ctx); err != nil {
 		p.logger.Warn("kafka producer flush on close", "err", err)

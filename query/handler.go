@@ -29,6 +29,9 @@ func NewHandler(svc *Service, lim Limits, logger *slog.Logger, reg prometheus.Re
 	return &Handler{svc: svc, lim: lim, logger: logger, metrics: metrics.NewQuery(reg), now: time.Now}
 }
 
+// Limits are the limits the handler runs with.
+func (h *Handler) Limits() Limits { return h.lim }
+
 // Register mounts the routes.
 func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/api/v1/logs", h.search)

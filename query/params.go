@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/store/logs"
+	"github.com/spf13/pflag"
 )
 
 // Limits bound what one query may ask for.
@@ -31,6 +33,27 @@ type Limits struct {
 	MaxKeywordWindow time.Duration
 	MaxMetaFilters   int
 	MaxBuckets       int
+}
+
+// RegisterFlags binds the limits to flags whose defaults are l's values.
+func (l *Limits) RegisterFlags(fs *pflag.FlagSet) {
+	fs.IntVar(&l.MaxPageSize, "max-page-size", l.MaxPageSize, "largest page a search returns (size is clamped to it)")
+	fs.IntVar(&l.MaxOffset, "max-offset", l.MaxOffset, "largest page × size of offset paging (422 beyond; use the cursor)")
+	fs.IntVar(&l.CountLimit, "count-limit", l.CountLimit, "rows counted at most for totalElements; past it the total is a lower bound")
+	flagvalue.DaysVar(fs, &l.MaxKeywordWindow, "max-keyword-window", "longest window of a keyword search without a source, traceId or meta filter (422 beyond; 0 = no limit)")
+	fs.IntVar(&l.MaxBuckets, "max-buckets", l.MaxBuckets, "most buckets of one histogram")
+	fs.IntVar(&l.MaxMetaFilters, "max-meta-filters", l.MaxMetaFilters, "most meta.<key> filters of one search")
+}
+
+// Validate reports every limit that cannot work, naming its flag.
+func (l *Limits) Validate() error {
+	var p flagvalue.Problems
+	p.AtLeast1(map[string]int64{
+		"max-page-size": int64(l.MaxPageSize), "max-offset": int64(l.MaxOffset), "count-limit": int64(l.CountLimit),
+		"max-buckets": int64(l.MaxBuckets), "max-meta-filters": int64(l.MaxMetaFilters),
+	})
+	p.NotNegative(map[string]time.Duration{"max-keyword-window": l.MaxKeywordWindow})
+	return p.Err()
 }
 
 // DefaultLimits are the documented defaults.

@@ -15,10 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -83,8 +85,50 @@ type ServiceConfig struct {
 	// waits at most MaxWait for a place, then gets ErrBusy.
 	MaxConcurrent int
 	MaxWait       time.Duration
-	// Tracer records a span per query; nil records nothing.
+	// Tracer records a span per query; nil records nothing. Set by the
+	// caller, like IsQueryError, not by a flag.
 	Tracer trace.TracerProvider
+}
+
+// DefaultServiceConfig is the configuration with nothing set.
+func DefaultServiceConfig() ServiceConfig {
+	return ServiceConfig{
+		CacheTTL:      30 * time.Second,
+		HotWindow:     15 * time.Minute,
+		ClosedTTL:     5 * time.Minute,
+		AggregateTTL:  time.Hour,
+		StaleTTL:      24 * time.Hour,
+		QueryTimeout:  10 * time.Second,
+		Breaker:       resilience.BreakerConfig{Failures: 3, Delay: 10 * time.Second},
+		MaxConcurrent: 16,
+		MaxWait:       100 * time.Millisecond,
+	}
+}
+
+// RegisterFlags binds the settings to flags whose defaults are c's values.
+func (c *ServiceConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", c.CacheTTL, "lifetime of a cached answer for a window touching the last --hot-window (bounded staleness)")
+	fs.DurationVar(&c.ClosedTTL, "cache-ttl-closed", c.ClosedTTL, "lifetime of a cached search over a window entirely in the past (kept exact by invalidation epochs)")
+	fs.DurationVar(&c.AggregateTTL, "cache-ttl-aggregates", c.AggregateTTL, "lifetime of cached stats and histograms over a window entirely in the past")
+	fs.DurationVar(&c.StaleTTL, "cache-ttl-stale", c.StaleTTL, "how long the last good answer is kept to serve, marked STALE, while PostgreSQL is down")
+	fs.DurationVar(&c.HotWindow, "hot-window", c.HotWindow, "a window ending less than this ago is hot: cached for --cache-ttl only")
+	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "deadline of one gateway query")
+	fs.IntVar(&c.MaxConcurrent, "max-concurrent-queries", c.MaxConcurrent, "database queries the gateway runs at once (429 beyond)")
+	fs.DurationVar(&c.MaxWait, "query-queue-wait", c.MaxWait, "how long a query waits for a free place before 429")
+	fs.IntVar(&c.Breaker.Failures, "breaker-failures", c.Breaker.Failures, "consecutive PostgreSQL failures that open the gateway's breaker")
+	fs.DurationVar(&c.Breaker.Delay, "breaker-delay", c.Breaker.Delay, "how long the breaker stays open before it probes again")
+}
+
+// Validate reports every setting that cannot work, naming its flag.
+func (c *ServiceConfig) Validate() error {
+	var p flagvalue.Problems
+	p.AtLeast1(map[string]int64{"max-concurrent-queries": int64(c.MaxConcurrent), "breaker-failures": int64(c.Breaker.Failures)})
+	p.Positive(map[string]time.Duration{
+		"cache-ttl": c.CacheTTL, "cache-ttl-closed": c.ClosedTTL, "cache-ttl-aggregates": c.AggregateTTL,
+		"cache-ttl-stale": c.StaleTTL, "hot-window": c.HotWindow, "query-timeout": c.QueryTimeout, "breaker-delay": c.Breaker.Delay,
+	})
+	p.NotNegative(map[string]time.Duration{"query-queue-wait": c.MaxWait})
+	return p.Err()
 }
 
 // Service answers queries: cache first, then PostgreSQL behind a breaker.
@@ -102,27 +146,12 @@ type Service struct {
 
 // NewService builds the service.
 func NewService(cfg ServiceConfig, store Store, cache Cache, logger *slog.Logger, reg prometheus.Registerer) *Service {
-	if cfg.StaleTTL <= 0 {
-		cfg.StaleTTL = 24 * time.Hour
-	}
-	if cfg.HotWindow <= 0 {
-		cfg.HotWindow = 15 * time.Minute
-	}
-	if cfg.ClosedTTL <= 0 {
-		cfg.ClosedTTL = 5 * time.Minute
-	}
-	if cfg.AggregateTTL <= 0 {
-		cfg.AggregateTTL = time.Hour
-	}
 	if cfg.IsQueryError == nil {
 		cfg.IsQueryError = func(error) bool { return false }
 	}
 	// A query the client abandoned, or one PostgreSQL refused, says nothing
 	// about PostgreSQL's health.
 	dbDown := func(err error) bool { return !errors.Is(err, context.Canceled) && !cfg.IsQueryError(err) }
-	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 16
-	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider()
 	}
@@ -133,6 +162,9 @@ func NewService(cfg ServiceConfig, store Store, cache Cache, logger *slog.Logger
 		breaker: resilience.NewBreaker("postgres", cfg.Breaker, dbDown, logger, metrics.NewBreaker(reg)),
 	}
 }
+
+// Config is the configuration the service runs with.
+func (s *Service) Config() ServiceConfig { return s.cfg }
 
 // BreakerState is the database breaker's state, for health.
 func (s *Service) BreakerState() string { return s.breaker.State() }

@@ -49,7 +49,7 @@ func openBehindProxy(t *testing.T) (*store.Store, *resiliencetest.Proxy) {
 }
 
 func newCache(t *testing.T) *cache.Cache {
-	cfg := cache.DefaultConfig("127.0.0.1:6379")
+	cfg := cache.DefaultConfig()
 	cfg.Prefix = "logengine-test:" + uuid.NewString() + ":"
 	c := cache.New(cfg, discard, prometheus.NewRegistry())
 	t.Cleanup(c.Close)
@@ -66,10 +66,12 @@ func sampleEvents(base time.Time, n int) []logs.Event {
 }
 
 func serviceConfig(ttl time.Duration) query.ServiceConfig {
-	return query.ServiceConfig{
-		CacheTTL: ttl, ClosedTTL: ttl, AggregateTTL: ttl, QueryTimeout: 5 * time.Second, IsQueryError: store.IsQueryError,
-		Breaker: resilience.BreakerConfig{Failures: 3, Delay: 200 * time.Millisecond},
-	}
+	c := query.DefaultServiceConfig()
+	c.CacheTTL, c.ClosedTTL, c.AggregateTTL = ttl, ttl, ttl
+	c.QueryTimeout = 5 * time.Second
+	c.IsQueryError = store.IsQueryError
+	c.Breaker = resilience.BreakerConfig{Failures: 3, Delay: 200 * time.Millisecond}
+	return c
 }
 
 func TestCacheAsideBreakerAndStale(t *testing.T) {

@@ -27,10 +27,11 @@ type MaintenanceConfig struct {
 	IndexGrace time.Duration
 }
 
-// RunMaintenance runs a pass now and then every cfg.Every until ctx ends.
-// A failed pass is logged and tried again later: upkeep never stops
-// ingestion.
-func (s *Store) RunMaintenance(ctx context.Context, cfg MaintenanceConfig) error {
+// RunMaintenance runs a pass now and then every Config.Maintenance.Every
+// until ctx ends. A failed pass is logged and tried again later: upkeep
+// never stops ingestion.
+func (s *Store) RunMaintenance(ctx context.Context) error {
+	cfg := s.cfg.Maintenance
 	for {
 		if err := s.Maintain(ctx, cfg); err != nil && ctx.Err() == nil {
 			s.log.Warn("store maintenance failed; trying again later", "err", err)

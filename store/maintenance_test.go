@@ -504,14 +504,15 @@ func TestRunMaintenance(t *testing.T) {
 	t.Parallel()
 	dbURL := storetest.NewURL(t)
 	conn := sqlConn(t, dbURL)
-	s := openConfig(t, store.Config{URL: dbURL, PartitionPeriod: time.Hour}, nil)
+	s := openConfig(t, store.Config{URL: dbURL, PartitionPeriod: time.Hour,
+		Maintenance: store.MaintenanceConfig{Every: 20 * time.Millisecond, IndexGrace: 0, Ahead: 1}}, nil)
 	closed := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
 	mustWrite(t, s, ev(closed, logs.LevelInfo, "api", "x"))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- s.RunMaintenance(ctx, store.MaintenanceConfig{Every: 20 * time.Millisecond, IndexGrace: 0, Ahead: 1})
+		done <- s.RunMaintenance(ctx)
 	}()
 	deadline := time.Now().Add(time.Minute)
 	// Both of the closed partition's indexes, each built and valid.

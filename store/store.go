@@ -15,7 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 )
 
 // Config configures Open.
@@ -23,30 +25,67 @@ type Config struct {
 	// URL is a postgres:// URL, e.g.
 	// postgres://postgres@127.0.0.1:5432/logengine?sslmode=disable.
 	URL string
-	// MaxConns is the pool size; 0 means 8.
+	// MaxConns is the pool size.
 	MaxConns int32
 	// StatementTimeout bounds each read (Search, Stats) inside PostgreSQL;
-	// 0 (or negative) means none. DefaultStatementTimeout is the usual
-	// setting; it is not applied to a zero value, so that a configured 0
-	// really disables the timeout.
+	// 0 means none.
 	StatementTimeout time.Duration
-	// PartitionPeriod is the time range of one partition: 24h (the
-	// default) or a whole number of hours dividing a day.
+	// PartitionPeriod is the time range of one partition: 24h or a whole
+	// number of hours dividing a day.
 	PartitionPeriod time.Duration
+	// Maintenance is what RunMaintenance does.
+	Maintenance MaintenanceConfig
 }
 
-// DefaultStatementTimeout is the recommended Config.StatementTimeout.
-const DefaultStatementTimeout = 10 * time.Second
+// DefaultConfig is the configuration with nothing set. Open takes a zero
+// MaxConns or PartitionPeriod to mean these defaults.
+func DefaultConfig() Config {
+	return Config{
+		URL:              "postgres://postgres@127.0.0.1:5432/logengine?sslmode=disable",
+		MaxConns:         8,
+		StatementTimeout: 10 * time.Second,
+		PartitionPeriod:  24 * time.Hour,
+		Maintenance: MaintenanceConfig{
+			Every:      time.Minute,
+			Retention:  7 * 24 * time.Hour,
+			Ahead:      2,
+			IndexGrace: 10 * time.Minute,
+		},
+	}
+}
 
-const (
-	defaultMaxConns = 8
-	// defaultConnectTimeout stops Open hanging for minutes on a host that
-	// drops packets; a connect_timeout in the URL wins.
-	defaultConnectTimeout = 10 * time.Second
-)
+// RegisterFlags binds the settings to flags whose defaults are c's values.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.URL, "postgres-url", c.URL, "PostgreSQL URL; the database is created if missing")
+	fs.Int32Var(&c.MaxConns, "postgres-max-conns", c.MaxConns, "PostgreSQL connection pool size")
+	fs.DurationVar(&c.StatementTimeout, "statement-timeout", c.StatementTimeout, "PostgreSQL statement timeout of one query (0 = none)")
+	fs.DurationVar(&c.PartitionPeriod, "partition-period", c.PartitionPeriod, "time range of one log partition: 24h or whole hours dividing a day; fixed when the database is created")
+	flagvalue.DaysVar(fs, &c.Maintenance.Retention, "retention", "drop partitions older than this (e.g. 7d, 36h); 0 keeps everything")
+	fs.DurationVar(&c.Maintenance.Every, "maintenance-interval", c.Maintenance.Every, "pause between maintenance passes (partitions ahead, retention, indexes of closed partitions)")
+}
+
+// Validate reports every setting that cannot work, naming its flag.
+func (c *Config) Validate() error {
+	var p flagvalue.Problems
+	if c.URL == "" {
+		p.Add("postgres-url", "must not be empty")
+	}
+	p.AtLeast1(map[string]int64{"postgres-max-conns": int64(c.MaxConns)})
+	if err := ValidPartitionPeriod(c.PartitionPeriod); err != nil {
+		p.Add("partition-period", "%v", err)
+	}
+	p.NotNegative(map[string]time.Duration{"statement-timeout": c.StatementTimeout, "retention": c.Maintenance.Retention})
+	p.Positive(map[string]time.Duration{"maintenance-interval": c.Maintenance.Every})
+	return p.Err()
+}
+
+// defaultConnectTimeout stops Open hanging for minutes on a host that
+// drops packets; a connect_timeout in the URL wins.
+const defaultConnectTimeout = 10 * time.Second
 
 // Store is a handle on the logs database. It is safe for concurrent use.
 type Store struct {
+	cfg     Config
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	reg     prometheus.Registerer
@@ -70,11 +109,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		reg = prometheus.NewRegistry()
 	}
 	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = defaultMaxConns
+		cfg.MaxConns = DefaultConfig().MaxConns
 	}
 	cfg.StatementTimeout = max(cfg.StatementTimeout, 0)
 	if cfg.PartitionPeriod == 0 {
-		cfg.PartitionPeriod = 24 * time.Hour
+		cfg.PartitionPeriod = DefaultConfig().PartitionPeriod
 	}
 	if err := ValidPartitionPeriod(cfg.PartitionPeriod); err != nil {
 		return nil, err
@@ -107,6 +146,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	}
 
 	s := &Store{
+		cfg:        cfg,
 		pool:       pool,
 		log:        logger,
 		reg:        reg,
@@ -159,6 +199,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the pool, waiting for connections in use to be released,
 // and unregisters the metrics so the registry can serve a new Store.
+// Config is the configuration the store runs with.
+func (s *Store) Config() Config { return s.cfg }
+
 func (s *Store) Close() {
 	s.pool.Close()
 	s.m.unregister(s.reg)

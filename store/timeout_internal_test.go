@@ -19,7 +19,7 @@ func TestReadStatementTimeout(t *testing.T) {
 		cfg  time.Duration
 		show string
 	}{
-		{DefaultStatementTimeout, "10s"},
+		{DefaultConfig().StatementTimeout, "10s"},
 		{150 * time.Millisecond, "150ms"},
 		{0, "0"}, // none
 		{-1, "0"},

@@ -9,7 +9,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/store/logs"
+	"github.com/spf13/pflag"
 )
 
 // Limits bound what one event may carry. Every field is configurable.
@@ -33,6 +35,30 @@ func DefaultLimits() Limits {
 		MaxTraceIDBytes:  128,
 		MaxFutureSkew:    5 * time.Minute,
 	}
+}
+
+// RegisterFlags binds the limits to flags whose defaults are l's values.
+func (l *Limits) RegisterFlags(fs *pflag.FlagSet) {
+	fs.IntVar(&l.MaxMessageBytes, "max-message-bytes", l.MaxMessageBytes, "longest message of one event")
+	fs.IntVar(&l.MaxSourceBytes, "max-source-bytes", l.MaxSourceBytes, "longest source of one event")
+	fs.IntVar(&l.MaxMetadataKeys, "max-metadata-keys", l.MaxMetadataKeys, "most metadata keys of one event")
+	fs.IntVar(&l.MaxMetadataBytes, "max-metadata-bytes", l.MaxMetadataBytes, "largest metadata object of one event")
+	fs.IntVar(&l.MaxTraceIDBytes, "max-trace-id-bytes", l.MaxTraceIDBytes, "longest traceId of one event")
+	fs.DurationVar(&l.MaxFutureSkew, "max-future-skew", l.MaxFutureSkew, "how far in the future an event's timestamp may be")
+}
+
+// Validate reports every limit that cannot work, naming its flag.
+func (l *Limits) Validate() error {
+	var p flagvalue.Problems
+	p.AtLeast1(map[string]int64{
+		"max-message-bytes":  int64(l.MaxMessageBytes),
+		"max-source-bytes":   int64(l.MaxSourceBytes),
+		"max-metadata-keys":  int64(l.MaxMetadataKeys),
+		"max-metadata-bytes": int64(l.MaxMetadataBytes),
+		"max-trace-id-bytes": int64(l.MaxTraceIDBytes),
+	})
+	p.NotNegative(map[string]time.Duration{"max-future-skew": l.MaxFutureSkew})
+	return p.Err()
 }
 
 // FieldError names one problem with one field of an event.

@@ -122,7 +122,7 @@ func run(ctx context.Context, o options) error {
 	// The store creates the database and its schema, as in production.
 	st, err := store.Open(ctx, store.Config{
 		URL:              o.url,
-		StatementTimeout: store.DefaultStatementTimeout,
+		StatementTimeout: store.DefaultConfig().StatementTimeout,
 		PartitionPeriod:  o.period,
 	}, nil, nil)
 	if err != nil {

@@ -1,0 +1,83 @@
+package app
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/spf13/pflag"
+)
+
+// runningConfig is every setting of this process as the component that
+// uses it reports it, keyed by flag name, in the --config file's format.
+// Asking the components, rather than reading the parsed flags, is the
+// point: a flag that never reaches its component shows its default here.
+func (a *App) runningConfig() string {
+	eff := a.cfg
+	fs := pflag.NewFlagSet("running", pflag.ContinueOnError)
+	fs.SortFlags = false
+	eff.RegisterProcessFlags(fs)
+	if a.producer != nil {
+		eff.Kafka = a.producer.Kafka()
+		eff.Producer = a.producer.Config()
+		eff.Kafka.RegisterFlags(fs)
+		eff.Producer.RegisterFlags(fs)
+	}
+	if a.handler != nil {
+		eff.Ingest = a.handler.Config()
+		eff.Ingest.RegisterFlags(fs)
+	}
+	if a.consumer != nil {
+		eff.Consumer = a.consumer.Config()
+		eff.Consumer.RegisterFlags(fs)
+	}
+	if a.store != nil {
+		eff.Postgres = a.store.Config()
+		eff.Postgres.RegisterFlags(fs)
+	}
+	if a.cache != nil {
+		eff.Redis = a.cache.Config()
+		eff.Redis.RegisterFlags(fs)
+	}
+	if a.query != nil {
+		eff.Gateway = a.query.Config()
+		eff.QueryLimits = a.queryHandler.Limits()
+		eff.Gateway.RegisterFlags(fs)
+		eff.QueryLimits.RegisterFlags(fs)
+	}
+	var b strings.Builder
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		v := redactURL(f.DefValue)
+		switch f.Value.Type() {
+		case "string", "list":
+			v = strconv.Quote(v)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", f.Name, v)
+	})
+	return b.String()
+}
+
+// configHandler serves the running configuration, passwords redacted.
+func (a *App) configHandler(c echo.Context) error {
+	return c.Blob(200, "application/yaml; charset=utf-8", []byte(a.runningConfig()))
+}
+
+// redactURL hides the password of a URL with one; other values pass.
+func redactURL(v string) string {
+	if !strings.Contains(v, "://") {
+		return v
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	if _, has := u.User.Password(); !has {
+		return v
+	}
+	return u.Redacted()
+}
