@@ -1,11 +1,16 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,12 +19,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/netutil"
 )
 
 // component is one dependency a role reports in its health.
@@ -34,9 +43,25 @@ type component struct {
 
 type server struct {
 	role   Role
-	ln     net.Listener
+	ln     net.Listener // capped at --http-max-conns
 	http   *http.Server
 	health []component
+}
+
+// serverConfig is what one role's listener is built from.
+type serverConfig struct {
+	role    Role
+	version string
+	http    configs.HTTP
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	tracer  trace.TracerProvider
+	ready   *atomic.Bool
+	health  []component
+	// config serves the running configuration.
+	config echo.HandlerFunc
+	// routes mounts the role's own API, if it has one.
+	routes func(*echo.Echo)
 }
 
 // serve opens a role's listener with the routes every role has, plus the
@@ -46,37 +71,18 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 	if err != nil {
 		return err
 	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler
-	s := &server{role: role, ln: ln, health: health}
-	e.Use(a.middleware(role, metrics.NewHTTP(a.reg)))
-	e.GET("/", a.root(role))
-	e.GET("/healthz", s.healthHandler)
-	e.GET("/actuator/health", s.healthHandler)
-	e.GET("/readyz", s.readyz(&a.ready))
-	e.GET("/config", a.configHandler)
-	prom := echo.WrapHandler(promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
-	e.GET("/metrics", prom)
-	e.GET("/actuator/prometheus", prom)
-	if a.cfg.HTTP.Pprof {
-		// Off by default: profiles reveal internals and cost CPU.
-		e.GET("/debug/pprof/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
-		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
-		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
-		e.GET("/debug/pprof/:name", func(c echo.Context) error {
-			pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
-			return nil
-		})
+	s, err := newServer(serverConfig{
+		role: role, version: a.version, http: a.cfg.HTTP, logger: a.logger, reg: a.reg,
+		tracer: a.tracer(), ready: &a.ready, health: health, config: a.configHandler, routes: routes,
+	}, ln)
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
-	if routes != nil {
-		routes(e)
-	}
-	s.http = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	a.servers[role] = s
 	a.runs = append(a.runs, func(ctx context.Context) error {
 		errc := make(chan error, 1)
-		go func() { errc <- s.http.Serve(ln) }()
+		go func() { errc <- s.http.Serve(s.ln) }()
 		select {
 		case err := <-errc:
 			return err
@@ -93,19 +99,103 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 	return nil
 }
 
-// middleware gives every request a correlation id, a log line and metrics.
-func (a *App) middleware(role Role, m *metrics.HTTP) echo.MiddlewareFunc {
-	logger := a.logger.With("role", role)
-	tracer := a.tracer().Tracer("logengine/http")
+// newServer builds a role's routes and its http.Server over ln; serving
+// starts with s.http.Serve(s.ln).
+func newServer(cfg serverConfig, ln net.Listener) (*server, error) {
+	logger := cfg.logger.With("role", cfg.role)
+	panics := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "http_panics_total", Help: "Handler panics recovered and answered 500, by role.",
+		ConstLabels: prometheus.Labels{"role": string(cfg.role)},
+	})
+	if err := cfg.reg.Register(panics); err != nil {
+		return nil, fmt.Errorf("register http_panics_total: %w", err)
+	}
+	s := &server{role: cfg.role, health: cfg.health}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = jsonSerializer{}
+	e.HTTPErrorHandler = errorHandler(logger)
+	// Outermost first: the correlation id exists before anything logs, and
+	// a recovered panic is observed as the 500 it became.
+	e.Use(correlationIDs(), observe(cfg.role, logger, cfg.tracer, metrics.NewHTTP(cfg.reg)), recoverPanics(logger, panics))
+	e.GET("/healthz", s.healthHandler)
+	e.GET("/actuator/health", s.healthHandler)
+	e.GET("/readyz", s.readyz(cfg.ready))
+	if cfg.config != nil {
+		e.GET("/config", cfg.config)
+	}
+	prom := echo.WrapHandler(promhttp.HandlerFor(cfg.reg, promhttp.HandlerOpts{}))
+	e.GET("/metrics", prom)
+	e.GET("/actuator/prometheus", prom)
+	if cfg.http.Pprof {
+		// Off by default: profiles reveal internals and cost CPU.
+		e.GET("/debug/pprof/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+		e.GET("/debug/pprof/:name", func(c echo.Context) error {
+			pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
+			return nil
+		})
+	}
+	if cfg.routes != nil {
+		cfg.routes(e)
+	}
+	var endpoints []string
+	e.GET("/", index(cfg.role, cfg.version, &endpoints))
+	endpoints = routeList(e) // every route is registered now, the index too
+	s.ln = netutil.LimitListener(ln, cfg.http.MaxConns)
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: cfg.http.ReadHeaderTimeout,
+		ReadTimeout:       cfg.http.ReadTimeout,
+		WriteTimeout:      cfg.http.WriteTimeout,
+		IdleTimeout:       cfg.http.IdleTimeout,
+		// What net/http reports itself (accept errors, panics outside the
+		// handlers) goes to the process's log, not to stderr.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// maxCorrelationIDBytes bounds a client's X-Correlation-ID, which goes into
+// every log line of its request.
+const maxCorrelationIDBytes = 128
+
+// correlationIDs takes the client's X-Correlation-ID or generates one, and
+// echoes it in the answer, where handlers and logs read it.
+func correlationIDs() echo.MiddlewareFunc {
+	return middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		TargetHeader: echo.HeaderXCorrelationID,
+		Generator:    newCorrelationID,
+		// The middleware takes any non-empty header as it is; a blank or
+		// oversized one is replaced, a padded one trimmed.
+		RequestIDHandler: func(c echo.Context, id string) {
+			cid := strings.TrimSpace(id)
+			if cid == "" || len(cid) > maxCorrelationIDBytes {
+				cid = newCorrelationID()
+			}
+			if cid != id {
+				c.Response().Header().Set(echo.HeaderXCorrelationID, cid)
+			}
+		},
+	})
+}
+
+func newCorrelationID() string { return strings.ReplaceAll(uuid.NewString(), "-", "") }
+
+// correlationID is the request's id, as the answer carries it.
+func correlationID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXCorrelationID)
+}
+
+// observe gives every request a span, a log line and metrics.
+func observe(role Role, logger *slog.Logger, tp trace.TracerProvider, m *metrics.HTTP) echo.MiddlewareFunc {
+	tracer := tp.Tracer("logengine/http")
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			req := c.Request()
-			cid := strings.TrimSpace(req.Header.Get(echo.HeaderXCorrelationID))
-			if cid == "" || len(cid) > 128 {
-				cid = strings.ReplaceAll(uuid.NewString(), "-", "")
-			}
-			c.Response().Header().Set(echo.HeaderXCorrelationID, cid)
+			cid := correlationID(c)
 			route := c.Path()
 			if route == "" {
 				route = "unmatched"
@@ -138,35 +228,85 @@ func (a *App) middleware(role Role, m *metrics.HTTP) echo.MiddlewareFunc {
 	}
 }
 
-// errorHandler answers every error as JSON {"error": "..."}.
-func errorHandler(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	code, msg := http.StatusInternalServerError, "internal error"
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		code = he.Code
-		if s, ok := he.Message.(string); ok {
-			msg = s
-		} else {
-			msg = http.StatusText(code)
-		}
-	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(code)
-		return
-	}
-	_ = c.JSON(code, map[string]string{"error": msg})
+// recovered is a handler's panic, already logged with its stack.
+type recovered struct{ err error }
+
+func (r recovered) Error() string { return "panic: " + r.err.Error() }
+func (r recovered) Unwrap() error { return r.err }
+
+// recoverPanics turns a handler's panic into a 500 for its request alone:
+// the panic and its stack go to one log line with the correlation id, and
+// http_panics_total counts it.
+func recoverPanics(logger *slog.Logger, panics prometheus.Counter) echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		StackSize:       8 << 10,
+		DisableStackAll: true, // the panicking goroutine's stack is the one that explains it
+		// Hand the error back to observe, which records the 500.
+		DisableErrorHandler: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			panics.Inc()
+			logger.Error("http handler panicked", "method", c.Request().Method, "path", c.Request().URL.Path,
+				"correlation_id", correlationID(c), "panic", err.Error(), "stack", string(stack))
+			return recovered{err}
+		},
+	})
 }
 
-func (a *App) root(role Role) echo.HandlerFunc {
-	endpoints := map[Role][]string{
-		RoleProducer: {"POST /api/v1/logs", "POST /api/v1/logs/batch"},
-		RoleConsumer: {},
-		RoleGateway:  {"GET /api/v1/logs", "POST /api/v1/logs/query", "GET /api/v1/logs/stats"},
-	}[role]
-	endpoints = append(endpoints, "GET /healthz", "GET /readyz", "GET /metrics", "GET /actuator/health", "GET /actuator/prometheus")
+// errorHandler answers every error as JSON {"error": "..."}. A 500 says no
+// more than "internal error" to the client; its cause goes to the log, and
+// every 5xx carries the correlation id that finds it there.
+func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		req := c.Request()
+		cid := correlationID(c)
+		if c.Response().Committed {
+			logger.Warn("http error after the answer began", "method", req.Method, "path", req.URL.Path,
+				"correlation_id", cid, "err", err)
+			return
+		}
+		code, msg := http.StatusInternalServerError, "internal error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			if s, ok := he.Message.(string); ok {
+				msg = s
+			} else {
+				msg = http.StatusText(code)
+			}
+		}
+		if code == http.StatusInternalServerError && !errors.As(err, new(recovered)) {
+			logger.Error("http internal error", "method", req.Method, "path", req.URL.Path,
+				"correlation_id", cid, "err", err)
+		}
+		if req.Method == http.MethodHead {
+			_ = c.NoContent(code)
+			return
+		}
+		body := map[string]string{"error": msg}
+		if code >= 500 {
+			body["correlationId"] = cid
+		}
+		_ = c.JSON(code, body)
+	}
+}
+
+// jsonSerializer is echo's JSON without HTML escaping, so an answer such as
+// "meta.<key>" reads as written instead of "meta.\u003ckey\u003e".
+type jsonSerializer struct{ echo.DefaultJSONSerializer }
+
+func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
+}
+
+// index answers GET / with the role's description and endpoints; the list
+// is read from the router once every route is registered, so it cannot
+// miss one.
+func index(role Role, version string, endpoints *[]string) echo.HandlerFunc {
 	description := map[Role]string{
 		RoleProducer: "Validates log events and writes them to Kafka",
 		RoleConsumer: "Reads log events from Kafka in batches and stores them in PostgreSQL",
@@ -174,10 +314,23 @@ func (a *App) root(role Role) echo.HandlerFunc {
 	}[role]
 	return func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]any{
-			"service": "logengine-" + string(role), "status": "running", "version": a.version,
-			"description": description, "endpoints": endpoints,
+			"service": "logengine-" + string(role), "status": "running", "version": version,
+			"description": description, "endpoints": *endpoints,
 		})
 	}
+}
+
+// routeList is every "METHOD /path" e serves, ordered by path.
+func routeList(e *echo.Echo) []string {
+	routes := slices.DeleteFunc(e.Routes(), func(r *echo.Route) bool { return r.Method == echo.RouteNotFound })
+	slices.SortFunc(routes, func(a, b *echo.Route) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Method, b.Method))
+	})
+	out := make([]string, len(routes))
+	for i, r := range routes {
+		out[i] = r.Method + " " + r.Path
+	}
+	return out
 }
 
 // readyz is 503 while the process starts or stops, and while a required

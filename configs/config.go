@@ -240,6 +240,12 @@ func (c *Config) Validate() error {
 	default:
 		p.Add("log-format", "must be json or text, not %q", c.Log.Format)
 	}
+	// The write deadline runs from the end of the headers: it must cover a
+	// body read up to the read timeout, then the wait for Kafka or a query.
+	if wait := max(c.Producer.Timeout, c.Gateway.QueryTimeout); c.HTTP.WriteTimeout > c.HTTP.ReadTimeout && c.HTTP.WriteTimeout <= c.HTTP.ReadTimeout+wait {
+		p.Add("http-write-timeout", "must be longer than --http-read-timeout (%s) plus the longer of --produce-timeout and --query-timeout (%s)",
+			c.HTTP.ReadTimeout, wait)
+	}
 	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Consumer.Validate(),
 		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), p.Err())
 }

@@ -283,6 +283,7 @@ func TestValidateNamesTheBadFlag(t *testing.T) {
 		{"retention", func(c *configs.Config) { c.Postgres.Maintenance.Retention = -time.Hour }},
 		{"shutdown-timeout", func(c *configs.Config) { c.HTTP.ShutdownTimeout = 0 }},
 		{"max-trace-id-bytes", func(c *configs.Config) { c.Ingest.Limits.MaxTraceIDBytes = 0 }},
+		{"http-write-timeout", func(c *configs.Config) { c.Producer.Timeout = c.HTTP.WriteTimeout }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.flag, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -98,7 +99,8 @@ func (h *Handler) postOne(c echo.Context) error {
 		var inv event.Invalid
 		errors.As(err, &inv)
 		h.reject(inv)
-		return c.JSON(http.StatusBadRequest, apiError{Error: "invalid log event: " + inv.Error(), Details: inv})
+		// inv says "invalid event: " itself.
+		return c.JSON(http.StatusBadRequest, apiError{Error: inv.Error(), Details: inv})
 	}
 	h.metrics.Received.Inc()
 	if err := h.publish(c, []logs.Event{ev}, nil, cid); err != nil {
@@ -224,6 +226,10 @@ func (h *Handler) readBody(c echo.Context) ([]byte, *echo.HTTPError) {
 		return nil, tooLarge
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, h.cfg.MaxBodyBytes+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, echo.NewHTTPError(http.StatusRequestTimeout,
+			"the request body did not arrive within the server's read timeout; send it faster or in smaller batches")
+	}
 	if err != nil {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "could not read request body: "+err.Error())
 	}

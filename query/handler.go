@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +92,9 @@ type queryBody struct {
 
 func (h *Handler) searchBody(c echo.Context) error {
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 1<<20))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return echo.NewHTTPError(http.StatusRequestTimeout, "the request body did not arrive within the server's read timeout")
+	}
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "could not read request body")
 	}
