@@ -46,10 +46,6 @@ type App struct {
 	spanExporter sdktrace.SpanExporter // tests only
 
 	servers map[Role]*server
-	// stops run in reverse start order at shutdown.
-	stops []func(ctx context.Context)
-	// runs are the long-running loops; any one failing stops the process.
-	runs []func(ctx context.Context) error
 
 	started chan struct{}
 }
@@ -107,16 +103,32 @@ func (a *App) KafkaBrokers() []string { return a.kafka.Brokers }
 // EmbeddedBroker is the in-process broker, or nil.
 func (a *App) EmbeddedBroker() *ingest.EmbeddedBroker { return a.broker }
 
+// started is what a module leaves behind: the loops that run until the
+// process stops (any one failing stops it) and what releases its
+// resources, called in reverse start order at shutdown.
+type started struct {
+	runs  []func(ctx context.Context) error
+	stops []func(ctx context.Context)
+}
+
+func (s *started) add(o started) {
+	s.runs = append(s.runs, o.runs...)
+	s.stops = append(s.stops, o.stops...)
+}
+
+func stopping(f func(ctx context.Context)) started { return started{stops: []func(context.Context){f}} }
+
 // Run starts the modules, serves until ctx ends or a module fails, then
 // shuts down within the configured grace period.
 func (a *App) Run(ctx context.Context) (err error) {
+	var all started
 	defer func() {
 		// Shutdown deadlines come from a fresh context, not the cancelled one.
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
 		defer cancel()
 		a.ready.Store(false)
-		for i := len(a.stops) - 1; i >= 0; i-- {
-			a.stops[i](sctx)
+		for i := len(all.stops) - 1; i >= 0; i-- {
+			all.stops[i](sctx)
 		}
 	}()
 	roleNames := make([]string, len(a.roles))
@@ -129,21 +141,23 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	a.tp = tp
-	a.onStop(func(ctx context.Context) {
+	all.add(stopping(func(ctx context.Context) {
 		if err := tp.Shutdown(ctx); err != nil {
 			a.logger.Warn("trace export on shutdown", "err", err)
 		}
-	})
+	}))
 	for _, m := range startOrder(a.roles) {
-		if err := a.init(ctx, m); err != nil {
+		st, err := a.init(ctx, m)
+		all.add(st) // what did start is stopped even when the module failed
+		if err != nil {
 			return fmt.Errorf("start %s: %w", m, err)
 		}
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(a.runs))
-	for _, run := range a.runs {
+	errc := make(chan error, len(all.runs))
+	for _, run := range all.runs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -155,7 +169,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.ready.Store(true)
 	close(a.started)
-	a.logger.Info("logengine started", "roles", a.roles, "version", a.version)
+	a.logStarted()
 	<-runCtx.Done()
 	a.ready.Store(false)
 	a.logger.Info("shutting down")
@@ -169,17 +183,40 @@ func (a *App) Run(ctx context.Context) (err error) {
 	return err
 }
 
-func (a *App) onStop(f func(ctx context.Context)) { a.stops = append(a.stops, f) }
+// logStarted ends the start-up log with where each role listens, as URLs
+// a person can open or curl.
+func (a *App) logStarted() {
+	a.logger.Info("logengine started", "roles", a.roles, "version", a.version)
+	for _, r := range a.roles {
+		if s, ok := a.servers[r]; ok {
+			a.logger.Info(string(r)+" listening", "role", r, "url", "http://"+clickable(s.ln.Addr().String()))
+		}
+	}
+	if a.broker != nil {
+		a.logger.Info("embedded Kafka broker listening", "brokers", strings.Join(a.broker.Addrs(), ","))
+	}
+}
 
-func (a *App) init(ctx context.Context, m module) error {
+// clickable turns a wildcard listen address into one a browser can open.
+func clickable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (a *App) init(ctx context.Context, m module) (started, error) {
 	switch m {
 	case modKafka:
 		return a.initKafka(ctx)
 	case modStore:
 		return a.initStore(ctx)
 	case modCache:
-		a.initCache()
-		return nil
+		return a.initCache(), nil
 	case modProducer:
 		return a.initProducer()
 	case modConsumer:
@@ -187,79 +224,82 @@ func (a *App) init(ctx context.Context, m module) error {
 	case modGateway:
 		return a.initGateway()
 	case modAll:
-		return nil
+		return started{}, nil
 	}
-	return fmt.Errorf("unknown module %q", m)
+	return started{}, fmt.Errorf("unknown module %q", m)
 }
 
-func (a *App) initKafka(ctx context.Context) error {
+func (a *App) initKafka(ctx context.Context) (started, error) {
 	a.kafka = a.cfg.Kafka
+	var st started
 	if a.kafka.Embedded() {
 		b, err := ingest.StartEmbeddedBroker(a.kafka.EmbeddedAddr)
 		if err != nil {
-			return err
+			return st, err
 		}
 		a.broker = b
-		a.onStop(func(context.Context) { b.Close() })
+		st = stopping(func(context.Context) { b.Close() })
 		a.kafka.Brokers = b.Addrs()
 		a.logger.Warn("using the embedded in-memory Kafka broker: accepted logs not yet stored are lost if this process stops; "+
 			"set --kafka-brokers to use a Kafka cluster", "addr", b.Addrs())
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return ingest.EnsureTopics(tctx, a.kafka, a.logger)
+	return st, ingest.EnsureTopics(tctx, a.kafka, a.logger)
 }
 
-func (a *App) initStore(ctx context.Context) error {
+func (a *App) initStore(ctx context.Context) (started, error) {
 	s, err := store.Open(ctx, a.cfg.Postgres, a.logger, a.reg)
 	if err != nil {
-		return err
+		return started{}, err
 	}
 	a.store = s
-	a.onStop(func(context.Context) { s.Close() })
-	return nil
+	return stopping(func(context.Context) { s.Close() }), nil
 }
 
-func (a *App) initCache() {
+func (a *App) initCache() started {
 	if a.cfg.Redis.Addr == "" {
 		a.logger.Info("no --redis-addr: the query cache is off")
-		return
+		return started{}
 	}
-	a.cache = cache.New(a.cfg.Redis, a.logger, a.reg)
-	a.onStop(func(context.Context) { a.cache.Close() })
+	c := cache.New(a.cfg.Redis, a.logger, a.reg)
+	a.cache = c
+	return stopping(func(context.Context) { c.Close() })
 }
 
-// kafkaProducer is built once and shared by the producer and consumer roles.
-func (a *App) kafkaProducer() (*ingest.Producer, error) {
+// kafkaProducer is built once and shared by the producer and consumer
+// roles; the first to ask stops it.
+func (a *App) kafkaProducer() (*ingest.Producer, started, error) {
 	if a.producer != nil {
-		return a.producer, nil
+		return a.producer, started{}, nil
 	}
 	pc := a.cfg.Producer
 	pc.Tracer = a.tracer()
 	p, err := ingest.NewProducer(pc, a.kafka, a.logger, a.reg)
 	if err != nil {
-		return nil, err
+		return nil, started{}, err
 	}
 	a.producer = p
-	a.onStop(p.Close)
-	return p, nil
+	return p, stopping(p.Close), nil
 }
 
-func (a *App) initProducer() error {
-	p, err := a.kafkaProducer()
+func (a *App) initProducer() (started, error) {
+	p, st, err := a.kafkaProducer()
 	if err != nil {
-		return err
+		return st, err
 	}
 	h := ingest.NewHandler(a.cfg.Ingest, p, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
-	return a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
+	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
+	st.add(srv)
+	return st, err
 }
 
-func (a *App) initConsumer() error {
-	p, err := a.kafkaProducer()
+func (a *App) initConsumer() (started, error) {
+	p, st, err := a.kafkaProducer()
 	if err != nil {
-		return err
+		return st, err
 	}
 	cc := a.cfg.Consumer
 	cc.IsDataError = store.IsDataError
@@ -268,11 +308,11 @@ func (a *App) initConsumer() error {
 	cc.Tracer = a.tracer()
 	c, err := ingest.NewConsumer(cc, a.kafka, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
 	if err != nil {
-		return err
+		return st, err
 	}
 	a.consumer = c
 	// Consumers keep the partitions; the store's lock lets one at a time.
-	a.runs = append(a.runs, c.Run, a.store.RunMaintenance)
+	st.runs = append(st.runs, c.Run, a.store.RunMaintenance)
 	health := []component{
 		{name: "kafka", required: true, check: c.Ping},
 		{name: "postgres", required: true, check: func(ctx context.Context) error {
@@ -285,10 +325,12 @@ func (a *App) initConsumer() error {
 			return nil
 		}},
 	}
-	return a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil)
+	srv, err := a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil)
+	st.add(srv)
+	return st, err
 }
 
-func (a *App) initGateway() error {
+func (a *App) initGateway() (started, error) {
 	var c query.Cache = a.cache
 	if a.cache == nil {
 		c = (*cache.Cache)(nil) // a nil cache always misses

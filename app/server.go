@@ -66,10 +66,10 @@ type serverConfig struct {
 
 // serve opens a role's listener with the routes every role has, plus the
 // role's own. The server starts with the loops and stops in reverse order.
-func (a *App) serve(role Role, addr string, health []component, routes func(*echo.Echo)) error {
+func (a *App) serve(role Role, addr string, health []component, routes func(*echo.Echo)) (started, error) {
 	ln, err := listen(addr)
 	if err != nil {
-		return err
+		return started{}, err
 	}
 	s, err := newServer(serverConfig{
 		role: role, version: a.version, http: a.cfg.HTTP, logger: a.logger, reg: a.reg,
@@ -77,10 +77,10 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 	}, ln)
 	if err != nil {
 		_ = ln.Close()
-		return err
+		return started{}, err
 	}
 	a.servers[role] = s
-	a.runs = append(a.runs, func(ctx context.Context) error {
+	run := func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- s.http.Serve(s.ln) }()
 		select {
@@ -89,14 +89,14 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 		case <-ctx.Done():
 			return nil
 		}
-	})
-	a.onStop(func(ctx context.Context) {
+	}
+	stop := func(ctx context.Context) {
 		// In-flight requests finish (a producer request waits for Kafka).
 		if err := s.http.Shutdown(ctx); err != nil {
 			a.logger.Warn("http shutdown", "role", role, "err", err)
 		}
-	})
-	return nil
+	}
+	return started{runs: []func(context.Context) error{run}, stops: []func(context.Context){stop}}, nil
 }
 
 // newServer builds a role's routes and its http.Server over ln; serving
