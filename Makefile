@@ -1,10 +1,23 @@
-# logengine — the two commands a newcomer needs are `make run` and `make test`.
+# logengine — the two commands a newcomer needs are `make run` and `make test`;
+# `make` alone lists every target.
 GO      ?= go
 BIN     ?= bin/logengine
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-ROLE    ?= all
+# ROLE=gateway runs one role; unset, --role is left to LOGENGINE_ROLE, then its default (all)
+ROLE    ?=
+# ARGS are more flags for `logengine serve`, e.g. make run ARGS="--gateway-addr=:9080"
+ARGS    ?=
 
-.PHONY: run test build services check bench chaos loadtest bench-store clean
+.DEFAULT_GOAL := help
+.PHONY: help run test build services check bench chaos loadtest bench-store clean
+
+## help: list the targets (what `make` alone does)
+help:
+	@echo 'usage: make <target> [VAR=value ...]'
+	@echo
+	@awk 'match($$0, /^## [a-z][a-z-]*: /) { printf "  %-12s %s\n", substr($$0, 4, RLENGTH - 5), substr($$0, RLENGTH + 1) }' $(MAKEFILE_LIST)
+	@echo
+	@echo 'Every serve flag can also be set as LOGENGINE_<FLAG> (e.g. LOGENGINE_KAFKA_BROKERS); see README.md.'
 
 ## build: compile the logengine binary into bin/
 build:
@@ -14,9 +27,9 @@ build:
 services:
 	@bash .ci/services.sh
 
-## run: the whole pipeline in one process (embedded Kafka, local PostgreSQL and Redis)
+## run: the whole pipeline in one process (embedded Kafka); ARGS="--flag=value ..." adds serve flags
 run: build services
-	./$(BIN) serve --role=$(ROLE)
+	exec ./$(BIN) serve $(if $(ROLE),--role=$(ROLE)) $(ARGS)
 
 ## check: formatting and vet
 check:
@@ -38,14 +51,15 @@ chaos: services
 	grep -o 'CHAOS .*' $$out || true; \
 	if [ $$status -ne 0 ]; then cat $$out; fi; rm -f $$out; exit $$status
 
-## bench-store: storage at scale: ROWS logs over 7 days in a scratch database
-## (logengine_bench, dropped after); query latency, ingest rate, bytes per log
+## bench-store: storage at scale: query latency, ingest, bytes per log (ROWS=1000000)
+# ROWS logs over 7 days in a scratch database (logengine_bench, dropped after).
 ROWS ?= 1000000
 bench-store: services
 	$(GO) run ./store/benchstore -rows=$(ROWS)
 
-## loadtest: start the whole pipeline on a fresh database, load it for 60 s with queries,
-## print the report and stop it; LOADTEST_FLAGS="--rate=10000" adds loadtest flags
+## loadtest: 60 s of load against a fresh whole pipeline, then its report (LOADTEST_FLAGS=...)
+# Starts serve --role=all on a fresh database, loads it with logs and queries, prints
+# the report and stops it; LOADTEST_FLAGS="--rate=10000" adds loadtest flags.
 LOADTEST_FLAGS ?= --rate=0 --duration=60s --batch-size=100 --concurrency=4 --query-rate=10 --verify-timeout=5m
 LOADTEST_DB    ?= postgres://postgres@127.0.0.1:5432/logengine_loadtest?sslmode=disable
 loadtest: build services
@@ -56,5 +70,6 @@ loadtest: build services
 	kill -TERM $$pid; wait $$pid; \
 	if [ $$status -ne 0 ]; then tail -20 $$log; fi; rm -f $$log; exit $$status
 
+## clean: remove bin/
 clean:
 	rm -rf bin

@@ -15,11 +15,27 @@ import (
 func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.Level)))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationAsMillis}
 	if cfg.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationAsMillis writes a time.Duration attribute as milliseconds, to the
+// microsecond, under its key with a _ms suffix: the JSON handler would
+// write nanoseconds and the text handler "1.5s", neither of which a query
+// over the logs can compare or sum. The request and batch lines already
+// log duration_ms so; this makes every other duration agree.
+func durationAsMillis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindDuration {
+		return a
+	}
+	if !strings.HasSuffix(a.Key, "_ms") {
+		a.Key += "_ms"
+	}
+	a.Value = slog.Float64Value(float64(a.Value.Duration().Microseconds()) / 1000)
+	return a
 }
 
 // Serve runs the configured roles until ctx ends.

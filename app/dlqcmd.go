@@ -41,7 +41,7 @@ func DLQList(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.Wr
 	}
 	letters, err := ingest.ReadDLQ(ctx, brokers, cfg.Kafka.DLQTopic, filter, logger)
 	if err != nil {
-		return err
+		return dlqTopicHint(err)
 	}
 	if opts.JSON {
 		return dlqWriteJSON(out, letters)
@@ -58,7 +58,7 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	}
 	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, cfg.Ingest.Limits, logger)
 	if err != nil {
-		return err
+		return dlqTopicHint(err)
 	}
 	if opts.JSON {
 		return dlqWriteJSON(out, res)
@@ -69,6 +69,16 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 		w.printf("%d@%d: %s\n", s.Partition, s.Offset, dlqCell(s.Reason))
 	}
 	return w.err
+}
+
+// dlqTopicHint adds to a missing-topic error what usually causes it.
+func dlqTopicHint(err error) error {
+	var mt *ingest.MissingTopicError
+	if !errors.As(err, &mt) {
+		return err
+	}
+	return fmt.Errorf("%w: is that the cluster logengine writes to, with its --topic and --dlq-topic? "+
+		"(\"logengine serve\" creates them when it starts)", err)
 }
 
 // dlqSetup checks the configuration and the options of a dlq command.

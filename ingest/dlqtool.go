@@ -22,11 +22,53 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// DLQReplayNamespace is the UUID namespace of the ids given at replay to
+// dlqReplayNamespace is the UUID namespace of the ids given at replay to
 // producer-stage letters whose event had none: the id is derived from the
 // letter's DLQ topic, partition and offset, so every replay of one letter
-// yields the same id and the store keeps the event once.
-var DLQReplayNamespace = uuid.MustParse("39ac91af-8b97-4889-8316-b6c88b0763d3")
+// yields the same id and the store keeps the event once. Changing it would
+// give replayed events new ids, so a replay would store them twice.
+func dlqReplayNamespace() uuid.UUID {
+	return uuid.MustParse("39ac91af-8b97-4889-8316-b6c88b0763d3")
+}
+
+// MissingTopicError says that topics do not exist on the brokers asked: to
+// a reader, not the same thing as an empty topic.
+type MissingTopicError struct {
+	Topics  []string
+	Brokers []string
+}
+
+func (e *MissingTopicError) Error() string {
+	what := "topic " + e.Topics[0] + " does not exist"
+	if len(e.Topics) > 1 {
+		what = "topics " + strings.Join(e.Topics, ", ") + " do not exist"
+	}
+	return what + " on " + strings.Join(e.Brokers, ",")
+}
+
+// requireTopics fails with a *MissingTopicError naming every one of topics
+// the cluster does not have. Asking first, rather than reading, is what
+// tells an empty topic from a missing one.
+func requireTopics(ctx context.Context, adm *kadm.Client, brokers []string, topics ...string) error {
+	tds, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("describe topics %s on %s: %w", strings.Join(topics, ", "), strings.Join(brokers, ","), err)
+	}
+	var missing []string
+	for _, t := range topics {
+		td, ok := tds[t]
+		switch {
+		case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+			missing = append(missing, t)
+		case td.Err != nil:
+			return fmt.Errorf("describe topic %s on %s: %w", t, strings.Join(brokers, ","), td.Err)
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingTopicError{Topics: missing, Brokers: brokers}
+	}
+	return nil
+}
 
 // Stages of a dead letter (the dlq.stage header).
 const (
@@ -145,23 +187,27 @@ func dlqBounds(ctx context.Context, brokers []string, topic string, logger *slog
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	if err := requireTopics(ctx, adm, brokers, topic); err != nil {
+		return nil, nil, err
+	}
+	missing := &MissingTopicError{Topics: []string{topic}, Brokers: brokers}
 	list := func(name string, fn func(context.Context, ...string) (kadm.ListedOffsets, error)) (map[int32]int64, error) {
 		listed, err := fn(ctx, topic)
 		if err != nil {
-			return nil, fmt.Errorf("list %s offsets of %s on %v: %w", name, topic, brokers, err)
+			return nil, fmt.Errorf("list %s offsets of %s on %s: %w", name, topic, strings.Join(brokers, ","), err)
 		}
 		offsets := make(map[int32]int64)
 		for p, lo := range listed[topic] {
 			switch {
 			case errors.Is(lo.Err, kerr.UnknownTopicOrPartition) && p < 0:
-				return nil, fmt.Errorf("topic %s does not exist on %v", topic, brokers)
+				return nil, missing // deleted since requireTopics saw it
 			case lo.Err != nil:
 				return nil, fmt.Errorf("list %s offsets of %s partition %d: %w", name, topic, p, lo.Err)
 			}
 			offsets[p] = lo.Offset
 		}
 		if len(offsets) == 0 {
-			return nil, fmt.Errorf("topic %s does not exist on %v", topic, brokers)
+			return nil, missing
 		}
 		return offsets, nil
 	}
@@ -272,10 +318,6 @@ type ReplaySkip struct {
 // Kafka acknowledged before it.
 func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f DLQFilter, lim event.Limits, logger *slog.Logger) (ReplayResult, error) {
 	res := ReplayResult{Skipped: []ReplaySkip{}}
-	letters, err := ReadDLQ(ctx, brokers, dlqTopic, f, logger)
-	if err != nil {
-		return res, err
-	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the default
@@ -287,17 +329,20 @@ func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f 
 		return res, fmt.Errorf("kafka producer: %w", err)
 	}
 	defer cl.Close()
-	tds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
-	if err != nil {
-		return res, fmt.Errorf("describe %s on %v: %w", topic, brokers, err)
+	// Both topics before reading: a replay with nowhere to go should not
+	// read the whole DLQ first.
+	if err := requireTopics(ctx, kadm.NewClient(cl), brokers, dlqTopic, topic); err != nil {
+		return res, err
 	}
-	if td, ok := tds[topic]; !ok || td.Err != nil {
-		return res, fmt.Errorf("topic %s does not exist on %v", topic, brokers)
+	letters, err := ReadDLQ(ctx, brokers, dlqTopic, f, logger)
+	if err != nil {
+		return res, err
 	}
 
+	ns := dlqReplayNamespace()
 	records := make([]*kgo.Record, 0, len(letters))
 	for _, d := range letters {
-		r, err := replayRecord(dlqTopic, d, lim)
+		r, err := replayRecord(ns, dlqTopic, d, lim)
 		if err != nil {
 			res.Skipped = append(res.Skipped, ReplaySkip{Partition: d.Partition, Offset: d.Offset, Reason: err.Error()})
 			continue
@@ -322,7 +367,7 @@ func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f 
 
 // replayRecord makes the log-topic record of a letter, or says why the
 // letter cannot be replayed.
-func replayRecord(dlqTopic string, d DLQRecord, lim event.Limits) (*kgo.Record, error) {
+func replayRecord(ns uuid.UUID, dlqTopic string, d DLQRecord, lim event.Limits) (*kgo.Record, error) {
 	var ev logs.Event
 	switch d.Stage {
 	case letterStageConsumer:
@@ -338,7 +383,7 @@ func replayRecord(dlqTopic string, d DLQRecord, lim event.Limits) (*kgo.Record, 
 		}
 		if id := bytes.TrimSpace(obj["id"]); len(id) == 0 || bytes.Equal(id, []byte("null")) {
 			name := fmt.Sprintf("%s/%d/%d", dlqTopic, d.Partition, d.Offset)
-			obj["id"], _ = json.Marshal(uuid.NewSHA1(DLQReplayNamespace, []byte(name)).String())
+			obj["id"], _ = json.Marshal(uuid.NewSHA1(ns, []byte(name)).String())
 		}
 		raw, err := json.Marshal(obj)
 		if err != nil {

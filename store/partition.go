@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -70,8 +71,8 @@ func (s *Store) ensureDays(ctx context.Context, db beginner, days []time.Time) e
 
 // createPartition creates one partition unless it exists. Creators in
 // other processes wait on the advisory lock, then see the table and skip;
-// 42P07 (duplicate_table) would only come from a creator not taking the
-// lock, and means the same: the partition is there.
+// duplicate_table would only come from a creator not taking the lock, and
+// means the same: the partition is there.
 func (s *Store) createPartition(ctx context.Context, db beginner, name string, d time.Time) error {
 	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF logs FOR VALUES FROM ('%s') TO ('%s')",
 		pgx.Identifier{name}.Sanitize(), d.Format(time.RFC3339), d.Add(s.period).Format(time.RFC3339))
@@ -82,7 +83,7 @@ func (s *Store) createPartition(ctx context.Context, db beginner, name string, d
 		_, err := tx.Exec(ctx, ddl)
 		return err
 	})
-	if pgCode(err) == "42P07" {
+	if pgCode(err) == pgerrcode.DuplicateTable {
 		return nil
 	}
 	if err == nil {

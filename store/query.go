@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,17 +21,20 @@ const (
 	defaultTop        = 10
 )
 
-// where accumulates AND-ed conditions and their bind parameters. Every
-// value goes through a parameter, never into the SQL text.
+// where accumulates AND-ed conditions and their named arguments. Every
+// value goes through an argument, never into the SQL text.
 type where struct {
 	conds []string
-	args  []any
+	args  pgx.NamedArgs
 }
 
-// add appends cond, in which each "?" stands for arg's placeholder.
-func (w *where) add(cond string, arg any) {
-	w.args = append(w.args, arg)
-	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(w.args))))
+// add appends cond, whose @name placeholders args binds.
+func (w *where) add(cond string, args pgx.NamedArgs) {
+	if w.args == nil {
+		w.args = pgx.NamedArgs{}
+	}
+	w.conds = append(w.conds, cond)
+	maps.Copy(w.args, args)
 }
 
 func (w *where) String() string {
@@ -49,20 +53,20 @@ func (w *where) window(start, end time.Time, levels []logs.Level, sources []stri
 		if t := start.Truncate(time.Microsecond); !t.Equal(start) {
 			start = t.Add(time.Microsecond)
 		}
-		w.add("ts >= ?", start)
+		w.add("ts >= @start", pgx.NamedArgs{"start": start})
 	}
 	if !end.IsZero() {
-		w.add("ts <= ?", end) // truncation is right for an inclusive end
+		w.add("ts <= @end", pgx.NamedArgs{"end": end}) // truncation is right for an inclusive end
 	}
 	if len(levels) > 0 {
 		codes := make([]int16, len(levels))
 		for i, l := range levels {
 			codes[i] = l.Code()
 		}
-		w.add("level = ANY(?)", codes)
+		w.add("level = ANY(@levels)", pgx.NamedArgs{"levels": codes})
 	}
 	if len(sources) > 0 {
-		w.add("source = ANY(?)", sources)
+		w.add("source = ANY(@sources)", pgx.NamedArgs{"sources": sources})
 	}
 	return nil
 }
@@ -111,18 +115,18 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 		countLimit = defaultCountLimit
 	}
 
-	var w where
+	w := where{args: pgx.NamedArgs{}}
 	if err := w.window(q.Start, q.End, q.Levels, q.Sources); err != nil {
 		return logs.Page{}, err
 	}
 	if q.Keyword != "" {
-		w.add(`message ILIKE ?`, "%"+likeEscaper.Replace(q.Keyword)+"%")
+		w.add("message ILIKE @keyword", pgx.NamedArgs{"keyword": "%" + likeEscaper.Replace(q.Keyword) + "%"})
 	}
 	if q.TraceID != "" {
-		w.add("trace_id = ?", q.TraceID)
+		w.add("trace_id = @trace_id", pgx.NamedArgs{"trace_id": q.TraceID})
 	}
-	for _, m := range q.Meta {
-		addMeta(&w, m)
+	for i, m := range q.Meta {
+		addMeta(&w, "meta"+strconv.Itoa(i), m)
 	}
 	// Without a keyword, trace or metadata filter the rollups give the
 	// exact total at once, however many rows match.
@@ -131,9 +135,9 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 	// The count ignores the cursor: it is the size of the whole result.
 	// LIMIT and OFFSET are parameters too, so that every page shares one
 	// statement in pgx's prepared statement cache.
-	countArgs := append(slices.Clone(w.args), countLimit+1)
-	countSQL := "SELECT count(*) FROM (SELECT 1 FROM logs" + w.String() +
-		" LIMIT $" + strconv.Itoa(len(countArgs)) + ") t"
+	countArgs := maps.Clone(w.args)
+	countArgs["count_limit"] = countLimit + 1
+	countSQL := "SELECT count(*) FROM (SELECT 1 FROM logs" + w.String() + " LIMIT @count_limit) t"
 
 	dir, cmpOp := "DESC", "<"
 	if q.Asc {
@@ -141,16 +145,13 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 	}
 	offset := int64(0)
 	if q.After != nil {
-		w.args = append(w.args, q.After.TS, q.After.ID)
-		w.conds = append(w.conds, fmt.Sprintf("(ts, id) %s ($%d, $%d)", cmpOp, len(w.args)-1, len(w.args)))
+		w.add("(ts, id) "+cmpOp+" (@after_ts, @after_id)", pgx.NamedArgs{"after_ts": q.After.TS, "after_id": q.After.ID})
 	} else {
 		offset = int64(q.Page) * int64(q.Size)
 	}
-	cond := w.String()
-	w.args = append(w.args, q.Size+1, offset)
-	pageSQL := "SELECT " + logColumns + " FROM logs" + cond +
-		" ORDER BY ts " + dir + ", id " + dir +
-		" LIMIT $" + strconv.Itoa(len(w.args)-1) + " OFFSET $" + strconv.Itoa(len(w.args))
+	w.args["limit"], w.args["offset"] = q.Size+1, offset
+	pageSQL := "SELECT " + logColumns + " FROM logs" + w.String() +
+		" ORDER BY ts " + dir + ", id " + dir + " LIMIT @limit OFFSET @offset"
 
 	var page logs.Page
 	err := s.read(ctx, func(tx pgx.Tx) error {
@@ -162,7 +163,7 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 			}
 			page.Total = total
 		} else {
-			if err := tx.QueryRow(ctx, countSQL, countArgs...).Scan(&page.Total); err != nil {
+			if err := tx.QueryRow(ctx, countSQL, countArgs).Scan(&page.Total); err != nil {
 				return fmt.Errorf("count: %w", err)
 			}
 			if page.Total > int64(countLimit) {
@@ -172,7 +173,7 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 		s.observe("count", start)
 
 		start = time.Now()
-		rows, err := tx.Query(ctx, pageSQL, w.args...)
+		rows, err := tx.Query(ctx, pageSQL, w.args)
 		if err != nil {
 			return fmt.Errorf("search: %w", err)
 		}
@@ -279,19 +280,18 @@ func (s *Store) Stats(ctx context.Context, q logs.Stats) (logs.StatsResult, erro
 // addMeta adds a metadata match as jsonb containment, which the GIN index
 // (jsonb_path_ops) of closed partitions answers. A value that reads as a
 // JSON number or boolean also matches that type: ?status=500 finds both
-// {"status":500} and {"status":"500"}.
-func addMeta(w *where, m logs.MetaMatch) {
+// {"status":500} and {"status":"500"}. name names its arguments.
+func addMeta(w *where, name string, m logs.MetaMatch) {
 	asString, _ := json.Marshal(map[string]string{m.Key: m.Value})
 	var typed any
 	if err := json.Unmarshal([]byte(m.Value), &typed); err == nil {
 		switch typed.(type) {
 		case float64, bool:
 			asTyped, _ := json.Marshal(map[string]json.RawMessage{m.Key: json.RawMessage(m.Value)})
-			w.args = append(w.args, string(asString), string(asTyped))
-			n := len(w.args)
-			w.conds = append(w.conds, fmt.Sprintf("(metadata @> $%d::jsonb OR metadata @> $%d::jsonb)", n-1, n))
+			w.add("(metadata @> @"+name+"::jsonb OR metadata @> @"+name+"_typed::jsonb)",
+				pgx.NamedArgs{name: string(asString), name + "_typed": string(asTyped)})
 			return
 		}
 	}
-	w.add("metadata @> ?::jsonb", string(asString))
+	w.add("metadata @> @"+name+"::jsonb", pgx.NamedArgs{name: string(asString)})
 }

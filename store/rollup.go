@@ -31,47 +31,53 @@ func ceilTo(t time.Time, d time.Duration) time.Time {
 	return t
 }
 
-// sql builds the statement and its arguments.
+// sql builds the statement and its arguments: one pgx.NamedArgs, to pass
+// as the statement's only argument.
 func (c counting) sql() (string, []any, error) {
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	// Shared filters, written once per branch with the same parameters.
+	args := pgx.NamedArgs{}
+	// Shared filters, written once per branch with the same arguments.
 	var filters string
 	if len(c.levels) > 0 {
 		codes := make([]int16, len(c.levels))
 		for i, l := range c.levels {
 			codes[i] = l.Code()
 		}
-		filters += " AND level = ANY(" + arg(codes) + ")"
+		args["levels"] = codes
+		filters += " AND level = ANY(@levels)"
 	}
 	if len(c.sources) > 0 {
-		filters += " AND source = ANY(" + arg(c.sources) + ")"
+		args["sources"] = c.sources
+		filters += " AND source = ANY(@sources)"
 	}
 	timeExpr := func(col string) string { return "NULL::timestamptz" }
 	if c.interval > 0 {
-		iv := arg(strconv.FormatInt(c.interval.Microseconds(), 10) + " microseconds")
+		args["interval"] = strconv.FormatInt(c.interval.Microseconds(), 10) + " microseconds"
 		timeExpr = func(col string) string {
-			return "date_bin(" + iv + "::interval, " + col + ", TIMESTAMPTZ '1970-01-01 00:00:00+00')"
+			return "date_bin(@interval::interval, " + col + ", TIMESTAMPTZ '1970-01-01 00:00:00+00')"
 		}
 	}
 	start := ceilTo(c.start, time.Microsecond)
 	endExcl := c.end.Truncate(time.Microsecond).Add(time.Microsecond)
 
+	// Each range binds its bounds as <name>_from and <name>_to.
+	bounds := func(name string, from, to time.Time) (string, string) {
+		args[name+"_from"], args[name+"_to"] = from, to
+		return "@" + name + "_from", "@" + name + "_to"
+	}
 	var branches []string
-	rollup := func(table string, from, to time.Time) {
+	rollup := func(name, table string, from, to time.Time) {
 		if !from.Before(to) {
 			return
 		}
+		lo, hi := bounds(name, from, to)
 		branches = append(branches, "SELECT "+timeExpr("bucket")+" AS t, level, source, count AS n FROM "+table+
-			" WHERE bucket >= "+arg(from)+" AND bucket < "+arg(to)+filters)
+			" WHERE bucket >= "+lo+" AND bucket < "+hi+filters)
 	}
 	var raw []string
-	rawRange := func(from, to time.Time) {
+	rawRange := func(name string, from, to time.Time) {
 		if from.Before(to) {
-			raw = append(raw, "(ts >= "+arg(from)+" AND ts < "+arg(to)+")")
+			lo, hi := bounds(name, from, to)
+			raw = append(raw, "(ts >= "+lo+" AND ts < "+hi+")")
 		}
 	}
 	useMinutes := c.interval%time.Minute == 0
@@ -79,18 +85,18 @@ func (c counting) sql() (string, []any, error) {
 	m0, m1 := ceilTo(start, time.Minute), endExcl.Truncate(time.Minute)
 	switch {
 	case !useMinutes || !m0.Before(m1):
-		rawRange(start, endExcl)
+		rawRange("raw", start, endExcl)
 	default:
 		h0, h1 := ceilTo(m0, time.Hour), m1.Truncate(time.Hour)
 		if useHours && h0.Before(h1) {
-			rollup("log_rollup_hour", h0, h1)
-			rollup("log_rollup_minute", m0, h0)
-			rollup("log_rollup_minute", h1, m1)
+			rollup("hours", "log_rollup_hour", h0, h1)
+			rollup("minutes_head", "log_rollup_minute", m0, h0)
+			rollup("minutes_tail", "log_rollup_minute", h1, m1)
 		} else {
-			rollup("log_rollup_minute", m0, m1)
+			rollup("minutes", "log_rollup_minute", m0, m1)
 		}
-		rawRange(start, m0)
-		rawRange(m1, endExcl)
+		rawRange("raw_head", start, m0)
+		rawRange("raw_tail", m1, endExcl)
 	}
 	if len(raw) > 0 {
 		branches = append(branches, "SELECT "+timeExpr("ts")+" AS t, level, source, count(*) AS n FROM logs WHERE ("+
@@ -101,9 +107,9 @@ func (c counting) sql() (string, []any, error) {
 	}
 	inner := strings.Join(branches, " UNION ALL ")
 	if c.groupBy == "" {
-		return "SELECT coalesce(sum(n), 0)::bigint FROM (" + inner + ") s", args, nil
+		return "SELECT coalesce(sum(n), 0)::bigint FROM (" + inner + ") s", []any{args}, nil
 	}
-	return "SELECT " + c.groupBy + ", sum(n)::bigint FROM (" + inner + ") s GROUP BY " + c.groupBy, args, nil
+	return "SELECT " + c.groupBy + ", sum(n)::bigint FROM (" + inner + ") s GROUP BY " + c.groupBy, []any{args}, nil
 }
 
 // total counts the logs in a window matching levels and sources, exactly.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -135,7 +136,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("store: connect to PostgreSQL at %s: %w", target, err)
 	}
 	err = pool.Ping(ctx)
-	if pgCode(err) == "3D000" { // invalid_catalog_name: the database is missing
+	if pgCode(err) == pgerrcode.InvalidCatalogName { // the database is missing
 		if err = createDatabase(ctx, pcfg.ConnConfig, logger); err == nil {
 			err = pool.Ping(ctx)
 		}
@@ -226,10 +227,10 @@ func createDatabase(ctx context.Context, cc *pgx.ConnConfig, logger *slog.Logger
 			return fmt.Errorf("create database %q: %w", name, err)
 		}
 		logger.Info("created database", "database", name)
-	case "42P04": // duplicate_database: a concurrent Open won the race
-	case "23505":
-		// unique_violation on pg_database_datname_index: the same race,
-		// caught one step later inside PostgreSQL.
+	case pgerrcode.DuplicateDatabase: // a concurrent Open won the race
+	case pgerrcode.UniqueViolation:
+		// On pg_database_datname_index: the same race, caught one step
+		// later inside PostgreSQL.
 	default:
 		return fmt.Errorf("create database %q: %w", name, err)
 	}
@@ -250,6 +251,15 @@ func pgCode(err error) string {
 	return ""
 }
 
+// inClass reports whether code belongs to the SQLSTATE class of classCode
+// (the first two characters). pgerrcode's Is<Class> helpers list the codes
+// known when it was generated; comparing the class also covers a code from
+// a newer server or an extension, which must not turn a data error into a
+// retried one.
+func inClass(code, classCode string) bool {
+	return len(code) == 5 && code[:2] == classCode[:2]
+}
+
 // DataError reports an event PostgreSQL cannot store (or the store knows it
 // cannot). IsDataError recognises it.
 type DataError struct {
@@ -259,10 +269,11 @@ type DataError struct {
 func (e *DataError) Error() string { return "store: invalid data: " + e.Reason }
 
 // IsDataError reports whether err means the data itself was rejected: a
-// SQLSTATE class 22 data exception (such as a NUL byte in text, 22021, or
-// invalid jsonb, 22P02), a class 54 limit (a source too long for its index
-// row) or a DataError. Retrying such a batch cannot
-// succeed; the caller should bisect it to isolate the poison event.
+// data exception (SQLSTATE class 22, such as a NUL byte in text,
+// character_not_in_repertoire, or invalid jsonb, invalid_text_representation),
+// a program limit (class 54: a source too long for its index row) or a
+// DataError. Retrying such a batch cannot succeed; the caller should bisect
+// it to isolate the poison event.
 // Connection, timeout and cancellation errors are never data errors.
 func IsDataError(err error) bool {
 	var de *DataError
@@ -270,9 +281,7 @@ func IsDataError(err error) bool {
 		return true
 	}
 	code := pgCode(err)
-	// 22: data exception; 54: program limit exceeded (a value too large for
-	// an index row, for example).
-	return len(code) == 5 && (code[:2] == "22" || code[:2] == "54")
+	return inClass(code, pgerrcode.DataException) || inClass(code, pgerrcode.ProgramLimitExceeded)
 }
 
 // IsQueryError reports whether err is PostgreSQL refusing one query (a bad
@@ -287,11 +296,15 @@ func IsQueryError(err error) bool {
 	if code == "" {
 		return false
 	}
-	switch code[:2] {
-	case "08", "53", "58": // connection, insufficient resources, system error
+	switch {
+	case inClass(code, pgerrcode.ConnectionException),
+		inClass(code, pgerrcode.InsufficientResources),
+		inClass(code, pgerrcode.SystemError):
 		return false
-	case "57":
-		return code == "57014" // query_canceled (statement timeout); 57P0x is the server going away
+	case inClass(code, pgerrcode.OperatorIntervention):
+		// A statement timeout is one query; the rest of the class (57P0x)
+		// is the server going away.
+		return code == pgerrcode.QueryCanceled
 	}
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/logengine/logengine/store/logs"
@@ -111,9 +112,9 @@ func (s *Store) distinctPeriods(events []logs.Event) []time.Time {
 }
 
 // isNoPartition reports PostgreSQL's "no partition of relation found for
-// row" (23514, check_violation).
+// row", a check_violation.
 func isNoPartition(err error) bool {
-	return pgCode(err) == "23514" && strings.Contains(err.Error(), "no partition")
+	return pgCode(err) == pgerrcode.CheckViolation && strings.Contains(err.Error(), "no partition")
 }
 
 // eventRows feeds events to CopyFrom without building a [][]any. Values

@@ -1,0 +1,5 @@
+package ingest
+
+// DLQReplayNamespace lets the tests derive the id a replay gives a letter
+// without one, to check that it is stable.
+var DLQReplayNamespace = dlqReplayNamespace()
