@@ -23,7 +23,7 @@ func TestDLQCommandsOnClusterWithoutTopics(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	cfg := configs.Default()
-	cfg.Kafka.Brokers = strings.Join(c.ListenAddrs(), ",")
+	cfg.Kafka.Brokers = c.ListenAddrs()
 	cfg.Log.Level = "error"
 
 	for _, tc := range []struct {
