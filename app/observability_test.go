@@ -78,7 +78,7 @@ var obsFamilies = []string{
 	"http_requests_total", "http_request_duration_seconds",
 	// Kafka clients (kprom)
 	"kafka_produce_records_total", "kafka_fetch_records_total", "kafka_request_duration_e2e_seconds",
-	"kafka_buffered_produce_records_total", "kafka_buffered_fetch_records_total",
+	"kafka_buffered_produce_records", "kafka_buffered_fetch_records",
 	"kafka_connects_total", "kafka_read_bytes_total", "kafka_write_bytes_total",
 	// Go runtime and process collectors
 	"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_gc_duration_seconds",
@@ -90,9 +90,6 @@ var obsFamilies = []string{
 var obsFailureOnly = []string{
 	"breaker_transitions_total", "kafka_connect_errors_total", "kafka_read_errors_total", "kafka_write_errors_total",
 }
-
-// obsThirdParty are the prefixes of metrics logengine does not name itself.
-var obsThirdParty = []string{"kafka_", "go_", "process_", "promhttp_"}
 
 // obsTraffic sends one round of what a busy pipeline sees: a batch of valid
 // events with one invalid (a rejection and a dead letter), and queries of a
@@ -181,25 +178,18 @@ func TestPromtoolChecksMetrics(t *testing.T) {
 				t.Errorf("no cache hit counted")
 			}
 
+			// Every finding fails, third-party names included: what the
+			// process exports is logengine's to keep clean.
 			cmd := exec.Command(promtool, "check", "metrics")
 			cmd.Stdin = bytes.NewReader(r.raw)
 			out, err := cmd.CombinedOutput()
-			var exit *exec.ExitError
-			switch {
-			case err == nil:
-				return
-			case !errors.As(err, &exit):
-				t.Fatalf("promtool check metrics: %v\n%s", err, out)
-			case exit.ExitCode() != 3: // 3: lint problems; anything else: the exposition is broken
-				t.Fatalf("promtool check metrics: %v\n%s", err, out)
+			if err != nil {
+				t.Errorf("promtool check metrics: %v", err)
 			}
 			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-				name, _, _ := strings.Cut(line, " ")
-				if slices.ContainsFunc(obsThirdParty, func(prefix string) bool { return strings.HasPrefix(name, prefix) }) {
-					t.Logf("promtool, about a third-party metric: %s", line)
-					continue
+				if line != "" {
+					t.Errorf("promtool: %s", line)
 				}
-				t.Errorf("promtool: %s", line)
 			}
 		})
 	}
