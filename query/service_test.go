@@ -3,6 +3,7 @@ package query_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -117,17 +118,10 @@ func TestCacheAsideBreakerAndStale(t *testing.T) {
 	}
 
 	proxy.Restore()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, status, err := short.Search(ctx, q3)
-		if err == nil && status == query.CacheMiss {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after PostgreSQL returned: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && status == query.CacheMiss, fmt.Sprintf("no recovery after PostgreSQL returned: %q %v", status, err)
+	})
 	if got := short.BreakerState(); got != "closed" {
 		t.Errorf("breaker %q after recovery, want closed", got)
 	}
@@ -196,9 +190,9 @@ func TestTooManyConcurrentQueriesAreRefused(t *testing.T) {
 		_, _, err := svc.Search(context.Background(), busy)
 		done <- err
 	}()
-	for cs.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return cs.calls.Load() > 0, "the first query never reached the store"
+	})
 	other := busy
 	other.Size = 11
 	if _, _, err := svc.Search(context.Background(), other); !errors.Is(err, query.ErrBusy) {
