@@ -21,6 +21,7 @@ import (
 	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 )
 
@@ -49,12 +50,43 @@ func openBehindProxy(t *testing.T) (*store.Store, *resiliencetest.Proxy) {
 	return s, proxy
 }
 
+// newCache is a cache on the shared Redis under a key prefix of the
+// test's own, whose keys are deleted at its end.
 func newCache(t *testing.T) *cache.Cache {
 	cfg := cache.DefaultConfig("127.0.0.1:6379")
 	cfg.Prefix = "logengine-test:" + uuid.NewString() + ":"
 	c := cache.New(cfg, discard, prometheus.NewRegistry())
-	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		c.Close()
+		deleteKeys(t, cfg.Addr, cfg.Prefix)
+	})
 	return c
+}
+
+func deleteKeys(t *testing.T, addr, prefix string) {
+	cl, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		t.Errorf("delete the test's cache keys: %v", err)
+		return
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		entry, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Errorf("delete the test's cache keys: %v", err)
+			return
+		}
+		if len(entry.Elements) > 0 {
+			if err := cl.Do(ctx, cl.B().Del().Key(entry.Elements...).Build()).Error(); err != nil {
+				t.Errorf("delete the test's cache keys: %v", err)
+			}
+		}
+		if cursor = entry.Cursor; cursor == 0 {
+			return
+		}
+	}
 }
 
 func sampleEvents(base time.Time, n int) []logs.Event {
