@@ -218,13 +218,18 @@ func KafkaHooks(reg prometheus.Registerer) kgo.Hook {
 	)
 }
 
-// kafkaGaugeNames renames kprom's buffered-record gauges: kprom ends their
+// kafkaGaugeName renames kprom's buffered-record gauges: kprom ends their
 // names in _total, which the naming convention (and promtool) keeps for
 // counters, and has no option to change them. The names follow its
 // buffered-bytes gauges (kafka_buffered_produce_bytes).
-var kafkaGaugeNames = map[string]struct{ name, help string }{
-	"kafka_buffered_produce_records_total": {"kafka_buffered_produce_records", "Records buffered within the Kafka client, not yet acknowledged by the brokers."},
-	"kafka_buffered_fetch_records_total":   {"kafka_buffered_fetch_records", "Records fetched by the Kafka client, not yet polled by the application."},
+func kafkaGaugeName(name string) (newName, help string, ok bool) {
+	switch name {
+	case "kafka_buffered_produce_records_total":
+		return "kafka_buffered_produce_records", "Records buffered within the Kafka client, not yet acknowledged by the brokers.", true
+	case "kafka_buffered_fetch_records_total":
+		return "kafka_buffered_fetch_records", "Records fetched by the Kafka client, not yet polled by the application.", true
+	}
+	return "", "", false
 }
 
 // kafkaRegisterer registers kprom's collectors on the registerer it wraps,
@@ -242,7 +247,7 @@ func (r *kafkaRegisterer) Register(c prometheus.Collector) error {
 	if !ok {
 		return r.Registerer.Register(c)
 	}
-	to, ok := kafkaGaugeNames[fqName(g.Desc())]
+	name, help, ok := kafkaGaugeName(fqName(g.Desc()))
 	if !ok {
 		return r.Registerer.Register(c)
 	}
@@ -256,7 +261,7 @@ func (r *kafkaRegisterer) Register(c prometheus.Collector) error {
 	for _, lp := range m.GetLabel() {
 		labels[lp.GetName()] = lp.GetValue()
 	}
-	renamed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: to.name, Help: to.help, ConstLabels: labels}, func() float64 {
+	renamed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, func() float64 {
 		var m dto.Metric
 		if g.Write(&m) != nil {
 			return 0
