@@ -1,17 +1,24 @@
 package app_test
 
 // Chaos scenarios break Kafka, PostgreSQL, Redis and the processes on
-// purpose while logs flow, then check the store: every accepted log stored
-// exactly once, every rejected one absent or in the DLQ. Each prints one
-// "CHAOS" line; `make chaos` runs them alone and shows those lines.
+// purpose while logs flow, check that the fault really bit (a scenario
+// whose fault never happened proves nothing), then check the store: every
+// accepted log stored exactly once, every rejected one absent or in the
+// DLQ. Each prints one "CHAOS" line; `make chaos` runs them alone and
+// shows those lines.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,6 +57,7 @@ func chaosEvents(n int, run string) []map[string]any {
 // is accepted or the load's deadline passes.
 type loader struct {
 	urls     []string // producers, tried in turn
+	next     int      // index of the next producer to try; only the sending goroutine uses it
 	accepted sync.Map // id → true
 	count    atomic.Int64
 	refusals atomic.Int64
@@ -61,13 +69,12 @@ func newLoader(urls ...string) *loader {
 }
 
 func (l *loader) send(ctx context.Context, events []map[string]any, batch int, pause time.Duration) {
-	next := 0
-	for start := 0; start < len(events); start += batch {
+	for start := 0; start < len(events) && ctx.Err() == nil; start += batch {
 		part := events[start:min(start+batch, len(events))]
 		body, _ := json.Marshal(part)
 		for ctx.Err() == nil {
-			u := l.urls[next%len(l.urls)] + "/api/v1/logs/batch"
-			next++
+			u := l.urls[l.next%len(l.urls)] + "/api/v1/logs/batch"
+			l.next++
 			resp, err := l.client.Post(u, "application/json", bytes.NewReader(body))
 			if err == nil {
 				resp.Body.Close()
@@ -87,16 +94,36 @@ func (l *loader) send(ctx context.Context, events []map[string]any, batch int, p
 }
 
 // sendInBackground sends while the scenario breaks things; wait returns
-// once every batch was accepted or the limit passed.
-func (l *loader) sendInBackground(events []map[string]any, batch int, pause, limit time.Duration) (wait func()) {
+// once every batch was accepted or the limit passed. A test that fails
+// before calling wait stops the load at its end.
+func (l *loader) sendInBackground(t *testing.T, events []map[string]any, batch int, pause, limit time.Duration) (wait func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer cancel()
 		l.send(ctx, events, batch, pause)
 	}()
+	t.Cleanup(func() { cancel(); <-done })
 	return func() { <-done }
+}
+
+// sendUntilStopped sends batches of new events until stop is called, so a
+// scenario can break things while logs are sure to be flowing. stop waits
+// until the batch in flight is accepted (or limit passes), so that every
+// log sent was accepted.
+func (l *loader) sendUntilStopped(t *testing.T, run string, batch int, pause, limit time.Duration) (stop func()) {
+	stopping, stopNow := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; stopping.Err() == nil && ctx.Err() == nil; i++ {
+			l.send(ctx, chaosEvents(batch, fmt.Sprintf("%s-%d", run, i)), batch, pause)
+		}
+	}()
+	stop = sync.OnceFunc(func() { stopNow(); <-done; cancel() })
+	t.Cleanup(func() { cancel(); stop() })
+	return stop
 }
 
 func (l *loader) ids() []string {
@@ -110,7 +137,8 @@ type outcome struct {
 	accepted, stored, duplicates, lost, dlq int
 }
 
-// settle waits until every accepted log is stored (or 90 s pass) and counts.
+// settle waits until every accepted log is stored (failing after 90 s)
+// and counts.
 func settle(t *testing.T, dbURL string, accepted []string, brokers []string, dlqTopic string) outcome {
 	t.Helper()
 	ctx := context.Background()
@@ -120,8 +148,7 @@ func settle(t *testing.T, dbURL string, accepted []string, brokers []string, dlq
 	}
 	defer conn.Close(ctx)
 	o := outcome{accepted: len(accepted)}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	resiliencetest.Eventually(t, 90*time.Second, func() (bool, string) {
 		counts := map[string]int{}
 		rows, err := conn.Query(ctx, "SELECT id::text, count(*) FROM logs GROUP BY id")
 		if err != nil {
@@ -146,11 +173,8 @@ func settle(t *testing.T, dbURL string, accepted []string, brokers []string, dlq
 				o.duplicates += n - 1
 			}
 		}
-		if o.lost == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return o.lost == 0, fmt.Sprintf("accepted %d, stored %d, duplicates %d, lost %d", o.accepted, o.stored, o.duplicates, o.lost)
+	})
 	o.dlq = countTopic(t, brokers, dlqTopic)
 	return o
 }
@@ -215,7 +239,7 @@ func TestChaosKafkaProduceFailures(t *testing.T) {
 		return resp, nil, true
 	})
 	l := newLoader(p.producer)
-	wait := l.sendInBackground(chaosEvents(6000, "kafka"), 50, 20*time.Millisecond, 90*time.Second)
+	wait := l.sendInBackground(t, chaosEvents(6000, "kafka"), 50, 20*time.Millisecond, 90*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	failing.Store(true)
 	time.Sleep(3 * time.Second)
@@ -244,20 +268,21 @@ func TestChaosPostgresOutage(t *testing.T) {
 		c.Consumer.WriteTimeout = 2 * time.Second
 	})
 	l := newLoader(p.producer)
-	wait := l.sendInBackground(chaosEvents(3000, "pg"), 50, 30*time.Millisecond, 90*time.Second)
+	wait := l.sendInBackground(t, chaosEvents(3000, "pg"), 50, 30*time.Millisecond, 90*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	proxy.Cut()
-	sawDown := false
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+	outageEnds := time.After(10 * time.Second)
+	resiliencetest.Eventually(t, 10*time.Second, func() (bool, string) {
 		r := get(t, p.consumer+"/readyz")
 		h := get(t, p.consumer+"/healthz")
-		if r.status == http.StatusServiceUnavailable && h.status == http.StatusServiceUnavailable {
-			sawDown = true
-		}
-	}
-	if !sawDown {
-		t.Errorf("the consumer never reported PostgreSQL down during a 10 s outage")
-	}
+		return r.status == http.StatusServiceUnavailable && h.status == http.StatusServiceUnavailable,
+			fmt.Sprintf("the consumer never reported PostgreSQL down: /readyz %d, /healthz %d", r.status, h.status)
+	})
+	// The fault bit: the consumer's writes failed and were retried.
+	resiliencetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		return p.metric("consumer_write_retries_total") > 0, "no consumer write failed while PostgreSQL was cut"
+	})
+	<-outageEnds
 	proxy.Restore()
 	wait()
 	report(t, "postgres-outage-10s", settle(t, direct, l.ids(), p.app.KafkaBrokers(), p.cfg.Kafka.DLQTopic), 0)
@@ -272,7 +297,7 @@ func TestChaosPoisonRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	wait := l.sendInBackground(chaosEvents(1000, "poison"), 50, 5*time.Millisecond, 90*time.Second)
+	wait := l.sendInBackground(t, chaosEvents(1000, "poison"), 50, 5*time.Millisecond, 90*time.Second)
 	// Poison straight into the topic while valid logs flow: not JSON, an
 	// unknown level, and a NUL that PostgreSQL refuses.
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -298,7 +323,17 @@ func TestChaosPoisonRecords(t *testing.T) {
 		fine = append(fine, id.(string))
 	}
 	wait()
-	report(t, "poison-records", settle(t, p.cfg.Postgres.URL, append(l.ids(), fine...), p.app.KafkaBrokers(), p.cfg.Kafka.DLQTopic), 4)
+	o := settle(t, p.cfg.Postgres.URL, append(l.ids(), fine...), p.app.KafkaBrokers(), p.cfg.Kafka.DLQTopic)
+	// The fault bit: the consumer met the three poison records and set each
+	// aside, rather than the DLQ filling some other way.
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := p.metric("logs_processing_failed_total")
+		return n >= 3, fmt.Sprintf("the consumer set aside %v records, want the 3 poison ones", n)
+	})
+	if n := p.metric("logs_processing_failed_total"); n != 3 {
+		t.Errorf("the consumer set aside %v records, want the 3 poison ones", n)
+	}
+	report(t, "poison-records", o, 4)
 }
 
 func TestChaosRedisOutage(t *testing.T) {
@@ -313,6 +348,7 @@ func TestChaosRedisOutage(t *testing.T) {
 	o := settle(t, p.cfg.Postgres.URL, l.ids(), p.app.KafkaBrokers(), p.cfg.Kafka.DLQTopic)
 	query := p.gateway + "/api/v1/logs?logLevel=ERROR&startTime=" + url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
 	get(t, query)
+	errorsBefore := p.metric("cache_errors_total")
 	proxy.Cut()
 	failures := 0
 	for i := 0; i < 50; i++ {
@@ -323,6 +359,10 @@ func TestChaosRedisOutage(t *testing.T) {
 	}
 	if failures > 0 {
 		t.Errorf("%d of 50 queries failed while Redis was down", failures)
+	}
+	// The fault bit: the queries tried Redis and counted the failures.
+	if errs := p.metric("cache_errors_total"); errs <= errorsBefore {
+		t.Errorf("cache_errors_total went from %v to %v while Redis was down: the outage was never seen", errorsBefore, errs)
 	}
 	h := get(t, p.gateway+"/actuator/health")
 	if h.status != http.StatusOK || h.body["components"].(map[string]any)["redis"].(map[string]any)["status"] != "DOWN" {
@@ -369,11 +409,37 @@ func (c *cluster) url(name string) string { return "http://" + c.addrs[name] }
 
 func (c *cluster) stop(name string) { c.procs[name].stop(c.t) }
 
-func (c *cluster) kill(name string) {
+// kill sends SIGKILL and returns how the process ended.
+func (c *cluster) kill(name string) error {
 	p := c.procs[name]
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	err := <-p.done
 	p.done <- err
+	return err
+}
+
+// scrape returns the value of each series of a counter or gauge on a
+// process's /metrics.
+func scrape(t *testing.T, base, name string) []float64 {
+	t.Helper()
+	r := get(t, base+"/metrics")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %d", base, r.status)
+	}
+	var values []float64
+	for _, line := range strings.Split(string(r.raw), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("%s/metrics: %q: %v", base, line, err)
+		}
+		values = append(values, v)
+	}
+	return values
 }
 
 func (c *cluster) settle(l *loader) outcome {
@@ -386,13 +452,35 @@ func TestChaosConsumerKilledMidBatch(t *testing.T) {
 	c.start("producer", "producer")
 	c.start("consumer", "consumer")
 	l := newLoader(c.url("producer"))
-	wait := l.sendInBackground(chaosEvents(4000, "kill"), 100, 5*time.Millisecond, 90*time.Second)
-	time.Sleep(time.Second)
-	c.kill("consumer")
-	time.Sleep(500 * time.Millisecond)
+	stop := l.sendUntilStopped(t, "kill", 100, 5*time.Millisecond, 90*time.Second)
+	// Kill once the consumer has committed, so that its successor must
+	// resume from those commits.
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		offsets := scrape(t, c.url("consumer"), "consumer_committed_offset")
+		return slices.ContainsFunc(offsets, func(o float64) bool { return o >= 0 }), fmt.Sprintf("committed offsets %v", offsets)
+	})
+	err := c.kill("consumer")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || !exit.Sys().(syscall.WaitStatus).Signaled() || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the consumer did not die of SIGKILL: %v", err)
+	}
+	// Logs keep coming while no consumer runs.
+	before := l.count.Load()
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := l.count.Load() - before
+		return n >= 500, fmt.Sprintf("%d logs accepted since the kill, want 500", n)
+	})
+	stop()
 	c.start("consumer", "consumer")
-	wait()
-	report(t, "consumer-sigkill", c.settle(l), 0)
+	o := c.settle(l)
+	// The restart resumed: it stored what came after the kill, and did not
+	// start again from the beginning of the topic.
+	processed := slices.Max(append(scrape(t, c.url("consumer"), "logs_processed_total"), 0))
+	if records := countTopic(t, c.brokers, c.cfg.Kafka.Topic); processed == 0 || processed >= float64(records) {
+		t.Errorf("the restarted consumer stored %v of the topic's %d records: want those sent after the kill, and fewer than all",
+			processed, records)
+	}
+	report(t, "consumer-sigkill", o, 0)
 }
 
 func TestChaosConsumerJoinsAndLeaves(t *testing.T) {
@@ -401,12 +489,21 @@ func TestChaosConsumerJoinsAndLeaves(t *testing.T) {
 	c.start("producer", "producer")
 	c.start("consumer", "consumer")
 	l := newLoader(c.url("producer"))
-	wait := l.sendInBackground(chaosEvents(4000, "join"), 50, 10*time.Millisecond, 90*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	stop := l.sendUntilStopped(t, "join", 50, 10*time.Millisecond, 90*time.Second)
 	c.start("consumer-2", "consumer")
-	time.Sleep(1500 * time.Millisecond)
+	// The fault bit: the group rebalanced and the newcomer took a share.
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := slices.Max(append(scrape(t, c.url("consumer-2"), "logs_processed_total"), 0))
+		return n > 0, "the second consumer stored nothing: it never got partitions"
+	})
 	c.stop("consumer-2")
-	wait()
+	// Logs keep coming after it left; the first consumer must take them.
+	before := l.count.Load()
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := l.count.Load() - before
+		return n >= 500, fmt.Sprintf("%d logs accepted since the second consumer left, want 500", n)
+	})
+	stop()
 	report(t, "consumer-join-leave", c.settle(l), 0)
 }
 
@@ -419,14 +516,21 @@ func TestChaosRollingRestart(t *testing.T) {
 	c.start("gateway", "gateway")
 	// Two producers behind the client, as behind a load balancer.
 	l := newLoader(c.url("producer"), c.url("producer-2"))
-	wait := l.sendInBackground(chaosEvents(4000, "rolling"), 50, 15*time.Millisecond, 120*time.Second)
-	for _, name := range []string{"producer", "producer-2", "consumer", "gateway"} {
-		time.Sleep(300 * time.Millisecond)
-		role := map[string]string{"producer": "producer", "producer-2": "producer", "consumer": "consumer", "gateway": "gateway"}[name]
-		c.stop(name)
-		c.start(name, role)
+	stop := l.sendUntilStopped(t, "rolling", 50, 15*time.Millisecond, 120*time.Second)
+	// What a restarted role must have done before the next one restarts.
+	works := map[string]string{"producer": "logs_sent_total", "consumer": "logs_processed_total"}
+	for _, r := range []struct{ name, role string }{{"producer", "producer"}, {"producer-2", "producer"}, {"consumer", "consumer"}, {"gateway", "gateway"}} {
+		c.stop(r.name)
+		c.start(r.name, r.role)
+		// The fault bit: the new process took its share of the load.
+		if metric, ok := works[r.role]; ok {
+			resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+				n := slices.Max(append(scrape(t, c.url(r.name), metric), 0))
+				return n > 0, fmt.Sprintf("restarted %s: %s = %v", r.name, metric, n)
+			})
+		}
 	}
-	wait()
+	stop()
 	o := c.settle(l)
 	if r := get(t, c.url("gateway")+"/api/v1/logs/stats"); r.status != http.StatusOK || r.body["totalCount"] != float64(o.stored) {
 		t.Errorf("gateway after restarts: %d %s (stored %d)", r.status, r.raw, o.stored)

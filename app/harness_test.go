@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/logengine/logengine/app"
 	"github.com/logengine/logengine/app/apptest"
 	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/resilience/resiliencetest"
 	"go.uber.org/goleak"
 )
 
@@ -116,21 +118,16 @@ func waitRows(t testing.TB, dbURL string, n int) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	deadline := time.Now().Add(60 * time.Second)
-	var got int
-	for time.Now().Before(deadline) {
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		var got int
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM logs").Scan(&got); err != nil {
 			t.Fatal(err)
 		}
-		if got >= n {
-			if got > n {
-				t.Fatalf("database holds %d logs, want %d", got, n)
-			}
-			return
+		if got > n {
+			t.Fatalf("database holds %d logs, want %d", got, n)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("database holds %d logs after 60s, want %d", got, n)
+		return got == n, fmt.Sprintf("database holds %d logs, want %d", got, n)
+	})
 }
 
 // freeAddr returns a loopback address with a port free right now.
@@ -149,18 +146,27 @@ func freeAddr(t testing.TB) string {
 // caches invalidated and offsets committed (waitRows only sees the rows).
 func (p *pipeline) waitProcessed(n float64) {
 	p.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		mfs, err := p.app.Registry().Gather()
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "logs_processed_total" && mf.GetMetric()[0].GetCounter().GetValue() >= n {
-				return
+	resiliencetest.Eventually(p.t, 60*time.Second, func() (bool, string) {
+		got := p.metric("logs_processed_total")
+		return got >= n, fmt.Sprintf("the consumer finished %v logs, want %v", got, n)
+	})
+}
+
+// metric is the sum of the samples of a counter or gauge in the
+// pipeline's registry, 0 when it has none.
+func (p *pipeline) metric(name string) float64 {
+	p.t.Helper()
+	mfs, err := p.app.Registry().Gather()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	p.t.Fatalf("the consumer did not finish %v logs within 60s", n)
+	return sum
 }

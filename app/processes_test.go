@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logengine/logengine/resilience/resiliencetest"
 )
 
 // buildBinary builds logengine into a temporary directory.
@@ -55,30 +58,27 @@ func startProcess(t *testing.T, bin, name string, args ...string) *process {
 	return p
 }
 
-// waitReady polls /readyz until it answers 200.
+// waitReady polls /readyz until it answers 200; the process's logs are
+// printed at the end of a failed test.
 func waitReady(t *testing.T, p *process, base string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		select {
 		case err := <-p.done:
 			p.done <- err
-			t.Fatalf("%s exited: %v\n%s", p.name, err, p.logs.String())
+			t.Fatalf("%s exited: %v", p.name, err)
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
-		cancel()
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false, fmt.Sprintf("%s not ready: %v", p.name, err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready after 60s\n%s", p.name, p.logs.String())
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%s not ready: /readyz answers %d", p.name, resp.StatusCode)
+	})
 }
 
 // stop sends SIGTERM and expects a clean exit.

@@ -97,11 +97,14 @@ type Cache struct {
 // made on first use and retried while the breaker lets calls through.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Cache {
 	m := metrics.NewCache(reg)
+	// A missing key is a miss and a caller that gave up says nothing about
+	// Redis: neither may open the breaker (a cold cache would switch Redis off).
+	redisDown := func(err error) bool { return !rueidis.IsRedisNil(err) && !errors.Is(err, context.Canceled) }
 	return &Cache{
 		cfg:     cfg,
 		logger:  logger,
 		metrics: m,
-		breaker: resilience.NewBreaker("redis", cfg.Breaker, nil, logger, metrics.NewBreaker(reg)),
+		breaker: resilience.NewBreaker("redis", cfg.Breaker, redisDown, logger, metrics.NewBreaker(reg)),
 	}
 }
 

@@ -128,14 +128,10 @@ func (c *runningConsumer) counter(name string) float64 {
 
 func (c *runningConsumer) waitCounter(t *testing.T, name string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if c.counter(name) >= want {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s = %v after 60s, want %v", name, c.counter(name), want)
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		got := c.counter(name)
+		return got >= want, fmt.Sprintf("%s = %v, want %v", name, got, want)
+	})
 }
 
 func (r *rig) rows() (total, distinct int) {
@@ -308,17 +304,13 @@ func TestRebalanceIsNotBlockedByAnOutage(t *testing.T) {
 	second := r.consume("group", r.store)
 	second.waitCounter(t, "logs_processed_total", 1) // it got partitions despite the retrying member
 	proxy.Restore()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		total, distinct := r.rows()
-		if total == 600 && distinct == 600 {
-			break
-		}
-		if time.Now().After(deadline) || total > 600 {
+		if total > 600 {
 			t.Fatalf("%d rows, %d distinct ids; want 600 and 600", total, distinct)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return total == 600 && distinct == 600, fmt.Sprintf("%d rows, %d distinct ids; want 600 and 600", total, distinct)
+	})
 	first.stop()
 	second.stop()
 }

@@ -5,9 +5,12 @@ package metrics
 
 import (
 	"errors"
+	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 )
@@ -203,6 +206,9 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 // connections, bytes, records, request latency, buffered records) on reg,
 // labelled with the client id, so producer and consumer can share reg.
 func KafkaHooks(reg prometheus.Registerer) kgo.Hook {
+	if reg != nil {
+		reg = &kafkaRegisterer{Registerer: reg, renamed: map[prometheus.Collector]prometheus.Collector{}}
+	}
 	return kprom.NewMetrics("kafka",
 		kprom.Registerer(reg),
 		kprom.WithClientLabel(),
@@ -210,4 +216,95 @@ func KafkaHooks(reg prometheus.Registerer) kgo.Hook {
 		kprom.Buckets(LatencyBuckets()),
 		kprom.FetchAndProduceDetail(kprom.ByTopic, kprom.Records, kprom.Batches, kprom.UncompressedBytes, kprom.ConsistentNaming),
 	)
+}
+
+// kafkaGaugeName renames kprom's buffered-record gauges: kprom ends their
+// names in _total, which the naming convention (and promtool) keeps for
+// counters, and has no option to change them. The names follow its
+// buffered-bytes gauges (kafka_buffered_produce_bytes).
+func kafkaGaugeName(name string) (newName, help string, ok bool) {
+	switch name {
+	case "kafka_buffered_produce_records_total":
+		return "kafka_buffered_produce_records", "Records buffered within the Kafka client, not yet acknowledged by the brokers.", true
+	case "kafka_buffered_fetch_records_total":
+		return "kafka_buffered_fetch_records", "Records fetched by the Kafka client, not yet polled by the application.", true
+	}
+	return "", "", false
+}
+
+// kafkaRegisterer registers kprom's collectors on the registerer it wraps,
+// the buffered-record gauges under their new names. kprom registers a
+// client's collectors when the client starts and unregisters the same
+// values when it closes, so the replacements are remembered until then.
+type kafkaRegisterer struct {
+	prometheus.Registerer
+	mu      sync.Mutex
+	renamed map[prometheus.Collector]prometheus.Collector // kprom's → registered
+}
+
+func (r *kafkaRegisterer) Register(c prometheus.Collector) error {
+	g, ok := c.(prometheus.GaugeFunc)
+	if !ok {
+		return r.Registerer.Register(c)
+	}
+	name, help, ok := kafkaGaugeName(fqName(g.Desc()))
+	if !ok {
+		return r.Registerer.Register(c)
+	}
+	// A GaugeFunc's labels are all constant (kprom's client_id): read them
+	// once to give the replacement the same.
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return err
+	}
+	labels := prometheus.Labels{}
+	for _, lp := range m.GetLabel() {
+		labels[lp.GetName()] = lp.GetValue()
+	}
+	renamed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, func() float64 {
+		var m dto.Metric
+		if g.Write(&m) != nil {
+			return 0
+		}
+		return m.GetGauge().GetValue()
+	})
+	if err := r.Registerer.Register(renamed); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.renamed[c] = renamed
+	return nil
+}
+
+func (r *kafkaRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r *kafkaRegisterer) Unregister(c prometheus.Collector) bool {
+	r.mu.Lock()
+	if renamed, ok := r.renamed[c]; ok {
+		delete(r.renamed, c)
+		c = renamed
+	}
+	r.mu.Unlock()
+	return r.Registerer.Unregister(c)
+}
+
+// fqName is a descriptor's metric name. Desc keeps it unexported; its
+// String form is the only way to it.
+func fqName(d *prometheus.Desc) string {
+	s := d.String()
+	const start = `fqName: "`
+	i := strings.Index(s, start)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(start):]
+	name, _, _ := strings.Cut(s, `"`)
+	return name
 }

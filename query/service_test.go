@@ -3,6 +3,7 @@ package query_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 )
 
@@ -48,12 +50,43 @@ func openBehindProxy(t *testing.T) (*store.Store, *resiliencetest.Proxy) {
 	return s, proxy
 }
 
+// newCache is a cache on the shared Redis under a key prefix of the
+// test's own, whose keys are deleted at its end.
 func newCache(t *testing.T) *cache.Cache {
 	cfg := cache.DefaultConfig()
 	cfg.Prefix = "logengine-test:" + uuid.NewString() + ":"
 	c := cache.New(cfg, discard, prometheus.NewRegistry())
-	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		c.Close()
+		deleteKeys(t, cfg.Addr, cfg.Prefix)
+	})
 	return c
+}
+
+func deleteKeys(t *testing.T, addr, prefix string) {
+	cl, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		t.Errorf("delete the test's cache keys: %v", err)
+		return
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		entry, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Errorf("delete the test's cache keys: %v", err)
+			return
+		}
+		if len(entry.Elements) > 0 {
+			if err := cl.Do(ctx, cl.B().Del().Key(entry.Elements...).Build()).Error(); err != nil {
+				t.Errorf("delete the test's cache keys: %v", err)
+			}
+		}
+		if cursor = entry.Cursor; cursor == 0 {
+			return
+		}
+	}
 }
 
 func sampleEvents(base time.Time, n int) []logs.Event {
@@ -119,17 +152,10 @@ func TestCacheAsideBreakerAndStale(t *testing.T) {
 	}
 
 	proxy.Restore()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, status, err := short.Search(ctx, q3)
-		if err == nil && status == query.CacheMiss {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after PostgreSQL returned: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && status == query.CacheMiss, fmt.Sprintf("no recovery after PostgreSQL returned: %q %v", status, err)
+	})
 	if got := short.BreakerState(); got != "closed" {
 		t.Errorf("breaker %q after recovery, want closed", got)
 	}
@@ -198,9 +224,9 @@ func TestTooManyConcurrentQueriesAreRefused(t *testing.T) {
 		_, _, err := svc.Search(context.Background(), busy)
 		done <- err
 	}()
-	for cs.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return cs.calls.Load() > 0, "the first query never reached the store"
+	})
 	other := busy
 	other.Size = 11
 	if _, _, err := svc.Search(context.Background(), other); !errors.Is(err, query.ErrBusy) {

@@ -48,6 +48,10 @@ func NewBreaker(name string, cfg BreakerConfig, isFailure func(error) bool, logg
 	cb := circuitbreaker.NewBuilder[any]().
 		HandleIf(func(_ any, err error) bool { return err != nil && isFailure(err) }).
 		WithFailureThreshold(uint(max(cfg.Failures, 1))).
+		// One probe when half-open, which alone closes or reopens the
+		// breaker; without it failsafe-go lets Failures probes through and
+		// reopens only when all of them failed.
+		WithSuccessThreshold(1).
 		WithDelay(cfg.Delay).
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
 			var v float64

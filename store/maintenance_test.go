@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/resilience/resiliencetest"
 	"github.com/logengine/logengine/store"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
@@ -514,18 +515,14 @@ func TestRunMaintenance(t *testing.T) {
 	go func() {
 		done <- s.RunMaintenance(ctx)
 	}()
-	deadline := time.Now().Add(time.Minute)
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { stop() }) // also when the wait below fails
 	// Both of the closed partition's indexes, each built and valid.
-	for len(ginIndexes(t, conn)) < 2 || queryInt(t, conn, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") != 0 {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatal("RunMaintenance built no index in a minute")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
+	resiliencetest.Eventually(t, time.Minute, func() (bool, string) {
+		gin, invalid := len(ginIndexes(t, conn)), queryInt(t, conn, "SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+		return gin >= 2 && invalid == 0, fmt.Sprintf("RunMaintenance built %d GIN indexes (want 2), %d invalid", gin, invalid)
+	})
+	if err := stop(); err != nil {
 		t.Errorf("RunMaintenance: %v", err)
 	}
 	checkClosedIndexes(t, conn, hourly(closed))

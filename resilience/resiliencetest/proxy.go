@@ -1,6 +1,7 @@
 // Package resiliencetest has a TCP proxy that tests put between logengine
 // and a real dependency (PostgreSQL, Redis) to cut or stall the connection,
-// so outages are tested without stopping the shared servers.
+// so outages are tested without stopping the shared servers, and
+// Eventually, the one way tests wait for a condition.
 package resiliencetest
 
 import (
