@@ -31,8 +31,8 @@ func TestDLQCommandsOnClusterWithoutTopics(t *testing.T) {
 		cmd  func(context.Context, configs.Config, app.DLQOptions, io.Writer) error
 		want string
 	}{
-		{"list", app.DLQList, "topic log-events-dlq does not exist on " + cfg.Kafka.Brokers},
-		{"replay", app.DLQReplay, "topics log-events-dlq, log-events do not exist on " + cfg.Kafka.Brokers},
+		{"list", app.DLQList, "topic log-events-dlq does not exist on " + strings.Join(cfg.Kafka.Brokers, ",")},
+		{"replay", app.DLQReplay, "topics log-events-dlq, log-events do not exist on " + strings.Join(cfg.Kafka.Brokers, ",")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

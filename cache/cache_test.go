@@ -102,7 +102,8 @@ func (r *redis) int(t *testing.T, key string) int64 {
 // opens after 3 failures and probes again after 20 ms.
 func newCache(t *testing.T, r *redis, addr string) (*cache.Cache, *prometheus.Registry) {
 	t.Helper()
-	cfg := cache.DefaultConfig(addr)
+	cfg := cache.DefaultConfig()
+	cfg.Addr = addr
 	cfg.Prefix = r.prefix
 	cfg.Breaker = resilience.BreakerConfig{Failures: 3, Delay: 20 * time.Millisecond}
 	reg := prometheus.NewRegistry()
@@ -154,7 +155,7 @@ func TestNilCacheAlwaysMissesAndDoesNothing(t *testing.T) {
 		t.Error("Ping on a nil cache: no error, want one (no cache configured)")
 	}
 	c.Close()
-	if k := c.Key("search", "a"); !strings.HasPrefix(k, cache.DefaultConfig("").Prefix+"search:") {
+	if k := c.Key("search", "a"); !strings.HasPrefix(k, cache.DefaultConfig().Prefix+"search:") {
 		t.Errorf("Key on a nil cache: %q, want the default prefix", k)
 	}
 }
@@ -301,7 +302,7 @@ func TestInvalidateChangesTheEpochsOfItsHoursOnly(t *testing.T) {
 		t.Errorf("%s = %d after one Invalidate (two times in the hour), want 1", epochKey, n)
 	}
 	ttl, err := r.cl.Do(ctx, r.cl.B().Pttl().Key(epochKey).Build()).AsInt64()
-	if err != nil || ttl <= 0 || ttl > cache.DefaultConfig("").EpochTTL.Milliseconds() {
+	if err != nil || ttl <= 0 || ttl > cache.DefaultConfig().EpochTTL.Milliseconds() {
 		t.Errorf("PTTL of the epoch: %d %v, want within the epoch TTL", ttl, err)
 	}
 }
