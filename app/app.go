@@ -100,9 +100,6 @@ func (a *App) Addr(r Role) string {
 // KafkaBrokers are the brokers in use (the embedded one's address included).
 func (a *App) KafkaBrokers() []string { return a.kafka.Brokers }
 
-// EmbeddedBroker is the in-process broker, or nil.
-func (a *App) EmbeddedBroker() *ingest.EmbeddedBroker { return a.broker }
-
 // started is what a module leaves behind: the loops that run until the
 // process stops (any one failing stops it) and what releases its
 // resources, called in reverse start order at shutdown.

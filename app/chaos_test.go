@@ -32,6 +32,7 @@ import (
 	"github.com/logengine/logengine/resilience/resiliencetest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -210,8 +211,16 @@ func report(t *testing.T, scenario string, o outcome, wantDLQ int) {
 
 func TestChaosKafkaProduceFailures(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, func(c *configs.Config) { c.Producer.Timeout = time.Second })
-	cluster := p.app.EmbeddedBroker().Cluster()
+	// A broker of the test's own, so it can make Kafka fail on purpose.
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	p := startPipeline(t, func(c *configs.Config) {
+		c.Producer.Timeout = time.Second
+		c.Kafka.Brokers = cluster.ListenAddrs()
+	})
 	var failing atomic.Bool
 	var failed atomic.Int64
 	// While failing, every produce is answered NOT_ENOUGH_REPLICAS, as a

@@ -123,9 +123,6 @@ func StartEmbeddedBroker(addr string) (*EmbeddedBroker, error) {
 // Addrs are the broker's listen addresses, for --kafka-brokers.
 func (b *EmbeddedBroker) Addrs() []string { return b.cluster.ListenAddrs() }
 
-// Cluster exposes the fake cluster to tests that inject faults.
-func (b *EmbeddedBroker) Cluster() *kfake.Cluster { return b.cluster }
-
 // Close stops the broker.
 func (b *EmbeddedBroker) Close() { b.cluster.Close() }
 
