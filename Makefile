@@ -9,13 +9,13 @@ ROLE    ?=
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build services check bench chaos loadtest bench-store clean
+.PHONY: help run test build services check bench chaos loadtest bench-e2e clean
 
 ## help: list the targets (what `make` alone does)
 help:
 	@echo 'usage: make <target> [VAR=value ...]'
 	@echo
-	@awk 'match($$0, /^## [a-z][a-z-]*: /) { printf "  %-12s %s\n", substr($$0, 4, RLENGTH - 5), substr($$0, RLENGTH + 1) }' $(MAKEFILE_LIST)
+	@awk 'match($$0, /^## [a-z][a-z0-9-]*: /) { printf "  %-12s %s\n", substr($$0, 4, RLENGTH - 5), substr($$0, RLENGTH + 1) }' $(MAKEFILE_LIST)
 	@echo
 	@echo 'Every serve flag can also be set as LOGENGINE_<FLAG> (e.g. LOGENGINE_KAFKA_BROKERS); see README.md.'
 
@@ -51,11 +51,17 @@ chaos: services
 	grep -o 'CHAOS .*' $$out || true; \
 	if [ $$status -ne 0 ]; then cat $$out; fi; rm -f $$out; exit $$status
 
-## bench-store: storage at scale: query latency, ingest, bytes per log (ROWS=1000000)
-# ROWS logs over 7 days in a scratch database (logengine_bench, dropped after).
-ROWS ?= 1000000
-bench-store: services
-	$(GO) run ./store/benchstore -rows=$(ROWS)
+## bench-e2e: storage benchmark: a week of logs through the pipeline, 8 uncached queries, bytes per log (LOGS=2000000)
+# Starts serve --role=all on a fresh database, runs logengine bench against it and stops it.
+LOGS     ?= 2000000
+BENCH_DB ?= postgres://postgres@127.0.0.1:5432/logengine_bench?sslmode=disable
+bench-e2e: build services
+	@psql -h 127.0.0.1 -U postgres -qc 'DROP DATABASE IF EXISTS logengine_bench WITH (FORCE)' >/dev/null 2>&1 || true
+	@log=$$(mktemp); ./$(BIN) serve --role=all --postgres-url='$(BENCH_DB)' --cache-prefix=logengine-bench: --log-level=warn $(ARGS) > $$log 2>&1 & pid=$$!; \
+	for i in $$(seq 1 60); do curl -sf http://127.0.0.1:8080/readyz >/dev/null && curl -sf http://127.0.0.1:8082/readyz >/dev/null && break; sleep 1; done; \
+	./$(BIN) bench --logs=$(LOGS) --postgres-url='$(BENCH_DB)' --server-pid=$$pid; status=$$?; \
+	kill -TERM $$pid; wait $$pid; \
+	if [ $$status -ne 0 ]; then tail -20 $$log; fi; rm -f $$log; exit $$status
 
 ## loadtest: 60 s of load against a fresh whole pipeline, then its report (LOADTEST_FLAGS=...)
 # Starts serve --role=all on a fresh database, loads it with logs and queries, prints

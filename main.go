@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/logengine/logengine/app"
+	"github.com/logengine/logengine/app/bench"
 	"github.com/logengine/logengine/app/loadtest"
 	"github.com/logengine/logengine/configs"
 	"github.com/spf13/cobra"
@@ -63,11 +64,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	cfg.RegisterMigrateFlags(migrate.Flags())
+	var exp app.ExportOptions
+	export := &cobra.Command{
+		Use:   "export",
+		Short: "Write stored logs as JSON lines, oldest first, for a window and the search filters",
+		Long: "export reads the logs a search would select, oldest first, and writes one JSON object per line\n" +
+			"(the fields of the search API). The blocks logs are stored in cannot be read by SQL: this is the\n" +
+			"way to load logs into a table, another tool or a file.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return app.Export(cmd.Context(), cfg, exp, stdout)
+		},
+	}
+	cfg.RegisterMigrateFlags(export.Flags())
+	ef := export.Flags()
+	ef.StringVar(&exp.Start, "start", "", "first time, RFC 3339 (default: the oldest log)")
+	ef.StringVar(&exp.End, "end", "", "last time, RFC 3339, inclusive (default: the newest log)")
+	ef.StringSliceVar(&exp.Levels, "level", nil, "only these levels (comma list)")
+	ef.StringSliceVar(&exp.Sources, "source", nil, "only these sources (comma list)")
+	ef.StringVar(&exp.Keyword, "keyword", "", "only messages containing this, case-insensitively")
+	ef.StringVar(&exp.TraceID, "trace-id", "", "only this trace id")
+	ef.StringArrayVar(&exp.Meta, "meta", nil, "only logs whose metadata key has this value: key=value (repeatable)")
 	root.AddCommand(
 		serve,
 		migrate,
+		export,
 		dlqCommand(&cfg, stdout),
 		loadtestCommand(stdout),
+		benchCommand(stdout),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -113,6 +137,35 @@ func dlqCommand(cfg *configs.Config, stdout io.Writer) *cobra.Command {
 		},
 	)
 	return dlq
+}
+
+// benchCommand is the storage benchmark against a running pipeline.
+func benchCommand(stdout io.Writer) *cobra.Command {
+	cfg := bench.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Storage benchmark: send a week of logs to a running pipeline, query it uncached, report speed and size",
+		Long: "bench sends --logs realistic logs spread over the last 7 days through the batch API, waits until every one is\n" +
+			"countable, runs eight queries without the cache (Cache-Control: no-cache) and checks each answer exactly, then\n" +
+			"reports ingest logs/s, freshness, bytes per log (database size plus WAL written, once merged) and peak RSS.\n" +
+			"Run it against a fresh database: make bench-e2e does.",
+		Args:              cobra.NoArgs,
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil }, // a client: no server settings
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.Run(cmd.Context(), cfg, stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ProducerURL, "producer-url", cfg.ProducerURL, "producer base URL")
+	f.StringVar(&cfg.GatewayURL, "gateway-url", cfg.GatewayURL, "gateway base URL")
+	f.StringVar(&cfg.PostgresURL, "postgres-url", cfg.PostgresURL, "the pipeline's database, to measure its size")
+	f.IntVar(&cfg.Logs, "logs", cfg.Logs, "logs to send")
+	f.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "logs per request")
+	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "requests at once")
+	f.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "runs of each query")
+	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated logs")
+	f.IntVar(&cfg.ServerPID, "server-pid", cfg.ServerPID, "pid of the local server whose peak RSS to report")
+	return cmd
 }
 
 // loadtestCommand drives a running pipeline with generated logs and

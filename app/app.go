@@ -303,13 +303,14 @@ func (a *App) initConsumer() (started, error) {
 	cc.ShutdownTimeout = a.cfg.HTTP.ShutdownTimeout
 	cc.Invalidate = a.cache.Invalidate // a nil cache does nothing
 	cc.Tracer = a.tracer()
+	cc.DeleteStored = a.broker != nil
 	c, err := ingest.NewConsumer(cc, a.kafka, a.store, p, a.logger.With("role", RoleConsumer), a.reg)
 	if err != nil {
 		return st, err
 	}
 	a.consumer = c
 	// Consumers keep the partitions; the store's lock lets one at a time.
-	st.runs = append(st.runs, c.Run, a.store.RunMaintenance)
+	st.runs = append(st.runs, c.Run, a.store.RunMaintenance, a.store.RunMerger)
 	health := []component{
 		{name: "kafka", required: true, check: c.Ping},
 		{name: "postgres", required: true, check: func(ctx context.Context) error {

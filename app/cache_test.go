@@ -118,3 +118,33 @@ func TestQueriesSucceedWhileRedisStalls(t *testing.T) {
 	}
 	proxy.Restore()
 }
+
+// Cache-Control: no-cache skips the cache read (the answer is the store's,
+// X-Cache MISS) and refreshes the entry, so the next plain request hits.
+func TestNoCacheHeaderReadsTheStore(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t, func(c *configs.Config) { c.Gateway.CacheTTL = time.Hour })
+	postJSON(t, p.producer+"/api/v1/logs", map[string]any{"level": "INFO", "source": "fresh", "message": "one"})
+	p.waitRows(1)
+	start := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
+	end := time.Now().UTC().Add(10 * time.Minute).Truncate(time.Second)
+	q := p.gateway + "/api/v1/logs?" + windowQuery(start, end)
+	if r := get(t, q); r.header.Get("X-Cache") != "MISS" || r.body["totalElements"] != 1.0 {
+		t.Fatalf("first: X-Cache %q %s", r.header.Get("X-Cache"), r.raw)
+	}
+	postJSON(t, p.producer+"/api/v1/logs", map[string]any{"level": "INFO", "source": "fresh", "message": "two"})
+	p.waitRows(2)
+	if r := get(t, q); r.header.Get("X-Cache") != "HIT" || r.body["totalElements"] != 1.0 {
+		t.Fatalf("cached: X-Cache %q %s", r.header.Get("X-Cache"), r.raw)
+	}
+	for _, cc := range []string{"no-cache", "max-age=0", "private, no-store"} {
+		r := do(t, "GET", q, "", nil, "Cache-Control", cc)
+		if r.header.Get("X-Cache") != "MISS" || r.body["totalElements"] != 2.0 {
+			t.Errorf("Cache-Control: %s: X-Cache %q %s", cc, r.header.Get("X-Cache"), r.raw)
+		}
+	}
+	// The fresh answer replaced the cached one.
+	if r := get(t, q); r.header.Get("X-Cache") != "HIT" || r.body["totalElements"] != 2.0 {
+		t.Errorf("after no-cache: X-Cache %q %s", r.header.Get("X-Cache"), r.raw)
+	}
+}

@@ -26,10 +26,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/resilience/resiliencetest"
+	"github.com/logengine/logengine/store/storetest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -142,28 +142,12 @@ type outcome struct {
 // and counts.
 func settle(t *testing.T, dbURL string, accepted []string, brokers []string, dlqTopic string) outcome {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	o := outcome{accepted: len(accepted)}
 	resiliencetest.Eventually(t, 90*time.Second, func() (bool, string) {
 		counts := map[string]int{}
-		rows, err := conn.Query(ctx, "SELECT id::text, count(*) FROM logs GROUP BY id")
-		if err != nil {
-			t.Fatal(err)
+		for _, e := range storetest.StoredLogs(t, dbURL) {
+			counts[e.ID.String()]++
 		}
-		for rows.Next() {
-			var id string
-			var n int
-			if err := rows.Scan(&id, &n); err != nil {
-				t.Fatal(err)
-			}
-			counts[id] = n
-		}
-		rows.Close()
 		o.stored, o.duplicates, o.lost = 0, 0, 0
 		for _, id := range accepted {
 			switch n := counts[id]; {
@@ -308,12 +292,12 @@ func TestChaosPoisonRecords(t *testing.T) {
 	defer cl.Close()
 	wait := l.sendInBackground(t, chaosEvents(1000, "poison"), 50, 5*time.Millisecond, 90*time.Second)
 	// Poison straight into the topic while valid logs flow: not JSON, an
-	// unknown level, and a NUL that PostgreSQL refuses.
+	// unknown level, and a NUL in a source, which PostgreSQL refuses.
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	poison := [][]byte{
 		[]byte("definitely not json"),
 		[]byte(`{"id":"` + uuid.NewString() + `","timestamp":"` + now + `","level":"LOUD","source":"x","message":"m"}`),
-		[]byte(`{"id":"` + uuid.NewString() + `","timestamp":"` + now + `","level":"INFO","source":"x","message":"nul \u0000 here"}`),
+		[]byte(`{"id":"` + uuid.NewString() + `","timestamp":"` + now + `","level":"INFO","source":"x\u0000y","message":"nul in the source"}`),
 	}
 	for _, v := range poison {
 		if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: []byte("chaos-1"), Value: v}).FirstErr(); err != nil {

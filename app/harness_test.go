@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/app"
 	"github.com/logengine/logengine/app/apptest"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/resilience/resiliencetest"
+	"github.com/logengine/logengine/store/storetest"
 	"go.uber.org/goleak"
 )
 
@@ -112,17 +111,8 @@ func (p *pipeline) waitRows(n int) {
 
 func waitRows(t testing.TB, dbURL string, n int) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
-		var got int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM logs").Scan(&got); err != nil {
-			t.Fatal(err)
-		}
+		got := int(storetest.StoredCount(t, dbURL))
 		if got > n {
 			t.Fatalf("database holds %d logs, want %d", got, n)
 		}

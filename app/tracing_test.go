@@ -1,15 +1,14 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/app"
+	"github.com/logengine/logengine/store/storetest"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -17,16 +16,11 @@ import (
 // storedTraceID reads the trace_id column of the only stored log.
 func storedTraceID(t *testing.T, dbURL string) string {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
+	stored := storetest.StoredLogs(t, dbURL)
+	if len(stored) != 1 {
+		t.Fatalf("%d logs stored, want 1", len(stored))
 	}
-	defer conn.Close(context.Background())
-	var id string
-	if err := conn.QueryRow(context.Background(), "SELECT trace_id FROM logs").Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return stored[0].TraceID
 }
 
 // TestOneLogIsOneTrace: one ingest request gives one connected trace, from

@@ -15,9 +15,11 @@ import (
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/resilience"
+	"github.com/logengine/logengine/store"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -28,7 +30,12 @@ import (
 // Store is where the consumer writes batches. WriteBatch must be idempotent
 // on the event id and atomic: all of the batch or nothing.
 type Store interface {
-	WriteBatch(ctx context.Context, events []logs.Event) (inserted int64, err error)
+	// Write stores a batch with the offsets it advances, exactly once.
+	Write(ctx context.Context, b store.Batch) (stored int64, err error)
+	// Check tells whether Write would take a batch, storing nothing.
+	Check(ctx context.Context, b store.Batch) error
+	// Offsets are the next offsets of the partitions the store holds.
+	Offsets(ctx context.Context, topic string) (map[int32]int64, error)
 }
 
 // ConsumerConfig shapes the consumer loop.
@@ -56,6 +63,11 @@ type ConsumerConfig struct {
 	// Tracer records a consume span per record, child of the producer's
 	// span found in the record headers, and a write span per batch.
 	Tracer trace.TracerProvider
+	// DeleteStored deletes the records of the log topic once they are
+	// stored and committed (Kafka's DeleteRecords), so that a broker that
+	// keeps everything in memory (the embedded one) holds only what is not
+	// stored yet. A real cluster keeps its own retention instead.
+	DeleteStored bool
 }
 
 // DefaultConsumerConfig is the configuration with nothing set.
@@ -115,6 +127,9 @@ type Consumer struct {
 	// rebalancing is set when the group waits for this member to let a
 	// rebalance through; retries stop so the wait stays short.
 	rebalancing atomic.Bool
+	// assigned is set when partitions were assigned: before the next
+	// batch, fetching moves to the offsets the store holds for them.
+	assigned atomic.Bool
 	// For the lag metric, per partition: the end of the partition at the
 	// last fetch, and the next offset to commit. Group callbacks touch
 	// them too, hence the mutex.
@@ -144,7 +159,10 @@ func NewConsumer(cfg ConsumerConfig, kafka KafkaConfig, store Store, dlq DeadLet
 		// no partition changes hands with work in flight.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalancing.Store(true) }),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) { c.trackPartitions(assigned, true) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			c.trackPartitions(assigned, true)
+			c.assigned.Store(true)
+		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) { c.trackPartitions(revoked, false) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { c.trackPartitions(lost, false) }),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -175,6 +193,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.cl.CloseAllowingRebalance()
 	for {
 		records, err := c.poll(ctx)
+		if c.assigned.Swap(false) {
+			records = c.seekStored(ctx, records)
+		}
 		if len(records) > 0 {
 			// The last batch is finished even when ctx ended while polling:
 			// a fresh context bounds it by the shutdown grace period.
@@ -238,6 +259,35 @@ func (c *Consumer) poll(ctx context.Context) ([]*kgo.Record, error) {
 	return records, nil
 }
 
+// seekStored moves fetching to the offsets stored with the logs, for the
+// partitions this member was given (the store, not the group, knows what
+// is stored), and drops the polled records below them. It runs before
+// AllowRebalance, while no revoke can run. Should the store not answer,
+// the group's offsets stand: the store skips what it holds anyway.
+func (c *Consumer) seekStored(ctx context.Context, polled []*kgo.Record) []*kgo.Record {
+	stored, err := c.store.Offsets(ctx, c.kafka.Topic)
+	if err != nil {
+		c.logger.Warn("reading the stored offsets failed; resuming from the group's", "err", err)
+		return polled
+	}
+	seek := map[int32]kgo.EpochOffset{}
+	for p, off := range stored {
+		seek[p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+	}
+	// SetOffsets skips the partitions this member does not consume.
+	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{c.kafka.Topic: seek})
+	kept := polled[:0]
+	for _, r := range polled {
+		if r.Topic != c.kafka.Topic || r.Offset >= stored[r.Partition] {
+			kept = append(kept, r)
+		}
+	}
+	if skipped := len(polled) - len(kept); skipped > 0 {
+		c.logger.Info("skipped records the store holds already", "records", skipped)
+	}
+	return kept
+}
+
 // rewind moves fetching back to the first record of each partition of an
 // abandoned batch. It runs before AllowRebalance, while no revoke can run.
 func (c *Consumer) rewind(records []*kgo.Record) {
@@ -260,25 +310,49 @@ func (c *Consumer) rewind(records []*kgo.Record) {
 // no record is skipped silently and none blocks its partition.
 func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 	start := time.Now()
-	events := make([]logs.Event, 0, len(records))
+	batch := store.Batch{Events: make([]logs.Event, 0, len(records)), Positions: make([]logs.Position, 0, len(records))}
 	origin := make([]*kgo.Record, 0, len(records))
 	var letters []DeadLetter
 	for _, r := range records {
+		pos := logs.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 		ev, err := event.Decode(r.Value)
 		if err != nil {
 			letters = append(letters, letterFrom(r, ReasonDecode, err))
+			batch.Consumed = append(batch.Consumed, pos)
 			continue
 		}
-		events = append(events, ev)
+		batch.Events = append(batch.Events, ev)
+		batch.Positions = append(batch.Positions, pos)
 		origin = append(origin, r)
 	}
+	events := batch.Events
 	wctx, endSpans := c.traceBatch(ctx, origin)
-	refused, err := c.storeIsolating(wctx, events)
+	stored, err := c.storeRetrying(wctx, batch)
+	var refused []refusal
+	if c.cfg.IsDataError(err) {
+		// The store refuses some events: find them, send them to the DLQ
+		// first (a redelivery would skip them once the offsets pass
+		// them), then store the rest.
+		if refused, err = c.isolate(wctx, batch); err == nil {
+			for _, i := range refused {
+				letters = append(letters, letterFrom(origin[i.index], ReasonStore, i.err))
+			}
+			if err = c.deadLetters(ctx, letters); err == nil {
+				letters = nil
+				stored, err = c.storeRetrying(wctx, withoutRefused(batch, refused))
+			}
+		}
+	}
 	endSpans(err)
 	if err != nil {
 		return err
 	}
-	if c.cfg.Invalidate != nil && len(events) > len(refused) {
+	// Records that are not events are refused again on redelivery, so
+	// their letters may follow the batch.
+	if err := c.deadLetters(ctx, letters); err != nil {
+		return err
+	}
+	if c.cfg.Invalidate != nil && stored > 0 {
 		times := make([]time.Time, len(events))
 		for i := range events {
 			times[i] = events[i].Timestamp
@@ -287,33 +361,21 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 			c.logger.Debug("cache invalidation failed; it is caught up later", "err", err)
 		}
 	}
-	for _, i := range refused {
-		letters = append(letters, letterFrom(origin[i.index], ReasonStore, i.err))
-	}
-	if len(letters) > 0 {
-		err := resilience.Retry(ctx, c.cfg.Retry, func(error) bool { return !c.rebalancing.Load() }, func(attempt int, err error) {
-			c.logger.Warn("retrying DLQ write", "attempt", attempt, "err", err)
-		}, func(ctx context.Context) error {
-			return c.dlqPub.WriteDeadLetters(ctx, letters)
-		})
-		if err != nil && c.rebalancing.Load() && ctx.Err() == nil {
-			return errRebalance
-		}
-		if err != nil {
-			return fmt.Errorf("write %d records to the DLQ: %w", len(letters), err)
-		}
-		c.metrics.ProcessingFailed.Add(float64(len(letters)))
-	}
 	if err := c.cl.CommitRecords(ctx, records...); err != nil {
-		// The batch is stored; redelivery will insert nothing twice.
+		// The batch and its offsets are stored; a redelivery stores
+		// nothing twice.
 		c.metrics.CommitFailures.Inc()
 		c.logger.Warn("offset commit failed; the batch will be redelivered", "err", err)
 	} else {
 		c.reportCommitted(records)
+		if c.cfg.DeleteStored {
+			c.deleteStored(ctx, records)
+		}
 	}
 	now := time.Now()
-	stored := len(events) - len(refused)
-	c.metrics.Processed.Add(float64(stored))
+	// Processed counts the events handled: stored now, or found stored
+	// already (a redelivery).
+	c.metrics.Processed.Add(float64(len(events) - len(refused)))
 	c.metrics.BatchSize.Observe(float64(len(records)))
 	c.metrics.FlushDuration.Observe(now.Sub(start).Seconds())
 	for i := range events {
@@ -321,7 +383,7 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 			c.metrics.EndToEnd.Observe(now.Sub(events[i].ReceivedAt).Seconds())
 		}
 	}
-	c.logger.Info("batch stored", "records", len(records), "stored", stored, "dlq", len(letters),
+	c.logger.Info("batch stored", "records", len(records), "stored", stored, "dlq", len(letters)+len(refused),
 		"correlation_ids", correlationIDs(records, 10), "duration_ms", float64(now.Sub(start).Microseconds())/1000)
 	return nil
 }
@@ -331,51 +393,119 @@ type refusal struct {
 	err   error
 }
 
-// storeIsolating writes the events, retrying while the store is down. When
-// PostgreSQL refuses the data itself, it splits the batch in halves until
-// the refused events are alone, stores the rest, and returns the refused.
-func (c *Consumer) storeIsolating(ctx context.Context, events []logs.Event) ([]refusal, error) {
-	if len(events) == 0 {
-		return nil, nil
+// write stores a batch, retrying while the store is down (not while it
+// refuses the data, nor while the group waits to rebalance).
+func (c *Consumer) storeRetrying(ctx context.Context, b store.Batch) (int64, error) {
+	var stored int64
+	err := c.retryStore(ctx, len(b.Events), func(ctx context.Context) error {
+		var err error
+		stored, err = c.store.Write(ctx, b)
+		return err
+	})
+	return stored, err
+}
+
+// retryStore runs op with the consumer's retries and write timeout.
+func (c *Consumer) retryStore(ctx context.Context, events int, op func(ctx context.Context) error) error {
+	retryable := func(err error) bool { return !c.cfg.IsDataError(err) && !c.rebalancing.Load() }
+	err := resilience.Retry(ctx, c.cfg.Retry, retryable,
+		func(attempt int, err error) {
+			c.healthy.Store(false)
+			c.metrics.WriteRetries.Inc()
+			c.logger.Warn("store write failed; retrying", "attempt", attempt, "events", events, "err", err)
+		},
+		func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
+			defer cancel()
+			return op(ctx)
+		})
+	switch {
+	case err == nil:
+		c.healthy.Store(true)
+	case !c.cfg.IsDataError(err) && c.rebalancing.Load() && ctx.Err() == nil:
+		return errRebalance
 	}
+	return err
+}
+
+// isolate finds the events of a refused batch that the store refuses,
+// storing nothing: it checks halves until the refused events are alone.
+func (c *Consumer) isolate(ctx context.Context, b store.Batch) ([]refusal, error) {
 	var refused []refusal
-	var write func(lo, hi int) error
-	write = func(lo, hi int) error {
-		retryable := func(err error) bool { return !c.cfg.IsDataError(err) && !c.rebalancing.Load() }
-		err := resilience.Retry(ctx, c.cfg.Retry, retryable,
-			func(attempt int, err error) {
-				c.healthy.Store(false)
-				c.metrics.WriteRetries.Inc()
-				c.logger.Warn("store write failed; retrying", "attempt", attempt, "events", hi-lo, "err", err)
-			},
-			func(ctx context.Context) error {
-				ctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
-				defer cancel()
-				_, err := c.store.WriteBatch(ctx, events[lo:hi])
-				return err
+	var split func(lo, hi int) error
+	split = func(lo, hi int) error {
+		if hi-lo == 1 {
+			err := c.retryStore(ctx, 1, func(ctx context.Context) error {
+				return c.store.Check(ctx, store.Batch{Events: b.Events[lo:hi], Positions: b.Positions[lo:hi]})
 			})
-		switch {
-		case err == nil:
-			c.healthy.Store(true)
-			return nil
-		case !c.cfg.IsDataError(err) && c.rebalancing.Load() && ctx.Err() == nil:
-			return errRebalance
-		case !c.cfg.IsDataError(err):
+			if c.cfg.IsDataError(err) {
+				refused = append(refused, refusal{index: lo, err: err})
+				return nil
+			}
 			return err
-		case hi-lo == 1:
-			refused = append(refused, refusal{index: lo, err: err})
-			return nil
 		}
 		mid := lo + (hi-lo)/2
-		if err := write(lo, mid); err != nil {
-			return err
+		for _, half := range [][2]int{{lo, mid}, {mid, hi}} {
+			err := c.retryStore(ctx, half[1]-half[0], func(ctx context.Context) error {
+				return c.store.Check(ctx, store.Batch{Events: b.Events[half[0]:half[1]], Positions: b.Positions[half[0]:half[1]]})
+			})
+			switch {
+			case c.cfg.IsDataError(err):
+				if err := split(half[0], half[1]); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			}
 		}
-		return write(mid, hi)
+		return nil
 	}
-	if err := write(0, len(events)); err != nil {
-		return nil, err
+	if len(b.Events) == 0 {
+		return nil, nil
 	}
-	return refused, nil
+	if len(b.Events) == 1 {
+		return []refusal{{index: 0, err: errors.New("refused by the store")}}, nil
+	}
+	return refused, split(0, len(b.Events))
+}
+
+// deadLetters writes letters to the DLQ, retrying until it works, the
+// group wants to rebalance, or ctx ends.
+func (c *Consumer) deadLetters(ctx context.Context, letters []DeadLetter) error {
+	if len(letters) == 0 {
+		return nil
+	}
+	err := resilience.Retry(ctx, c.cfg.Retry, func(error) bool { return !c.rebalancing.Load() }, func(attempt int, err error) {
+		c.logger.Warn("retrying DLQ write", "attempt", attempt, "err", err)
+	}, func(ctx context.Context) error {
+		return c.dlqPub.WriteDeadLetters(ctx, letters)
+	})
+	if err != nil && c.rebalancing.Load() && ctx.Err() == nil {
+		return errRebalance
+	}
+	if err != nil {
+		return fmt.Errorf("write %d records to the DLQ: %w", len(letters), err)
+	}
+	c.metrics.ProcessingFailed.Add(float64(len(letters)))
+	return nil
+}
+
+// withoutRefused is the batch less the refused events, whose positions
+// it keeps as consumed.
+func withoutRefused(b store.Batch, refused []refusal) store.Batch {
+	skip := make(map[int]bool, len(refused))
+	for _, r := range refused {
+		skip[r.index] = true
+		b.Consumed = append(b.Consumed, b.Positions[r.index])
+	}
+	out := store.Batch{Consumed: b.Consumed}
+	for i := range b.Events {
+		if !skip[i] {
+			out.Events = append(out.Events, b.Events[i])
+			out.Positions = append(out.Positions, b.Positions[i])
+		}
+	}
+	return out
 }
 
 // trackPartitions starts or stops the per-partition series: an assigned
@@ -432,6 +562,26 @@ func (c *Consumer) reportCommitted(records []*kgo.Record) {
 			c.metrics.Lag.WithLabelValues(c.kafka.Topic, label).Set(float64(max(hwm-off, 0)))
 		}
 	}
+}
+
+// deleteStored deletes the log topic's records up to a stored, committed
+// batch. A failure costs only memory until the next batch's deletion.
+func (c *Consumer) deleteStored(ctx context.Context, records []*kgo.Record) {
+	var upTo kadm.Offsets
+	for _, r := range records {
+		if r.Topic == c.kafka.Topic {
+			upTo.Add(kadm.Offset{Topic: r.Topic, Partition: r.Partition, At: r.Offset + 1, LeaderEpoch: -1})
+		}
+	}
+	resp, err := kadm.NewClient(c.cl).DeleteRecords(ctx, upTo)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		c.logger.Debug("deleting stored records from the broker failed", "err", err)
+		return
+	}
+	c.metrics.RecordsDeleted.Add(float64(len(records)))
 }
 
 // correlationIDs lists the distinct correlation ids of records, at most max,

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/resilience"
@@ -22,6 +21,7 @@ import (
 	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 )
@@ -84,14 +84,18 @@ type runningConsumer struct {
 	stop func()
 }
 
-func (r *rig) consume(group string, st ingest.Store) *runningConsumer {
+func (r *rig) consume(group string, st ingest.Store, opts ...func(*ingest.ConsumerConfig)) *runningConsumer {
 	r.t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := ingest.NewConsumer(ingest.ConsumerConfig{
+	cfg := ingest.ConsumerConfig{
 		Group: group, BatchSize: 50, FlushInterval: 20 * time.Millisecond, WriteTimeout: 30 * time.Second,
 		IsDataError: store.IsDataError, Retry: resilience.RetryConfig{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 		ShutdownTimeout: 10 * time.Second,
-	}, r.kafka, st, r.producer, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c, err := ingest.NewConsumer(cfg, r.kafka, st, r.producer, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -136,33 +140,36 @@ func (c *runningConsumer) waitCounter(t *testing.T, name string, want float64) {
 
 func (r *rig) rows() (total, distinct int) {
 	r.t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, r.dbURL)
-	if err != nil {
-		r.t.Fatal(err)
+	ids := map[uuid.UUID]bool{}
+	for _, e := range storetest.StoredLogs(r.t, r.dbURL) {
+		ids[e.ID] = true
+		total++
 	}
-	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT id) FROM logs").Scan(&total, &distinct); err != nil {
-		r.t.Fatal(err)
-	}
-	return total, distinct
+	return total, len(ids)
 }
 
-func TestReplayStoresEachEventOnce(t *testing.T) {
+// A consumer resumes from the offsets stored with the logs, not from its
+// group's: a new group (no commits at all) stores only what is new.
+func TestConsumerResumesFromTheStore(t *testing.T) {
 	r := newRig(t)
-	evs := events(300)
-	if err := r.producer.Publish(context.Background(), evs, nil, ""); err != nil {
+	if err := r.producer.Publish(context.Background(), events(300), nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	first := r.consume("group-a", r.store)
 	first.waitCounter(t, "logs_processed_total", 300)
 	first.stop()
-	// A second group reads every record again: a full redelivery.
+	if err := r.producer.Publish(context.Background(), events(50), nil, ""); err != nil {
+		t.Fatal(err)
+	}
 	second := r.consume("group-b", r.store)
-	second.waitCounter(t, "logs_processed_total", 300)
+	second.waitCounter(t, "logs_processed_total", 50)
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		total, distinct := r.rows()
+		return total == 350 && distinct == 350, fmt.Sprintf("%d rows, %d distinct ids; want 350 and 350", total, distinct)
+	})
 	second.stop()
-	if total, distinct := r.rows(); total != 300 || distinct != 300 {
-		t.Errorf("after redelivery: %d rows, %d distinct ids; want 300 and 300", total, distinct)
+	if got := second.counter("logs_processed_total"); got != 50 {
+		t.Errorf("the new group stored %v logs, want only the 50 new ones", got)
 	}
 }
 
@@ -173,8 +180,8 @@ type lostAck struct {
 	failed atomic.Bool
 }
 
-func (l *lostAck) WriteBatch(ctx context.Context, evs []logs.Event) (int64, error) {
-	n, err := l.Store.WriteBatch(ctx, evs)
+func (l *lostAck) Write(ctx context.Context, b store.Batch) (int64, error) {
+	n, err := l.Store.Write(ctx, b)
 	if err == nil && l.failed.CompareAndSwap(false, true) {
 		return 0, errors.New("connection reset after commit")
 	}
@@ -187,7 +194,10 @@ func TestRetryAfterLostAcknowledgementStoresOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := r.consume("group", &lostAck{Store: r.store})
-	c.waitCounter(t, "logs_processed_total", 120)
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		total, _ := r.rows()
+		return total >= 120, fmt.Sprintf("%d rows, want 120", total)
+	})
 	c.stop()
 	if got := c.counter("consumer_write_retries_total"); got != 1 {
 		t.Errorf("retries = %v, want 1", got)
@@ -197,19 +207,76 @@ func TestRetryAfterLostAcknowledgementStoresOnce(t *testing.T) {
 	}
 }
 
+// With DeleteStored, the broker keeps only what is not stored yet.
+func TestConsumerDeletesStoredRecords(t *testing.T) {
+	r := newRig(t)
+	if err := r.producer.Publish(context.Background(), events(300), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume("group", r.store, func(cfg *ingest.ConsumerConfig) { cfg.DeleteStored = true })
+	c.waitCounter(t, "logs_processed_total", 300)
+	c.waitCounter(t, "consumer_records_deleted_total", 300)
+	c.stop()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(context.Background(), r.kafka.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(context.Background(), r.kafka.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(end kadm.ListedOffset) {
+		start, _ := starts.Lookup(end.Topic, end.Partition)
+		if start.Offset != end.Offset {
+			t.Errorf("partition %d keeps offsets %d..%d, all stored", end.Partition, start.Offset, end.Offset)
+		}
+	})
+}
+
+// crashAfterStore stores the first batch, then fails every write, as a
+// consumer dying between its transaction and its group commit would.
+type crashAfterStore struct {
+	ingest.Store
+	stored atomic.Int64
+}
+
+func (c *crashAfterStore) Write(ctx context.Context, b store.Batch) (int64, error) {
+	if c.stored.Load() > 0 {
+		return 0, errors.New("crashed")
+	}
+	n, err := c.Store.Write(ctx, b)
+	c.stored.Add(n)
+	if err == nil {
+		err = errors.New("crashed after commit")
+	}
+	return n, err
+}
+
 func TestRestartBeforeCommitStoresOnce(t *testing.T) {
 	r := newRig(t)
 	evs := events(200)
 	if err := r.producer.Publish(context.Background(), evs, nil, ""); err != nil {
 		t.Fatal(err)
 	}
-	// Write part of the topic to the store behind the consumer's back, as a
-	// consumer that stored a batch and died before committing would have.
-	if _, err := r.store.WriteBatch(context.Background(), evs[:80]); err != nil {
-		t.Fatal(err)
-	}
+	// A consumer that stores a batch and dies before committing it to the
+	// group.
+	dying := &crashAfterStore{Store: r.store}
+	first := r.consume("group", dying)
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return dying.stored.Load() > 0, "nothing stored yet"
+	})
+	first.stop()
 	c := r.consume("group", r.store)
-	c.waitCounter(t, "logs_processed_total", 200)
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		total, _ := r.rows()
+		return total >= 200, fmt.Sprintf("%d rows, want 200", total)
+	})
 	c.stop()
 	if total, distinct := r.rows(); total != 200 || distinct != 200 {
 		t.Errorf("%d rows, %d distinct ids; want 200 and 200", total, distinct)
@@ -230,8 +297,8 @@ func TestPoisonRecordsGoToTheDLQ(t *testing.T) {
 		records = append(records, &kgo.Record{Key: []byte("k"), Value: v})
 		if i == 4 {
 			records = append(records, &kgo.Record{Key: []byte("k"), Value: []byte("not json at all")})
-			// Valid JSON, but PostgreSQL refuses a NUL in text.
-			nul := fmt.Sprintf(`{"id":%q,"timestamp":%q,"level":"INFO","source":"svc","message":"bad \u0000 byte"}`,
+			// Valid JSON, but PostgreSQL refuses a NUL in a source.
+			nul := fmt.Sprintf(`{"id":%q,"timestamp":%q,"level":"INFO","source":"s\u0000vc","message":"bad source"}`,
 				uuid.NewString(), time.Now().UTC().Format(time.RFC3339Nano))
 			records = append(records, &kgo.Record{Key: []byte("k"), Value: []byte(nul)})
 		}

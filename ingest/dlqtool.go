@@ -397,13 +397,12 @@ func replayRecord(ns uuid.UUID, dlqTopic string, d DLQRecord, lim event.Limits) 
 	default:
 		return nil, fmt.Errorf("unknown stage %q", d.Stage)
 	}
-	value := d.Value
-	if d.Stage == letterStageProducer {
-		v, err := event.Encode(&ev)
-		if err != nil {
-			return nil, fmt.Errorf("encode event: %w", err)
-		}
-		value = v
+	// Every replay of a letter carries the same id, and the store keeps
+	// one event per such id, as for an id a client chose.
+	ev.ClientID = true
+	value, err := event.Encode(&ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
 	}
 	r := &kgo.Record{Key: []byte(ev.Source), Value: value}
 	if d.CorrelationID != "" {

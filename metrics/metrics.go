@@ -91,6 +91,7 @@ type Consumer struct {
 	FlushDuration    prometheus.Histogram
 	WriteRetries     prometheus.Counter
 	CommitFailures   prometheus.Counter
+	RecordsDeleted   prometheus.Counter
 	EndToEnd         prometheus.Histogram
 	// Per partition: the last committed offset (-1 before the first
 	// commit, as 0 is a valid offset) and the records behind the end.
@@ -108,6 +109,7 @@ func NewConsumer(reg prometheus.Registerer) *Consumer {
 		FlushDuration:  histogram(reg, "consumer_flush_duration_seconds", "Time to store and commit one batch.", LatencyBuckets()),
 		WriteRetries:   counter(reg, "consumer_write_retries_total", "Retried batch writes after a PostgreSQL error."),
 		CommitFailures: counter(reg, "consumer_commit_failures_total", "Failed Kafka offset commits (the batch is redelivered)."),
+		RecordsDeleted: counter(reg, "consumer_records_deleted_total", "Stored records deleted from the embedded broker, which keeps records in memory."),
 		EndToEnd:       histogram(reg, "logs_end_to_end_seconds", "Time from acceptance by the producer to commit in PostgreSQL.", LatencyBuckets()),
 		CommittedOffset: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "consumer_committed_offset", Help: "Offset of the last record this consumer committed, by partition (-1 from assignment until the first commit).",

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -132,7 +133,7 @@ func (h *Handler) histogram(c echo.Context) error {
 	if err != nil {
 		return badParam(err)
 	}
-	body, status, err := h.svc.Histogram(c.Request().Context(), q)
+	body, status, err := h.svc.Histogram(requestContext(c), q)
 	return h.answer(c, "histogram", start, body, status, err)
 }
 
@@ -142,7 +143,7 @@ func (h *Handler) runSearch(c echo.Context, endpoint string, raw rawSearch) erro
 	if err != nil {
 		return badParam(err)
 	}
-	body, status, err := h.svc.Search(c.Request().Context(), q)
+	body, status, err := h.svc.Search(requestContext(c), q)
 	return h.answer(c, endpoint, start, body, status, err)
 }
 
@@ -154,8 +155,24 @@ func (h *Handler) stats(c echo.Context) error {
 	if err != nil {
 		return badParam(err)
 	}
-	body, status, err := h.svc.Stats(c.Request().Context(), q)
+	body, status, err := h.svc.Stats(requestContext(c), q)
 	return h.answer(c, "stats", start, body, status, err)
+}
+
+// requestContext is the request's context, marked to skip the cache read
+// when the client asks for a fresh answer (Cache-Control: no-cache, or
+// max-age=0), so anyone can measure the store itself.
+func requestContext(c echo.Context) context.Context {
+	ctx := c.Request().Context()
+	for _, v := range c.Request().Header.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(d)) {
+			case "no-cache", "no-store", "max-age=0":
+				return WithoutCacheRead(ctx)
+			}
+		}
+	}
+	return ctx
 }
 
 func (h *Handler) answer(c echo.Context, endpoint string, start time.Time, body []byte, status string, err error) error {

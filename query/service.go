@@ -205,6 +205,19 @@ func (s *Service) Histogram(ctx context.Context, q logs.Histogram) ([]byte, stri
 	})
 }
 
+type noCacheKey struct{}
+
+// WithoutCacheRead marks a request that must be answered by the store
+// (Cache-Control: no-cache): the cache is not read, but still refreshed.
+func WithoutCacheRead(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noCacheKey{}, true)
+}
+
+func skipsCache(ctx context.Context) bool {
+	v, _ := ctx.Value(noCacheKey{}).(bool)
+	return v
+}
+
 // cached is cache-aside with one database query per key at a time and the
 // last good answer as a fallback while the database is down.
 func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start, end time.Time, parts []string, load func(context.Context) ([]byte, error)) (body []byte, status string, err error) {
@@ -229,8 +242,10 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 		}
 	}
 	key := s.cache.Key(kind, parts...)
-	if body, ok := s.cache.Get(ctx, tier, key); ok {
-		return body, CacheHit, nil
+	if !skipsCache(ctx) {
+		if body, ok := s.cache.Get(ctx, tier, key); ok {
+			return body, CacheHit, nil
+		}
 	}
 	v, err, _ := s.flight.Do(key, func() (any, error) {
 		// Detached from one caller's cancellation: others share the result.
@@ -330,6 +345,14 @@ type LogJSON struct {
 	TraceID   string          `json:"traceId,omitempty"`
 }
 
+// NewLogJSON is the API's form of a log.
+func NewLogJSON(e logs.Event) LogJSON {
+	return LogJSON{
+		ID: e.ID.String(), Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano), LogLevel: e.Level,
+		Source: e.Source, Message: e.Message, Metadata: e.Metadata, TraceID: e.TraceID,
+	}
+}
+
 // PageJSON is the tutorial's page object plus a keyset cursor.
 type PageJSON struct {
 	Content          []LogJSON `json:"content"`
@@ -359,10 +382,7 @@ func encodePage(q logs.Search, p logs.Page) ([]byte, error) {
 		Empty:            len(p.Events) == 0,
 	}
 	for i, e := range p.Events {
-		out.Content[i] = LogJSON{
-			ID: e.ID.String(), Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano), LogLevel: e.Level,
-			Source: e.Source, Message: e.Message, Metadata: e.Metadata, TraceID: e.TraceID,
-		}
+		out.Content[i] = NewLogJSON(e)
 	}
 	if p.Next != nil {
 		out.NextCursor = encodeCursor(*p.Next)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/logengine/logengine/store"
 	"github.com/logengine/logengine/store/logs"
 )
 
@@ -58,17 +57,4 @@ func BenchmarkWriteBatch(b *testing.B) {
 		rows += n
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
-}
-
-// BenchmarkStatsSQL is the cost of building the rollup-aware statement of a
-// 7-day stats query (the database's work is measured by bench-store).
-func BenchmarkStatsSQL(b *testing.B) {
-	end := time.Now().UTC()
-	start := end.Add(-7 * 24 * time.Hour).Add(1234567 * time.Microsecond)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := store.StatsSQL(start, end); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

@@ -22,9 +22,10 @@ type MaintenanceConfig struct {
 	Retention time.Duration
 	// Ahead is how many future partitions exist at all times.
 	Ahead int
-	// IndexGrace is how long after a partition's range ends its keyword
-	// and metadata indexes are built, so late events land before it.
-	IndexGrace time.Duration
+	// MergeEvery is the merger's pause when it found nothing to merge.
+	MergeEvery time.Duration
+	// MergeRows is the size of a block the merger writes.
+	MergeRows int
 }
 
 // RunMaintenance runs a pass now and then every Config.Maintenance.Every
@@ -45,7 +46,8 @@ func (s *Store) RunMaintenance(ctx context.Context) error {
 }
 
 // Maintain makes one pass, unless another process holds the maintenance
-// lock: partitions ahead, retention, then indexes of closed partitions.
+// lock: partitions ahead, retention, then vacuum and fresh statistics of
+// the partitions the merger rewrote.
 func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -81,14 +83,25 @@ func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) error {
 	}
 	var errs []error
 	for _, p := range parts {
-		switch {
-		case cfg.Retention > 0 && !p.end.After(now.Add(-cfg.Retention)):
+		if cfg.Retention > 0 && !p.end.After(now.Add(-cfg.Retention)) {
 			errs = append(errs, s.dropPartition(ctx, conn.Conn(), p))
-		case p.end.Before(now.Add(-cfg.IndexGrace)):
-			errs = append(errs, s.indexPartition(ctx, conn.Conn(), p))
 		}
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	if cfg.Retention > 0 {
+		// Client ids are kept as long as the logs: a retry after that is
+		// refused at the producer anyway, being older than the retention.
+		if _, err := conn.Exec(ctx, "DELETE FROM client_ids WHERE ts < $1", now.Add(-cfg.Retention)); err != nil {
+			errs = append(errs, fmt.Errorf("expire client ids: %w", err))
+		}
+	}
+	errs = append(errs, s.vacuumMerged(ctx, conn.Conn()))
+	for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "client_ids", "consumer_offsets"} {
+		// Autovacuum may be off: keep the planner's statistics current.
+		if _, err := conn.Exec(ctx, "ANALYZE "+table); err != nil {
+			errs = append(errs, fmt.Errorf("analyze %s: %w", table, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -102,7 +115,7 @@ type partition struct {
 // listPartitions reads the partitions from the catalog, oldest first.
 func (s *Store) listPartitions(ctx context.Context, conn *pgx.Conn) ([]partition, error) {
 	rows, err := conn.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'logs'::regclass ORDER BY c.relname`)
+		WHERE i.inhparent = 'log_blocks'::regclass ORDER BY c.relname`)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +123,9 @@ func (s *Store) listPartitions(ctx context.Context, conn *pgx.Conn) ([]partition
 	if err != nil {
 		return nil, err
 	}
-	layout := "logs_p2006010215"
+	layout := "log_blocks_p2006010215"
 	if s.period >= 24*time.Hour {
-		layout = "logs_p20060102"
+		layout = "log_blocks_p20060102"
 	}
 	var out []partition
 	for _, n := range names {
@@ -126,7 +139,7 @@ func (s *Store) listPartitions(ctx context.Context, conn *pgx.Conn) ([]partition
 }
 
 // dropPartition removes an expired partition and its rollups in one
-// transaction, so the rollups keep matching the rows.
+// transaction, so the rollups keep matching the blocks.
 func (s *Store) dropPartition(ctx context.Context, db beginner, p partition) error {
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {
@@ -150,48 +163,6 @@ func (s *Store) dropPartition(ctx context.Context, db beginner, p partition) err
 	s.mu.Unlock()
 	s.m.partitionsDropped.Inc()
 	s.log.Info("dropped expired partition", "partition", p.name, "end", p.end)
-	return nil
-}
-
-// indexPartition builds the keyword (trigram) and metadata (jsonb) GIN
-// indexes of a closed partition, without blocking writes to it. Building
-// once is several times cheaper than maintaining them on every insert.
-func (s *Store) indexPartition(ctx context.Context, conn *pgx.Conn, p partition) error {
-	indexes := []struct{ name, def string }{
-		{p.name + "_message_trgm", "USING gin (message gin_trgm_ops)"},
-		{p.name + "_metadata_gin", "USING gin (metadata jsonb_path_ops)"},
-	}
-	built := false
-	for _, ix := range indexes {
-		var valid *bool
-		err := conn.QueryRow(ctx, `SELECT x.indisvalid FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid
-			WHERE c.relname = $1`, ix.name).Scan(&valid)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if valid != nil && *valid {
-			continue
-		}
-		if valid != nil { // a build that was interrupted leaves an invalid index
-			if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+pgx.Identifier{ix.name}.Sanitize()); err != nil {
-				return err
-			}
-		}
-		start := time.Now()
-		if _, err := conn.Exec(ctx, "CREATE INDEX CONCURRENTLY IF NOT EXISTS "+pgx.Identifier{ix.name}.Sanitize()+
-			" ON "+pgx.Identifier{p.name}.Sanitize()+" "+ix.def); err != nil {
-			return fmt.Errorf("index partition %s: %w", p.name, err)
-		}
-		s.m.partitionsIndexed.Inc()
-		s.log.Info("indexed closed partition", "index", ix.name, "duration", time.Since(start))
-		built = true
-	}
-	if built {
-		// Fresh statistics, so the planner uses the new indexes at once.
-		if _, err := conn.Exec(ctx, "ANALYZE "+pgx.Identifier{p.name}.Sanitize()); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -13,15 +13,18 @@ type metrics struct {
 	queryDuration *prometheus.HistogramVec
 	// maintenance
 	partitionsDropped prometheus.Counter
-	partitionsIndexed prometheus.Counter
-	all               []prometheus.Collector
+	// the merger
+	blocksMerged  prometheus.Counter
+	rowsMerged    prometheus.Counter
+	mergeDuration prometheus.Histogram
+	all           []prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*metrics, error) {
 	m := &metrics{
 		rowsWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "store_rows_written_total",
-			Help: "Log rows inserted into PostgreSQL (duplicates skipped are not counted).",
+			Help: "Logs stored in PostgreSQL (redeliveries and repeated client ids skipped are not counted).",
 		}),
 		writeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "store_write_duration_seconds",
@@ -37,14 +40,25 @@ func newMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*metrics, error)
 			Name: "store_partitions_dropped_total",
 			Help: "Partitions dropped by retention.",
 		}),
-		partitionsIndexed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "store_partition_indexes_built_total",
-			Help: "Keyword and metadata indexes built on closed partitions.",
+		blocksMerged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "store_blocks_merged_total",
+			Help: "Blocks the merger rewrote into larger ones.",
+		}),
+		rowsMerged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "store_rows_merged_total",
+			Help: "Log rows the merger rewrote.",
+		}),
+		mergeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "store_merge_duration_seconds",
+			Help:    "Time of one merge transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12), // 5ms .. ~10s
 		}),
 	}
 	m.all = []prometheus.Collector{
 		m.partitionsDropped,
-		m.partitionsIndexed,
+		m.blocksMerged,
+		m.rowsMerged,
+		m.mergeDuration,
 		m.rowsWritten,
 		m.writeDuration,
 		m.queryDuration,

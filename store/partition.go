@@ -20,12 +20,13 @@ func (s *Store) periodOf(t time.Time) time.Time {
 }
 
 // partitionName is the name of the partition starting at d:
-// logs_pYYYYMMDD for daily partitions, logs_pYYYYMMDDHH for shorter ones.
+// log_blocks_pYYYYMMDD for daily partitions, log_blocks_pYYYYMMDDHH for
+// shorter ones.
 func (s *Store) partitionName(d time.Time) string {
 	if s.period >= 24*time.Hour {
-		return fmt.Sprintf("logs_p%04d%02d%02d", d.Year(), int(d.Month()), d.Day())
+		return fmt.Sprintf("log_blocks_p%04d%02d%02d", d.Year(), int(d.Month()), d.Day())
 	}
-	return fmt.Sprintf("logs_p%04d%02d%02d%02d", d.Year(), int(d.Month()), d.Day(), d.Hour())
+	return fmt.Sprintf("log_blocks_p%04d%02d%02d%02d", d.Year(), int(d.Month()), d.Day(), d.Hour())
 }
 
 // EnsurePartitions creates every partition overlapping [from, to]
@@ -74,13 +75,21 @@ func (s *Store) ensureDays(ctx context.Context, db beginner, days []time.Time) e
 // duplicate_table would only come from a creator not taking the lock, and
 // means the same: the partition is there.
 func (s *Store) createPartition(ctx context.Context, db beginner, name string, d time.Time) error {
-	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF logs FOR VALUES FROM ('%s') TO ('%s')",
-		pgx.Identifier{name}.Sanitize(), d.Format(time.RFC3339), d.Add(s.period).Format(time.RFC3339))
+	table := pgx.Identifier{name}.Sanitize()
+	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF log_blocks FOR VALUES FROM ('%s') TO ('%s')",
+		table, d.Format(time.RFC3339), d.Add(s.period).Format(time.RFC3339))
+	// The blocks and their blooms are compressed or random already:
+	// stored out of line without another compression attempt.
+	storage := "ALTER TABLE " + table + " ALTER COLUMN data SET STORAGE EXTERNAL, ALTER COLUMN msg_bloom SET STORAGE EXTERNAL, " +
+		"ALTER COLUMN trace_bloom SET STORAGE EXTERNAL, ALTER COLUMN meta_bloom SET STORAGE EXTERNAL"
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, ddl)
+		if _, err := tx.Exec(ctx, ddl); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, storage)
 		return err
 	})
 	if pgCode(err) == pgerrcode.DuplicateTable {
@@ -97,7 +106,7 @@ func (s *Store) createPartition(ctx context.Context, db beginner, name string, d
 func (s *Store) loadPartitions(ctx context.Context) error {
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'logs'::regclass`)
+		WHERE i.inhparent = 'log_blocks'::regclass`)
 	if err != nil {
 		return fmt.Errorf("store: list partitions: %w", err)
 	}

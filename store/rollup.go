@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/store/block"
 	"github.com/logengine/logengine/store/logs"
 )
 
 // counting is a count over a window, grouped by some of time bucket, level
 // and source. It reads whole hours from log_rollup_hour, whole minutes from
-// log_rollup_minute and only the partial minutes at the edges from logs.
+// log_rollup_minute and only the partial minutes at the edges from the
+// blocks.
 type counting struct {
 	start, end time.Time // inclusive
 	levels     []logs.Level
@@ -21,7 +23,8 @@ type counting struct {
 	// interval buckets the time (0: no time grouping). Rollups serve only
 	// an interval they divide: an hour rollup cannot be split in 5 minutes.
 	interval time.Duration
-	groupBy  string // "level, source", "t, level" or "" (a total)
+	byLevel  bool
+	bySource bool
 }
 
 func ceilTo(t time.Time, d time.Duration) time.Time {
@@ -31,9 +34,13 @@ func ceilTo(t time.Time, d time.Duration) time.Time {
 	return t
 }
 
-// sql builds the statement and its arguments: one pgx.NamedArgs, to pass
-// as the statement's only argument.
-func (c counting) sql() (string, []any, error) {
+// timeRange is [from, to).
+type timeRange struct{ from, to time.Time }
+
+// sql builds the statement over the rollups and its arguments, and lists
+// the ranges the rollups cannot answer (partial minutes), which count
+// reads from the blocks.
+func (c counting) sql() (string, pgx.NamedArgs, []timeRange) {
 	args := pgx.NamedArgs{}
 	// Shared filters, written once per branch with the same arguments.
 	var filters string
@@ -49,35 +56,27 @@ func (c counting) sql() (string, []any, error) {
 		args["sources"] = c.sources
 		filters += " AND source = ANY(@sources)"
 	}
-	timeExpr := func(col string) string { return "NULL::timestamptz" }
+	timeExpr := "NULL::timestamptz"
 	if c.interval > 0 {
 		args["interval"] = strconv.FormatInt(c.interval.Microseconds(), 10) + " microseconds"
-		timeExpr = func(col string) string {
-			return "date_bin(@interval::interval, " + col + ", TIMESTAMPTZ '1970-01-01 00:00:00+00')"
-		}
+		timeExpr = "date_bin(@interval::interval, bucket, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
 	}
 	start := ceilTo(c.start, time.Microsecond)
 	endExcl := c.end.Truncate(time.Microsecond).Add(time.Microsecond)
 
-	// Each range binds its bounds as <name>_from and <name>_to.
-	bounds := func(name string, from, to time.Time) (string, string) {
-		args[name+"_from"], args[name+"_to"] = from, to
-		return "@" + name + "_from", "@" + name + "_to"
-	}
 	var branches []string
 	rollup := func(name, table string, from, to time.Time) {
 		if !from.Before(to) {
 			return
 		}
-		lo, hi := bounds(name, from, to)
-		branches = append(branches, "SELECT "+timeExpr("bucket")+" AS t, level, source, count AS n FROM "+table+
-			" WHERE bucket >= "+lo+" AND bucket < "+hi+filters)
+		args[name+"_from"], args[name+"_to"] = from, to
+		branches = append(branches, "SELECT "+timeExpr+" AS t, level, source, count AS n FROM "+table+
+			" WHERE bucket >= @"+name+"_from AND bucket < @"+name+"_to"+filters)
 	}
-	var raw []string
-	rawRange := func(name string, from, to time.Time) {
+	var raw []timeRange
+	rawRange := func(from, to time.Time) {
 		if from.Before(to) {
-			lo, hi := bounds(name, from, to)
-			raw = append(raw, "(ts >= "+lo+" AND ts < "+hi+")")
+			raw = append(raw, timeRange{from, to})
 		}
 	}
 	useMinutes := c.interval%time.Minute == 0
@@ -85,7 +84,7 @@ func (c counting) sql() (string, []any, error) {
 	m0, m1 := ceilTo(start, time.Minute), endExcl.Truncate(time.Minute)
 	switch {
 	case !useMinutes || !m0.Before(m1):
-		rawRange("raw", start, endExcl)
+		rawRange(start, endExcl)
 	default:
 		h0, h1 := ceilTo(m0, time.Hour), m1.Truncate(time.Hour)
 		if useHours && h0.Before(h1) {
@@ -95,31 +94,126 @@ func (c counting) sql() (string, []any, error) {
 		} else {
 			rollup("minutes", "log_rollup_minute", m0, m1)
 		}
-		rawRange("raw_head", start, m0)
-		rawRange("raw_tail", m1, endExcl)
+		rawRange(start, m0)
+		rawRange(m1, endExcl)
 	}
-	if len(raw) > 0 {
-		branches = append(branches, "SELECT "+timeExpr("ts")+" AS t, level, source, count(*) AS n FROM logs WHERE ("+
-			strings.Join(raw, " OR ")+")"+filters+" GROUP BY 1, 2, 3")
+	if len(branches) == 0 {
+		return "", args, raw
 	}
-	if len(branches) == 0 { // an empty window
-		branches = append(branches, "SELECT NULL::timestamptz AS t, 0::smallint AS level, ''::text AS source, 0::bigint AS n WHERE false")
+	level, source := "0::smallint", "''::text"
+	group := []string{"t"}
+	if c.byLevel {
+		level = "level"
+		group = append(group, "level")
 	}
-	inner := strings.Join(branches, " UNION ALL ")
-	if c.groupBy == "" {
-		return "SELECT coalesce(sum(n), 0)::bigint FROM (" + inner + ") s", []any{args}, nil
+	if c.bySource {
+		source = "source"
+		group = append(group, "source")
 	}
-	return "SELECT " + c.groupBy + ", sum(n)::bigint FROM (" + inner + ") s GROUP BY " + c.groupBy, []any{args}, nil
+	return "SELECT t, " + level + ", " + source + ", sum(n)::bigint FROM (" + strings.Join(branches, " UNION ALL ") +
+		") s GROUP BY " + strings.Join(group, ", "), args, raw
+}
+
+// countRow is one group of a count: a time bucket (zero without one), a
+// level code and a source (0 and "" when not grouped by them).
+type countRow struct {
+	t      time.Time
+	level  int16
+	source string
+	n      int64
+}
+
+// count runs c: the rollups in PostgreSQL, the partial minutes at the
+// edges from the blocks' rows.
+func (s *Store) count(ctx context.Context, tx pgx.Tx, c counting, fn func(countRow)) error {
+	sql, args, raw := c.sql()
+	if sql != "" {
+		rows, err := tx.Query(ctx, sql, args)
+		if err != nil {
+			return err
+		}
+		var (
+			r countRow
+			t *time.Time
+		)
+		_, err = pgx.ForEachRow(rows, []any{&t, &r.level, &r.source, &r.n}, func() error {
+			r.t = time.Time{}
+			if t != nil {
+				r.t = t.UTC()
+			}
+			fn(r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, rg := range raw {
+		if err := s.countRows(ctx, tx, c, rg, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countRows counts the rows of [rg.from, rg.to) from the blocks, grouped as
+// c says.
+func (s *Store) countRows(ctx context.Context, tx pgx.Tx, c counting, rg timeRange, fn func(countRow)) error {
+	f := block.Filter{Start: rg.from, End: rg.to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
+	cands, err := s.candidates(ctx, tx, f, true, nil)
+	if err != nil {
+		return err
+	}
+	groups := map[countRow]int64{}
+	epoch := time.Unix(0, 0).UTC()
+	for i := 0; i < len(cands); i += fetchBlocks {
+		chunk := cands[i:min(i+fetchBlocks, len(cands))]
+		data, err := fetch(ctx, tx, chunk)
+		if err != nil {
+			return err
+		}
+		for _, cand := range chunk {
+			r, err := s.fresh.NewReader(data[cand.id])
+			if err != nil {
+				return fmt.Errorf("block %d: %w", cand.id, err)
+			}
+			rows, err := r.Match(f)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", cand.id, err)
+			}
+			briefs, err := r.Briefs(rows)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", cand.id, err)
+			}
+			for _, b := range briefs {
+				var k countRow
+				if c.interval > 0 {
+					k.t = epoch.Add(b.Timestamp.Sub(epoch) / c.interval * c.interval)
+					if k.t.After(b.Timestamp) { // before 1970
+						k.t = k.t.Add(-c.interval)
+					}
+				}
+				if c.byLevel {
+					k.level = b.Level.Code()
+				}
+				if c.bySource {
+					k.source = b.Source
+				}
+				groups[k]++
+			}
+		}
+	}
+	for k, n := range groups {
+		k.n = n
+		fn(k)
+	}
+	return nil
 }
 
 // total counts the logs in a window matching levels and sources, exactly.
 func (s *Store) total(ctx context.Context, tx pgx.Tx, start, end time.Time, levels []logs.Level, sources []string) (int64, error) {
-	sql, args, err := counting{start: start, end: end, levels: levels, sources: sources}.sql()
-	if err != nil {
-		return 0, err
-	}
 	var n int64
-	err = tx.QueryRow(ctx, sql, args...).Scan(&n)
+	err := s.count(ctx, tx, counting{start: start, end: end, levels: levels, sources: sources}, func(r countRow) { n += r.n })
 	return n, err
 }
 
@@ -129,39 +223,29 @@ func (s *Store) Histogram(ctx context.Context, q logs.Histogram) (logs.Histogram
 	if q.Interval <= 0 {
 		return logs.HistogramResult{}, fmt.Errorf("store: histogram interval must be positive")
 	}
-	sql, args, err := counting{start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources,
-		interval: q.Interval, groupBy: "t, level"}.sql()
-	if err != nil {
-		return logs.HistogramResult{}, err
-	}
+	c := counting{start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources, interval: q.Interval, byLevel: true}
 	byTime := map[time.Time]*logs.Bucket{}
-	err = s.read(ctx, func(tx pgx.Tx) error {
+	var bad error
+	err := s.read(ctx, func(tx pgx.Tx) error {
 		defer s.observe("histogram", time.Now())
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return err
-		}
-		var (
-			t    time.Time
-			code int16
-			n    int64
-		)
-		_, err = pgx.ForEachRow(rows, []any{&t, &code, &n}, func() error {
-			l, err := logs.LevelFromCode(code)
+		return s.count(ctx, tx, c, func(r countRow) {
+			l, err := logs.LevelFromCode(r.level)
 			if err != nil {
-				return err
+				bad = err
+				return
 			}
-			b := byTime[t.UTC()]
+			b := byTime[r.t]
 			if b == nil {
-				b = &logs.Bucket{Time: t.UTC(), Counts: map[logs.Level]int64{}}
-				byTime[t.UTC()] = b
+				b = &logs.Bucket{Time: r.t, Counts: map[logs.Level]int64{}}
+				byTime[r.t] = b
 			}
-			b.Counts[l] += n
-			b.Total += n
-			return nil
+			b.Counts[l] += r.n
+			b.Total += r.n
 		})
-		return err
 	})
+	if err == nil {
+		err = bad
+	}
 	if err != nil {
 		return logs.HistogramResult{}, fmt.Errorf("store: histogram: %w", err)
 	}

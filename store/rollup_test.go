@@ -107,16 +107,18 @@ func rollupFixture(t *testing.T, r *rand.Rand) (*store.Store, *pgx.Conn, []time.
 	events := randomEvents(r, 4000, rollFrom, rollTo)
 	const size = 500
 	for i := 0; i < len(events); i += size {
-		batch := events[i:min(i+size, len(events))]
-		if n := mustWrite(t, s, batch...); n != int64(len(batch)) {
-			t.Fatalf("batch at %d inserted %d, want %d", i, n, len(batch))
+		batch := store.Batch{Events: events[i:min(i+size, len(events))]}
+		batch.Positions = at(0, int64(i), len(batch.Events))
+		if n := mustWriteAt(t, s, batch); n != int64(len(batch.Events)) {
+			t.Fatalf("batch at %d inserted %d, want %d", i, n, len(batch.Events))
 		}
 		if i%(2*size) == 0 {
-			if n := mustWrite(t, s, batch...); n != 0 {
+			if n := mustWriteAt(t, s, batch); n != 0 {
 				t.Fatalf("redelivered batch at %d inserted %d", i, n)
 			}
 		}
 	}
+	snapshot(t, conn)
 	rows, err := conn.Query(context.Background(), "SELECT ts FROM logs ORDER BY ts")
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +138,7 @@ func rollupFixture(t *testing.T, r *rand.Rand) (*store.Store, *pgx.Conn, []time.
 // describes every difference. An empty result means they are equal.
 func rollupMismatches(t *testing.T, conn *pgx.Conn, table, width string) []string {
 	t.Helper()
+	snapshot(t, conn)
 	rows, err := conn.Query(context.Background(), `
 		WITH truth AS (
 			SELECT date_bin('`+width+`', ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, level, source, count(*) AS n
@@ -216,44 +219,55 @@ func TestRollupsMatchLogs(t *testing.T) {
 		first = append(first, ev(ts, logs.LevelWarn, "edge", "boundary"), ev(ts, logs.LevelWarn, "edge", "boundary"))
 	}
 
-	// A batch repeating some of its events, in another order.
+	firstAt := store.Batch{Events: first, Positions: at(0, 0, len(first))}
+
+	// Client retries: events whose client chose the id, some sent twice
+	// more in the same batch, in another order (new records of partition 1).
 	second := randomEvents(r, 300, rollFrom, rollTo)
+	for i := range second {
+		second[i].ClientID = true
+	}
 	withDups := slices.Clone(second)
 	for i := 0; i < len(second); i += 3 {
 		withDups = append(withDups, second[i], second[i])
 	}
 	r.Shuffle(len(withDups), func(i, j int) { withDups[i], withDups[j] = withDups[j], withDups[i] })
+	secondAt := store.Batch{Events: withDups, Positions: at(1, 0, len(withDups))}
 
-	// A batch overlapping both earlier ones, with new events among them.
+	// A batch redelivering records of the first one, then new records.
 	fresh := randomEvents(r, 200, rollFrom, rollTo)
-	overlap := slices.Concat(first[100:400], second[50:150], fresh)
-	r.Shuffle(len(overlap), func(i, j int) { overlap[i], overlap[j] = overlap[j], overlap[i] })
+	overlap := store.Batch{Events: slices.Concat(first[100:400], fresh),
+		Positions: slices.Concat(at(0, 100, 300), at(0, int64(len(first)), len(fresh)))}
 
-	// The same id at another instant is another event.
-	moved := first[7]
+	// A client's retry without a timestamp of its own gets another one.
+	moved := second[7]
 	moved.Timestamp = moved.Timestamp.Add(time.Hour)
+	movedAt := store.Batch{Events: []logs.Event{moved, moved}, Positions: at(1, int64(len(withDups)), 2)}
+
+	everything := store.Batch{Events: slices.Concat(firstAt.Events, secondAt.Events, fresh, movedAt.Events),
+		Positions: slices.Concat(firstAt.Positions, secondAt.Positions, overlap.Positions[300:], movedAt.Positions)}
 
 	steps := []struct {
 		name  string
-		batch []logs.Event
+		batch store.Batch
 		want  int64
 	}{
-		{"first batch", first, int64(len(first))},
-		{"redelivery", first, 0},
-		{"duplicates inside the batch", withDups, int64(len(second))},
+		{"first batch", firstAt, int64(len(first))},
+		{"redelivery", firstAt, 0},
+		{"duplicates inside the batch", secondAt, int64(len(second))},
 		{"overlapping batch", overlap, int64(len(fresh))},
-		{"same id, another timestamp", []logs.Event{moved, moved}, 1},
-		{"redelivery of everything", slices.Concat(first, second, fresh, []logs.Event{moved}), 0},
+		{"client id again, another timestamp", movedAt, 0},
+		{"redelivery of everything", everything, 0},
 	}
 	total := int64(0)
 	for _, st := range steps {
 		minuteBefore := rollupRows(t, conn, "log_rollup_minute")
 		hourBefore := rollupRows(t, conn, "log_rollup_hour")
-		if n := mustWrite(t, s, st.batch...); n != st.want {
+		if n := mustWriteAt(t, s, st.batch); n != st.want {
 			t.Errorf("%s: inserted %d, want %d", st.name, n, st.want)
 		}
 		total += st.want
-		if n := queryInt(t, conn, "SELECT count(*) FROM logs"); n != total {
+		if n := storedCount(t, conn); n != total {
 			t.Errorf("%s: logs holds %d rows, want %d", st.name, n, total)
 		}
 		checkRollups(t, conn, st.name)
@@ -294,10 +308,11 @@ func TestRollupsConcurrentWriters(t *testing.T) {
 	for i := range writers {
 		wg.Go(func() {
 			for j := 0; j < 400; j += 50 {
-				// The shared events in the same order for everyone (a
-				// redelivery), plus events only this writer has.
-				batch := slices.Concat(shared[j:j+50], own[i][j:j+50])
-				if _, err := s.WriteBatch(context.Background(), batch); err != nil {
+				// The shared records in the same order for everyone (a
+				// redelivery), plus records only this writer has.
+				batch := store.Batch{Events: slices.Concat(shared[j:j+50], own[i][j:j+50]),
+					Positions: slices.Concat(at(0, int64(j), 50), at(int32(i+1), int64(j), 50))}
+				if _, err := s.Write(context.Background(), batch); err != nil {
 					errs[i] = err
 					return
 				}
@@ -310,7 +325,7 @@ func TestRollupsConcurrentWriters(t *testing.T) {
 			t.Errorf("writer %d: %v", i, err)
 		}
 	}
-	if n := queryInt(t, conn, "SELECT count(*) FROM logs"); n != 400*(writers+1) {
+	if n := storedCount(t, conn); n != 400*(writers+1) {
 		t.Errorf("logs holds %d rows, want %d", n, 400*(writers+1))
 	}
 	checkRollups(t, conn, "after concurrent writers")
@@ -329,6 +344,7 @@ func levelCodes(levels []logs.Level) []int16 {
 // source, straight from logs. Empty levels or sources mean no filter.
 func rawCounts(t *testing.T, conn *pgx.Conn, start, end time.Time, levels []logs.Level, sources []string) map[logs.Level]map[string]int64 {
 	t.Helper()
+	snapshot(t, conn)
 	rows, err := conn.Query(context.Background(), `SELECT level, source, count(*) FROM logs
 		WHERE ts BETWEEN $1 AND $2
 		AND (cardinality($3::smallint[]) = 0 OR level = ANY($3))
@@ -620,6 +636,7 @@ func TestHistogramMatchesRawCounts(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(rollupSeed, 5))
 	s, conn, stamps := rollupFixture(t, r)
+	snapshot(t, conn)
 	rows, err := conn.Query(context.Background(), "SELECT ts, level, source FROM logs")
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/logengine/logengine/configs/flagvalue"
+	"github.com/logengine/logengine/store/block"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 )
@@ -50,7 +51,8 @@ func DefaultConfig() Config {
 			Every:      time.Minute,
 			Retention:  7 * 24 * time.Hour,
 			Ahead:      2,
-			IndexGrace: 10 * time.Minute,
+			MergeEvery: time.Second,
+			MergeRows:  20000,
 		},
 	}
 }
@@ -62,7 +64,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", c.StatementTimeout, "PostgreSQL statement timeout of one query (0 = none)")
 	fs.DurationVar(&c.PartitionPeriod, "partition-period", c.PartitionPeriod, "time range of one log partition: 24h or whole hours dividing a day; fixed when the database is created")
 	flagvalue.DaysVar(fs, &c.Maintenance.Retention, "retention", "drop partitions older than this (e.g. 7d, 36h); 0 keeps everything")
-	fs.DurationVar(&c.Maintenance.Every, "maintenance-interval", c.Maintenance.Every, "pause between maintenance passes (partitions ahead, retention, indexes of closed partitions)")
+	fs.DurationVar(&c.Maintenance.Every, "maintenance-interval", c.Maintenance.Every, "pause between maintenance passes (partitions ahead, retention, vacuum and statistics)")
+	fs.DurationVar(&c.Maintenance.MergeEvery, "merge-interval", c.Maintenance.MergeEvery, "pause between merges of fresh blocks when there is nothing to merge")
+	fs.IntVar(&c.Maintenance.MergeRows, "merge-block-rows", c.Maintenance.MergeRows, "rows of a block the merger writes (larger blocks compress better and are skipped as one; smaller ones decode faster)")
 }
 
 // Validate reports every setting that cannot work, naming its flag.
@@ -76,7 +80,10 @@ func (c *Config) Validate() error {
 		p.Add("partition-period", "%v", err)
 	}
 	p.NotNegative(map[string]time.Duration{"statement-timeout": c.StatementTimeout, "retention": c.Maintenance.Retention})
-	p.Positive(map[string]time.Duration{"maintenance-interval": c.Maintenance.Every})
+	p.Positive(map[string]time.Duration{"maintenance-interval": c.Maintenance.Every, "merge-interval": c.Maintenance.MergeEvery})
+	if c.Maintenance.MergeRows < 1000 || c.Maintenance.MergeRows > block.MaxRows {
+		p.Add("merge-block-rows", "must be between 1000 and %d", block.MaxRows)
+	}
 	return p.Err()
 }
 
@@ -95,8 +102,15 @@ type Store struct {
 	timeout time.Duration
 	period  time.Duration // of one partition
 
+	// fresh encodes the blocks of batches, merged those of the merger;
+	// either decodes any block.
+	fresh, merged *block.Codec
+
 	mu         sync.Mutex
 	partitions map[string]struct{} // partitions known to exist
+	// mergedSinceVacuum names the partitions the merger wrote into since
+	// maintenance last vacuumed them.
+	mergedSinceVacuum map[string]struct{}
 }
 
 // Open connects to PostgreSQL, creating the database named in the URL if it
@@ -115,6 +129,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	cfg.StatementTimeout = max(cfg.StatementTimeout, 0)
 	if cfg.PartitionPeriod == 0 {
 		cfg.PartitionPeriod = DefaultConfig().PartitionPeriod
+	}
+	if cfg.Maintenance.MergeRows == 0 {
+		cfg.Maintenance.MergeRows = DefaultConfig().Maintenance.MergeRows
+	}
+	if cfg.Maintenance.MergeEvery == 0 {
+		cfg.Maintenance.MergeEvery = DefaultConfig().Maintenance.MergeEvery
 	}
 	if err := ValidPartitionPeriod(cfg.PartitionPeriod); err != nil {
 		return nil, err
@@ -155,6 +175,17 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		timeout:    cfg.StatementTimeout,
 		period:     cfg.PartitionPeriod,
 		partitions: make(map[string]struct{}),
+
+		mergedSinceVacuum: make(map[string]struct{}),
+	}
+	// Fresh blocks are written on the ingest path: fast compression. The
+	// merger rewrites each log once more, to keep it for long: smaller.
+	if s.fresh, err = block.NewCodec(block.CompressionFastest); err == nil {
+		s.merged, err = block.NewCodec(block.CompressionBetter)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	if s.m, err = newMetrics(reg, pool); err != nil {
 		pool.Close()
@@ -179,7 +210,10 @@ func (s *Store) open(ctx context.Context) error {
 		return err
 	}
 	now := time.Now().UTC()
-	return s.EnsurePartitions(ctx, now.Add(-s.period), now.Add(s.period))
+	if err := s.EnsurePartitions(ctx, now.Add(-s.period), now.Add(s.period)); err != nil {
+		return err
+	}
+	return s.convertRows(ctx)
 }
 
 // ValidPartitionPeriod accepts 24h and the whole hours dividing a day.
@@ -198,14 +232,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool, waiting for connections in use to be released,
-// and unregisters the metrics so the registry can serve a new Store.
 // Config is the configuration the store runs with.
 func (s *Store) Config() Config { return s.cfg }
 
+// Close closes the pool, waiting for connections in use to be released,
+// and unregisters the metrics so the registry can serve a new Store.
 func (s *Store) Close() {
 	s.pool.Close()
 	s.m.unregister(s.reg)
+	s.fresh.Close()
+	s.merged.Close()
 }
 
 // createDatabase creates the database cc names, connecting to the

@@ -1,98 +1,401 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/logengine/logengine/store/block"
 	"github.com/logengine/logengine/store/logs"
 )
 
-func copyColumns() []string {
-	return []string{"ts", "id", "level", "source", "message", "metadata", "trace_id"}
+// Batch is what one Write stores, in one transaction.
+type Batch struct {
+	Events []logs.Event
+	// Positions, when set, holds each event's position in the log it was
+	// read from (Kafka): Positions[i] is Events[i]'s.
+	Positions []logs.Position
+	// Consumed lists positions read with no event to store (records sent
+	// to the DLQ), so the stored offsets move past them too.
+	Consumed []logs.Position
 }
 
-const (
-	// The staging table is created once per connection and emptied by
-	// every commit. Measured against CREATE TEMP TABLE ... ON COMMIT DROP
-	// in each batch (batches of 20 rows, where the fixed cost shows): about
-	// 3.2-3.7ms against 4.0-4.3ms per batch, because dropping inserts and
-	// deletes catalog rows every time (and bloats pg_class/pg_attribute).
-	// IF NOT EXISTS inside the write transaction, rather than once at
-	// connect, keeps it working behind a transaction-pooling proxy.
-	createIncoming = `CREATE TEMP TABLE IF NOT EXISTS logs_incoming (LIKE logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`
-	// Duplicates, whether already stored or repeated within the batch,
-	// are dropped: DO NOTHING (unlike DO UPDATE) may meet the same key
-	// twice in one statement. The rollups count what RETURNING reports, the
-	// rows this statement really inserted, so redelivery adds nothing. Rows
-	// are upserted in key order so that two writers lock them in one order.
-	insertIncoming = `WITH ins AS (
-		INSERT INTO logs (ts, id, level, source, message, metadata, trace_id)
-		SELECT ts, id, level, source, message, metadata, trace_id FROM logs_incoming
-		ON CONFLICT DO NOTHING
-		RETURNING ts, level, source
-	), by_minute AS (
-		INSERT INTO log_rollup_minute (bucket, level, source, count)
-		SELECT date_trunc('minute', ts, 'UTC'), level, source, count(*) FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-		ON CONFLICT (bucket, level, source) DO UPDATE SET count = log_rollup_minute.count + EXCLUDED.count
-	), by_hour AS (
-		INSERT INTO log_rollup_hour (bucket, level, source, count)
-		SELECT date_trunc('hour', ts, 'UTC'), level, source, count(*) FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-		ON CONFLICT (bucket, level, source) DO UPDATE SET count = log_rollup_hour.count + EXCLUDED.count
-	)
-	SELECT count(*) FROM ins`
-)
+// freshBlockRows bounds a block written from a batch; the merger makes
+// larger ones.
+const freshBlockRows = 20000
 
-// WriteBatch stores events and returns how many rows were inserted.
-// Events already stored (a redelivery: same id and timestamp) and repeats
-// within the batch are skipped, so writing a batch twice is harmless. The
-// batch is written in one transaction: all of it or none of it. When an
-// event is unstorable the error satisfies IsDataError.
-func (s *Store) WriteBatch(ctx context.Context, events []logs.Event) (inserted int64, err error) {
-	if len(events) == 0 {
+// WriteBatch stores events that were not read from a log; see Write.
+func (s *Store) WriteBatch(ctx context.Context, events []logs.Event) (int64, error) {
+	return s.Write(ctx, Batch{Events: events})
+}
+
+// Write stores a batch as compressed blocks, with the rollups it adds to
+// and the offsets it advances, in one transaction: all of it or none of
+// it. It skips, without a per-row lookup, each event whose position is
+// below its partition's stored next offset (a redelivery), and keeps one
+// event per id among those whose client chose the id. It returns how many
+// events it stored. When an event is unstorable the error satisfies
+// IsDataError.
+func (s *Store) Write(ctx context.Context, b Batch) (stored int64, err error) {
+	if len(b.Positions) != 0 && len(b.Positions) != len(b.Events) {
+		return 0, fmt.Errorf("store: %d positions for %d events", len(b.Positions), len(b.Events))
+	}
+	if len(b.Events) == 0 && len(b.Consumed) == 0 {
 		return 0, nil
 	}
 	start := time.Now()
 	defer func() { s.m.writeDuration.Observe(time.Since(start).Seconds()) }()
 
-	days := s.distinctPeriods(events)
+	days := s.distinctPeriods(b.Events)
 	if err := s.ensureDays(ctx, s.pool, days); err != nil {
 		return 0, err
 	}
-	inserted, err = s.insert(ctx, events)
+	// Compression runs before the transaction, so locks are held only for
+	// the writes; in the rare batch where some events are skipped, the
+	// rest is encoded again.
+	blocks, err := s.encodeFresh(b.Events)
+	if err != nil {
+		return 0, err
+	}
+	stored, err = s.write(ctx, b, blocks, false)
 	if isNoPartition(err) {
 		// Our cache said the partition existed, but it was dropped since.
 		s.forgetDays(days)
 		if err = s.ensureDays(ctx, s.pool, days); err == nil {
-			inserted, err = s.insert(ctx, events)
+			stored, err = s.write(ctx, b, blocks, false)
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: write batch of %d events: %w", len(events), err)
+		return 0, fmt.Errorf("store: write batch of %d events: %w", len(b.Events), err)
 	}
-	s.m.rowsWritten.Add(float64(inserted))
-	return inserted, nil
+	s.m.rowsWritten.Add(float64(stored))
+	return stored, nil
 }
 
-// insert COPYs the batch into a temporary table, then moves it into logs
-// with one INSERT ... ON CONFLICT DO NOTHING (COPY itself cannot skip
-// conflicts).
-func (s *Store) insert(ctx context.Context, events []logs.Event) (int64, error) {
-	var n int64
+// errDryRun rolls back the transaction of a Check.
+var errDryRun = errors.New("dry run")
+
+// Check writes the batch as Write would and rolls it back: nil means
+// Write would take it, an error satisfying IsDataError names data it
+// refuses. A consumer isolates refused records with it, so that they
+// reach the DLQ before the rest is stored.
+func (s *Store) Check(ctx context.Context, b Batch) error {
+	b.Consumed = nil
+	blocks, err := s.encodeFresh(b.Events)
+	if err != nil {
+		return err
+	}
+	if err := s.ensureDays(ctx, s.pool, s.distinctPeriods(b.Events)); err != nil {
+		return err
+	}
+	_, err = s.write(ctx, b, blocks, true)
+	if errors.Is(err, errDryRun) {
+		return nil
+	}
+	return err
+}
+
+func (s *Store) write(ctx context.Context, b Batch, blocks []block.Block, dryRun bool) (int64, error) {
+	var stored int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, createIncoming); err != nil {
+		keep, next, err := s.admit(ctx, tx, b)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"logs_incoming"}, copyColumns(), newEventRows(events)); err != nil {
+		events := b.Events
+		if keep != nil {
+			events = make([]logs.Event, 0, len(b.Events))
+			for i, k := range keep {
+				if k {
+					events = append(events, b.Events[i])
+				}
+			}
+			if blocks, err = s.encodeFresh(events); err != nil {
+				return err
+			}
+		}
+		if err := insertBlocks(ctx, tx, blocks); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, insertIncoming).Scan(&n)
+		if err := addRollups(ctx, tx, events); err != nil {
+			return err
+		}
+		stored = int64(len(events))
+		if err := saveOffsets(ctx, tx, next); err != nil {
+			return err
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
 	})
-	return n, err
+	return stored, err
+}
+
+// encodeFresh makes the blocks of a batch: one or more per partition
+// period, as a block lies in one partition.
+func (s *Store) encodeFresh(events []logs.Event) ([]block.Block, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	byPeriod := map[time.Time][]logs.Event{}
+	for i := range events {
+		p := s.periodOf(events[i].Timestamp)
+		byPeriod[p] = append(byPeriod[p], events[i])
+	}
+	for i := range events {
+		if m := events[i].Metadata; len(m) > 0 && (m[0] != '{' || !json.Valid(m)) {
+			return nil, &DataError{Reason: fmt.Sprintf("event %s: metadata is not a JSON object", events[i].ID)}
+		}
+	}
+	var out []block.Block
+	for _, p := range slices.SortedFunc(mapKeys(byPeriod), func(a, b time.Time) int { return a.Compare(b) }) {
+		group := byPeriod[p]
+		for len(group) > 0 {
+			n := min(len(group), freshBlockRows)
+			blk, err := s.fresh.Encode(group[:n])
+			if err != nil {
+				return nil, &DataError{Reason: err.Error()}
+			}
+			out = append(out, blk)
+			group = group[n:]
+		}
+	}
+	return out, nil
+}
+
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// insertBlocks writes blocks with their summaries.
+func insertBlocks(ctx context.Context, tx pgx.Tx, blocks []block.Block) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	var batch pgx.Batch
+	for _, blk := range blocks {
+		queueBlock(&batch, blk, false)
+	}
+	return tx.SendBatch(ctx, &batch).Close()
+}
+
+func queueBlock(batch *pgx.Batch, blk block.Block, merged bool) {
+	sum := blk.Summary
+	levels := make([]int32, logs.NumLevels)
+	for i, n := range sum.Levels {
+		levels[i] = int32(n)
+	}
+	batch.Queue(`INSERT INTO log_blocks (min_ts, max_ts, row_count, levels, sources, merged, msg_bloom, trace_bloom, meta_bloom, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		sum.MinTime, sum.MaxTime, sum.Rows, levels, sum.Sources, merged,
+		sum.MessageBloom, sum.TraceBloom, sum.MetaBloom, blk.Data)
+}
+
+type rollupKey struct {
+	bucket time.Time
+	level  int16
+	source string
+}
+
+// addRollups adds the events to the per-minute and per-hour counts. Keys
+// are upserted in order, so that two writers lock them in one order.
+func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	for _, r := range []struct {
+		table string
+		unit  time.Duration
+	}{{"log_rollup_minute", time.Minute}, {"log_rollup_hour", time.Hour}} {
+		counts := map[rollupKey]int64{}
+		for i := range events {
+			e := &events[i]
+			counts[rollupKey{e.Timestamp.UTC().Truncate(r.unit), e.Level.Code(), e.Source}]++
+		}
+		keys := slices.SortedFunc(mapKeys(counts), func(a, b rollupKey) int {
+			return cmp.Or(a.bucket.Compare(b.bucket), cmp.Compare(a.level, b.level), cmp.Compare(a.source, b.source))
+		})
+		buckets := make([]time.Time, len(keys))
+		levels := make([]int16, len(keys))
+		sources := make([]string, len(keys))
+		ns := make([]int64, len(keys))
+		for i, k := range keys {
+			buckets[i], levels[i], sources[i], ns[i] = k.bucket, k.level, k.source, counts[k]
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+r.table+` (bucket, level, source, count)
+			SELECT * FROM unnest($1::timestamptz[], $2::smallint[], $3::text[], $4::bigint[])
+			ON CONFLICT (bucket, level, source) DO UPDATE SET count = `+r.table+`.count + EXCLUDED.count`,
+			buckets, levels, sources, ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitionKey names one partition of one topic.
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// admit locks the stored offsets of the batch's partitions and decides
+// which events to store: keep is nil when all of them, else keep[i] says
+// whether Events[i] is stored. next holds the offsets to save.
+func (s *Store) admit(ctx context.Context, tx pgx.Tx, b Batch) (keep []bool, next map[partitionKey]int64, err error) {
+	next = map[partitionKey]int64{}
+	for _, p := range append(slices.Clone(b.Positions), b.Consumed...) {
+		k := partitionKey{p.Topic, p.Partition}
+		next[k] = max(next[k], p.Offset+1)
+	}
+	drop := func(i int) {
+		if keep == nil {
+			keep = make([]bool, len(b.Events))
+			for j := range keep {
+				keep[j] = true
+			}
+		}
+		keep[i] = false
+	}
+	if len(next) > 0 {
+		stored, err := lockOffsets(ctx, tx, next)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, p := range b.Positions {
+			if p.Offset < stored[partitionKey{p.Topic, p.Partition}] {
+				drop(i) // stored by an earlier transaction: a redelivery
+			}
+		}
+	}
+	// Of the events whose client chose the id, keep the first of each id
+	// that is not stored yet.
+	var ids []uuid.UUID
+	var tss []time.Time
+	var at []int
+	seen := map[uuid.UUID]bool{}
+	for i := range b.Events {
+		e := &b.Events[i]
+		if !e.ClientID || (keep != nil && !keep[i]) {
+			continue
+		}
+		if seen[e.ID] {
+			drop(i)
+			continue
+		}
+		seen[e.ID] = true
+		ids, tss, at = append(ids, e.ID), append(tss, e.Timestamp), append(at, i)
+	}
+	if len(ids) > 0 {
+		rows, err := tx.Query(ctx, `INSERT INTO client_ids (id, ts) SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+			ON CONFLICT DO NOTHING RETURNING id`, ids, tss)
+		if err != nil {
+			return nil, nil, err
+		}
+		fresh, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(fresh) < len(ids) {
+			isFresh := make(map[uuid.UUID]bool, len(fresh))
+			for _, id := range fresh {
+				isFresh[id] = true
+			}
+			for j, id := range ids {
+				if !isFresh[id] {
+					drop(at[j])
+				}
+			}
+		}
+	}
+	return keep, next, nil
+}
+
+// lockOffsets returns the stored next offset of each partition, locking
+// its row until the transaction ends, so two writers of one partition (a
+// rebalance in progress) take turns and the second skips what the first
+// stored.
+func lockOffsets(ctx context.Context, tx pgx.Tx, parts map[partitionKey]int64) (map[partitionKey]int64, error) {
+	keys := slices.SortedFunc(mapKeys(parts), func(a, b partitionKey) int {
+		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+	})
+	topics := make([]string, len(keys))
+	partitions := make([]int32, len(keys))
+	for i, k := range keys {
+		topics[i], partitions[i] = k.topic, k.partition
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO consumer_offsets (topic, partition, next_offset)
+		SELECT t, p, 0 FROM unnest($1::text[], $2::int[]) AS u(t, p) ON CONFLICT DO NOTHING`, topics, partitions); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o
+		JOIN unnest($1::text[], $2::int[]) AS u(t, p) ON o.topic = u.t AND o.partition = u.p
+		ORDER BY o.topic, o.partition FOR UPDATE OF o`, topics, partitions)
+	if err != nil {
+		return nil, err
+	}
+	stored := map[partitionKey]int64{}
+	var (
+		k   partitionKey
+		off int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k.topic, &k.partition, &off}, func() error {
+		stored[k] = off
+		return nil
+	})
+	return stored, err
+}
+
+// saveOffsets raises the stored offsets to next (never lowers them).
+func saveOffsets(ctx context.Context, tx pgx.Tx, next map[partitionKey]int64) error {
+	if len(next) == 0 {
+		return nil
+	}
+	var (
+		topics     []string
+		partitions []int32
+		offsets    []int64
+	)
+	for k, off := range next {
+		topics, partitions, offsets = append(topics, k.topic), append(partitions, k.partition), append(offsets, off)
+	}
+	_, err := tx.Exec(ctx, `UPDATE consumer_offsets o SET next_offset = GREATEST(o.next_offset, u.n)
+		FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, p, n) WHERE o.topic = u.t AND o.partition = u.p`,
+		topics, partitions, offsets)
+	return err
+}
+
+// Offsets returns the next offset to read of each partition of topic
+// whose records this store holds: where a consumer resumes.
+func (s *Store) Offsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	rows, err := s.pool.Query(ctx, "SELECT partition, next_offset FROM consumer_offsets WHERE topic = $1", topic)
+	if err != nil {
+		return nil, fmt.Errorf("store: read offsets: %w", err)
+	}
+	out := map[int32]int64{}
+	var (
+		p   int32
+		off int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&p, &off}, func() error { out[p] = off; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("store: read offsets: %w", err)
+	}
+	return out, nil
 }
 
 // distinctPeriods lists the partition periods the events fall in, each
@@ -112,53 +415,7 @@ func (s *Store) distinctPeriods(events []logs.Event) []time.Time {
 }
 
 // isNoPartition reports PostgreSQL's "no partition of relation found for
-// row", a check_violation.
+// row" (23514, check_violation).
 func isNoPartition(err error) bool {
 	return pgCode(err) == pgerrcode.CheckViolation && strings.Contains(err.Error(), "no partition")
 }
-
-// eventRows feeds events to CopyFrom without building a [][]any. Values
-// returns the same slice every time, pointing at scratch fields that Next
-// refills: pgx encodes each row before asking for the next one. The
-// pgtype wrappers implement pgx's valuer interfaces directly, so encoding
-// needs no reflection; boxing the metadata slice is the one allocation
-// per row.
-type eventRows struct {
-	events  []logs.Event
-	i       int
-	ts      pgtype.Timestamptz
-	id      pgtype.UUID
-	level   pgtype.Int2
-	source  pgtype.Text
-	message pgtype.Text
-	traceID pgtype.Text
-	row     []any
-}
-
-func newEventRows(events []logs.Event) *eventRows {
-	r := &eventRows{events: events, i: -1}
-	r.row = []any{&r.ts, &r.id, &r.level, &r.source, &r.message, nil, &r.traceID}
-	return r
-}
-
-func (r *eventRows) Next() bool {
-	r.i++
-	return r.i < len(r.events)
-}
-
-func (r *eventRows) Values() ([]any, error) {
-	e := &r.events[r.i]
-	r.ts = pgtype.Timestamptz{Time: e.Timestamp, Valid: true}
-	r.id = pgtype.UUID{Bytes: e.ID, Valid: true}
-	r.level = pgtype.Int2{Int16: e.Level.Code(), Valid: true}
-	r.source = pgtype.Text{String: e.Source, Valid: true}
-	r.message = pgtype.Text{String: e.Message, Valid: true}
-	r.traceID = pgtype.Text{String: e.TraceID, Valid: e.TraceID != ""} // "" is NULL
-	r.row[5] = nil                                                     // NULL when absent
-	if len(e.Metadata) > 0 && string(e.Metadata) != "null" {
-		r.row[5] = []byte(e.Metadata)
-	}
-	return r.row, nil
-}
-
-func (r *eventRows) Err() error { return nil }

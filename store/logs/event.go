@@ -19,4 +19,16 @@ type Event struct {
 	// ReceivedAt is when the producer accepted the event; it measures
 	// end-to-end latency and is not stored.
 	ReceivedAt time.Time `json:"receivedAt"`
+	// ClientID says the client chose ID (to retry safely): the store then
+	// keeps one event per such id. Ids the producer assigns are unique by
+	// construction and need no such check. Not stored in blocks.
+	ClientID bool `json:"clientId,omitempty"`
+}
+
+// Position is where an event was read from: a partition of a topic of the
+// log (Kafka) and the offset in it.
+type Position struct {
+	Topic     string
+	Partition int32
+	Offset    int64
 }

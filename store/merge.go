@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/store/logs"
+)
+
+// mergeLockKey lets one merger at a time work on the blocks, across
+// processes (every consumer runs one).
+const mergeLockKey int64 = 0x6c6f67_0004 // "log" + 4
+
+// mergeMaxInputRows bounds the rows one merge rewrites, so one transaction
+// stays short and its memory bounded.
+const mergeMaxInputRows = 200_000
+
+// blockRef names a stored block and what a merge needs of its summary.
+type blockRef struct {
+	minTS, maxTS time.Time
+	id           int64
+	rows         int
+}
+
+// RunMerger merges fresh blocks into large, time-ordered ones every
+// Config.Maintenance.MergeEvery until ctx ends. Only one merger in all
+// processes works at a time; the others wait their turn.
+func (s *Store) RunMerger(ctx context.Context) error {
+	every := s.cfg.Maintenance.MergeEvery
+	for {
+		n, err := s.MergeOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("block merge failed; trying again later", "err", err)
+		}
+		wait := every
+		if n > 0 && err == nil {
+			wait = 0 // more may be waiting
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// MergeOnce merges one partition's fresh blocks (those the writer made
+// from batches), with the merged blocks their rows fall among, into
+// merged blocks of up to Config.Maintenance.MergeRows rows that do not
+// overlap in time. It returns how many fresh blocks it merged; 0 when
+// there was nothing to do or another process holds the merge lock.
+func (s *Store) MergeOnce(ctx context.Context) (int, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", mergeLockKey).Scan(&locked); err != nil {
+		return 0, err
+	}
+	if !locked {
+		return 0, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", mergeLockKey); err != nil {
+			conn.Conn().Close(uctx) // closing the session releases the lock
+		}
+	}()
+
+	fresh, err := s.freshBlocks(ctx, conn.Conn())
+	if err != nil || len(fresh) == 0 {
+		return 0, err
+	}
+	period := s.periodOf(fresh[0].minTS)
+	lo, hi := fresh[0].minTS, fresh[0].maxTS
+	for _, b := range fresh {
+		lo, hi = minTime(lo, b.minTS), maxTime(hi, b.maxTS)
+	}
+	inputs := slices.Clone(fresh)
+	old, err := s.mergedAmong(ctx, conn.Conn(), period, lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	if rowsOf(old)+rowsOf(inputs) <= mergeMaxInputRows {
+		// Rewriting the merged blocks the fresh rows fall among keeps the
+		// merged blocks apart in time, so a search reads few of them.
+		// When that is too much at once (logs arriving far out of order),
+		// the fresh blocks are merged on their own, overlapping.
+		inputs = append(inputs, old...)
+	}
+	start := time.Now()
+	var written int
+	err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
+		events, err := s.readBlocks(ctx, tx, inputs)
+		if err != nil {
+			return err
+		}
+		slices.SortStableFunc(events, func(a, b logs.Event) int {
+			return compareKeys(logs.Cursor{TS: a.Timestamp, ID: a.ID}, logs.Cursor{TS: b.Timestamp, ID: b.ID})
+		})
+		var batch pgx.Batch
+		target := s.cfg.Maintenance.MergeRows
+		for len(events) > 0 {
+			n := min(len(events), target)
+			// A block shorter than half the target would stay small: give
+			// the remainder to this one instead.
+			if rest := len(events) - n; rest > 0 && rest < target/2 {
+				n = len(events)
+			}
+			blk, err := s.merged.Encode(events[:n])
+			if err != nil {
+				return err
+			}
+			queueBlock(&batch, blk, true)
+			events = events[n:]
+			written++
+		}
+		mins, ids := refKeys(inputs)
+		batch.Queue(`DELETE FROM log_blocks WHERE (min_ts, id) IN (SELECT * FROM unnest($1::timestamptz[], $2::bigint[]))`, mins, ids)
+		return tx.SendBatch(ctx, &batch).Close()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: merge %d blocks: %w", len(inputs), err)
+	}
+	s.m.blocksMerged.Add(float64(len(inputs)))
+	s.m.rowsMerged.Add(float64(rowsOf(inputs)))
+	s.m.mergeDuration.Observe(time.Since(start).Seconds())
+	s.mu.Lock()
+	s.mergedSinceVacuum[s.partitionName(period)] = struct{}{}
+	s.mu.Unlock()
+	s.log.Debug("merged blocks", "fresh", len(fresh), "merged_inputs", len(inputs)-len(fresh),
+		"rows", rowsOf(inputs), "blocks_written", written, "duration", time.Since(start))
+	return len(fresh), nil
+}
+
+// freshBlocks lists the oldest partition's fresh blocks, oldest first, as
+// many as one merge takes.
+func (s *Store) freshBlocks(ctx context.Context, conn *pgx.Conn) ([]blockRef, error) {
+	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count FROM log_blocks
+		WHERE NOT merged ORDER BY min_ts, id LIMIT 1000`)
+	if err != nil {
+		return nil, err
+	}
+	all, err := collectRefs(rows)
+	if err != nil || len(all) == 0 {
+		return nil, err
+	}
+	period := s.periodOf(all[0].minTS)
+	var out []blockRef
+	total := 0
+	for _, b := range all {
+		if !s.periodOf(b.minTS).Equal(period) || (len(out) > 0 && total+b.rows > mergeMaxInputRows) {
+			break
+		}
+		out = append(out, b)
+		total += b.rows
+	}
+	return out, nil
+}
+
+// mergedAmong lists the merged blocks of a partition that overlap [lo, hi],
+// and the last one before lo when it is not full yet, so that it grows.
+func (s *Store) mergedAmong(ctx context.Context, conn *pgx.Conn, period, lo, hi time.Time) ([]blockRef, error) {
+	args := pgx.NamedArgs{"pstart": period, "pend": period.Add(s.period), "lo": lo, "hi": hi, "target": s.cfg.Maintenance.MergeRows}
+	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count FROM log_blocks
+		WHERE merged AND min_ts >= @pstart AND min_ts < @pend AND min_ts <= @hi AND max_ts >= @lo
+		UNION
+		(SELECT min_ts, max_ts, id, row_count FROM log_blocks
+		 WHERE merged AND min_ts >= @pstart AND min_ts < @pend AND max_ts < @lo AND row_count < @target
+		 ORDER BY max_ts DESC LIMIT 1)`, args)
+	if err != nil {
+		return nil, err
+	}
+	return collectRefs(rows)
+}
+
+func collectRefs(rows pgx.Rows) ([]blockRef, error) {
+	var out []blockRef
+	var b blockRef
+	_, err := pgx.ForEachRow(rows, []any{&b.minTS, &b.maxTS, &b.id, &b.rows}, func() error {
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}
+
+// readBlocks decodes blocks, locking them for the transaction.
+func (s *Store) readBlocks(ctx context.Context, tx pgx.Tx, refs []blockRef) ([]logs.Event, error) {
+	mins, ids := refKeys(refs)
+	rows, err := tx.Query(ctx, `SELECT id, data FROM log_blocks
+		WHERE (min_ts, id) IN (SELECT * FROM unnest($1::timestamptz[], $2::bigint[])) FOR UPDATE`, mins, ids)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]logs.Event, 0, rowsOf(refs))
+	found := 0
+	var (
+		id   int64
+		data []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &data}, func() error {
+		evs, err := s.merged.Decode(data)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", id, err)
+		}
+		events = append(events, evs...)
+		found++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found != len(refs) {
+		// Dropped by retention since they were listed: merge nothing.
+		return nil, fmt.Errorf("%d of %d blocks are gone", len(refs)-found, len(refs))
+	}
+	return events, nil
+}
+
+func refKeys(refs []blockRef) ([]time.Time, []int64) {
+	mins := make([]time.Time, len(refs))
+	ids := make([]int64, len(refs))
+	for i, r := range refs {
+		mins[i], ids[i] = r.minTS, r.id
+	}
+	return mins, ids
+}
+
+func rowsOf(refs []blockRef) int {
+	n := 0
+	for _, r := range refs {
+		n += r.rows
+	}
+	return n
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// vacuumMerged reclaims the space of the blocks merges replaced, and
+// refreshes the planner's statistics, in each partition merged into since
+// the last call. Autovacuum may be off, and is late on fresh partitions
+// anyway.
+func (s *Store) vacuumMerged(ctx context.Context, conn *pgx.Conn) error {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.mergedSinceVacuum))
+	for n := range s.mergedSinceVacuum {
+		names = append(names, n)
+	}
+	clear(s.mergedSinceVacuum)
+	s.mu.Unlock()
+	slices.Sort(names)
+	for _, n := range names {
+		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{n}.Sanitize()); err != nil {
+			if strings.Contains(err.Error(), "does not exist") {
+				continue // dropped by retention meanwhile
+			}
+			return fmt.Errorf("vacuum %s: %w", n, err)
+		}
+	}
+	return nil
+}

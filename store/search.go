@@ -1,0 +1,316 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/logengine/logengine/store/block"
+	"github.com/logengine/logengine/store/logs"
+)
+
+const (
+	defaultCountLimit = 10000
+	defaultTop        = 10
+	// fetchBlocks is how many candidate blocks one round trip reads.
+	fetchBlocks = 4
+)
+
+// candidate is a block whose summary says it may hold matches.
+type candidate struct {
+	minTS, maxTS time.Time
+	id           int64
+}
+
+// candidates lists the blocks that may hold rows f matches, in the order
+// a search reads them: newest last row first, or oldest first row first
+// when asc. Everything the summaries can rule out is ruled out here, in
+// PostgreSQL, without reading any block.
+func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc bool, after *logs.Cursor) ([]candidate, error) {
+	var conds []string
+	args := pgx.NamedArgs{}
+	if !f.Start.IsZero() {
+		conds = append(conds, "max_ts >= @start")
+		args["start"] = f.Start.Truncate(time.Microsecond)
+	}
+	if !f.End.IsZero() {
+		conds = append(conds, "min_ts <= @end")
+		args["end"] = f.End
+	}
+	if after != nil {
+		if asc {
+			conds = append(conds, "max_ts >= @after")
+		} else {
+			conds = append(conds, "min_ts <= @after")
+		}
+		args["after"] = after.TS
+	}
+	if len(f.Levels) > 0 {
+		codes := make([]int32, len(f.Levels))
+		for i, l := range f.Levels {
+			codes[i] = int32(l.Code())
+		}
+		conds = append(conds, "EXISTS (SELECT 1 FROM unnest(@levels::int[]) c WHERE levels[c + 1] > 0)")
+		args["levels"] = codes
+	}
+	if len(f.Sources) > 0 {
+		conds = append(conds, "sources && @sources::text[]")
+		args["sources"] = f.Sources
+	}
+	bloom := func(column, name string, hashes []uint64) {
+		if len(hashes) == 0 {
+			return
+		}
+		conds = append(conds, "bloom_may_contain("+column+", @"+name+"::bigint[])")
+		vs := make([]int64, len(hashes))
+		for i, h := range hashes {
+			vs[i] = int64(h) // 63-bit values: never negative
+		}
+		args[name] = vs
+	}
+	bloom("msg_bloom", "keyword", block.KeywordHashes(f.Keyword))
+	bloom("trace_bloom", "trace", block.TraceHashes(f.TraceID))
+	var meta []uint64
+	for _, m := range f.Meta {
+		meta = append(meta, block.MetaHashes(m.Key, m.Value)...)
+	}
+	bloom("meta_bloom", "meta", meta)
+
+	sql := "SELECT min_ts, max_ts, id FROM log_blocks"
+	if len(conds) > 0 {
+		sql += " WHERE " + strings.Join(conds, " AND ")
+	}
+	if asc {
+		sql += " ORDER BY min_ts, id"
+	} else {
+		sql += " ORDER BY max_ts DESC, id DESC"
+	}
+	rows, err := tx.Query(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	var c candidate
+	_, err = pgx.ForEachRow(rows, []any{&c.minTS, &c.maxTS, &c.id}, func() error {
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
+// fetch reads the data of blocks.
+func fetch(ctx context.Context, tx pgx.Tx, cs []candidate) (map[int64][]byte, error) {
+	mins := make([]time.Time, len(cs))
+	ids := make([]int64, len(cs))
+	for i, c := range cs {
+		mins[i], ids[i] = c.minTS, c.id
+	}
+	rows, err := tx.Query(ctx, `SELECT id, data FROM log_blocks
+		WHERE (min_ts, id) IN (SELECT * FROM unnest(@mins::timestamptz[], @ids::bigint[]))`,
+		pgx.NamedArgs{"mins": mins, "ids": ids})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]byte, len(cs))
+	var (
+		id   int64
+		data []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &data}, func() error {
+		out[id] = data
+		return nil
+	})
+	return out, err
+}
+
+// hit is a matching row: its key and where to read the rest of it.
+type hit struct {
+	key logs.Cursor
+	r   *block.Reader
+	row int
+}
+
+func compareKeys(a, b logs.Cursor) int {
+	if c := a.TS.Compare(b.TS); c != 0 {
+		return c
+	}
+	return strings.Compare(string(a.ID[:]), string(b.ID[:]))
+}
+
+// Search returns one page of the logs q selects, newest first unless
+// q.Asc, and a total bounded by q.CountLimit.
+//
+// It reads the summaries of the blocks in the window, then the candidate
+// blocks in order, a few per round trip, and stops as soon as no block
+// left can hold a row of the page and the count is settled.
+func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
+	if q.Size <= 0 {
+		return logs.Page{}, errors.New("store: search page size must be positive")
+	}
+	if q.Page < 0 {
+		return logs.Page{}, errors.New("store: search page must not be negative")
+	}
+	countLimit := q.CountLimit
+	if countLimit <= 0 {
+		countLimit = defaultCountLimit
+	}
+	f := block.SearchFilter(q)
+	// Without a keyword, trace or metadata filter the rollups give the
+	// exact total at once, however many rows match.
+	exactFromRollups := q.Keyword == "" && q.TraceID == "" && len(q.Meta) == 0 && !q.Start.IsZero() && !q.End.IsZero()
+	skip := 0
+	if q.After == nil {
+		skip = q.Page * q.Size
+	}
+	need := skip + q.Size + 1 // one more tells whether a next page exists
+
+	// before reports whether key comes before bound in the page's order.
+	before := func(key, bound logs.Cursor) bool {
+		if q.Asc {
+			return compareKeys(key, bound) < 0
+		}
+		return compareKeys(key, bound) > 0
+	}
+	var (
+		page  logs.Page
+		best  []hit // the page so far, in page order, at most need
+		count int64 // matches seen, for a total not from the rollups
+	)
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		start := time.Now()
+		if exactFromRollups {
+			total, err := s.total(ctx, tx, q.Start, q.End, q.Levels, q.Sources)
+			if err != nil {
+				return fmt.Errorf("count: %w", err)
+			}
+			page.Total = total
+		}
+		cands, err := s.candidates(ctx, tx, f, q.Asc, q.After)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		counting := !exactFromRollups
+		for i := 0; i < len(cands); i += fetchBlocks {
+			pageDone := len(best) >= need && !blockMayHold(cands[i], best[need-1].key, q.Asc)
+			if pageDone && (!counting || count > int64(countLimit)) {
+				break
+			}
+			chunk := cands[i:min(i+fetchBlocks, len(cands))]
+			data, err := fetch(ctx, tx, chunk)
+			if err != nil {
+				return fmt.Errorf("search: %w", err)
+			}
+			for _, c := range chunk {
+				b, ok := data[c.id]
+				if !ok {
+					continue // merged away since the summaries were read: cannot happen in one snapshot
+				}
+				r, err := s.fresh.NewReader(b)
+				if err != nil {
+					return fmt.Errorf("search: block %d: %w", c.id, err)
+				}
+				rows, err := r.Match(f)
+				if err != nil {
+					return fmt.Errorf("search: block %d: %w", c.id, err)
+				}
+				count += int64(len(rows))
+				if pageDone || len(rows) == 0 {
+					continue
+				}
+				keys, err := r.Keys(rows)
+				if err != nil {
+					return fmt.Errorf("search: block %d: %w", c.id, err)
+				}
+				// Rows come in ascending key order: the page wants the
+				// first of them (asc) or the last (desc), past the cursor.
+				var fresh []hit
+				for j := range keys {
+					k := j
+					if !q.Asc {
+						k = len(keys) - 1 - j
+					}
+					if q.After != nil && !before(*q.After, keys[k]) {
+						continue
+					}
+					if len(fresh) == need {
+						break
+					}
+					fresh = append(fresh, hit{key: keys[k], r: r, row: rows[k]})
+				}
+				best = append(best, fresh...)
+				slices.SortStableFunc(best, func(a, b hit) int {
+					if before(a.key, b.key) {
+						return -1
+					}
+					if before(b.key, a.key) {
+						return 1
+					}
+					return 0
+				})
+				best = best[:min(len(best), need)]
+			}
+		}
+		if counting {
+			page.Total = count
+			if count > int64(countLimit) {
+				page.Total, page.TotalIsEstimate = int64(countLimit), true
+			}
+		}
+		s.observe("search", start)
+		return nil
+	})
+	if err != nil {
+		return logs.Page{}, fmt.Errorf("store: %w", err)
+	}
+	if skip < len(best) {
+		best = best[skip:]
+	} else {
+		best = nil
+	}
+	if len(best) > q.Size {
+		best = best[:q.Size]
+		last := best[q.Size-1].key
+		page.Next = &logs.Cursor{TS: last.TS, ID: last.ID}
+	}
+	page.Events, err = readHits(best)
+	if err != nil {
+		return logs.Page{}, fmt.Errorf("store: search: %w", err)
+	}
+	return page, nil
+}
+
+// blockMayHold reports whether block c may hold a row that belongs before
+// worst in the page's order.
+func blockMayHold(c candidate, worst logs.Cursor, asc bool) bool {
+	if asc {
+		return !c.minTS.After(worst.TS)
+	}
+	return !c.maxTS.Before(worst.TS)
+}
+
+// readHits decodes the page's rows, a block's rows at a time.
+func readHits(hits []hit) ([]logs.Event, error) {
+	out := make([]logs.Event, len(hits))
+	byReader := map[*block.Reader][]int{} // positions in hits
+	for i, h := range hits {
+		byReader[h.r] = append(byReader[h.r], i)
+	}
+	for r, at := range byReader {
+		rows := make([]int, len(at))
+		for j, i := range at {
+			rows[j] = hits[i].row
+		}
+		events, err := r.Events(rows)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			out[i] = events[j]
+		}
+	}
+	return out, nil
+}
