@@ -76,7 +76,11 @@ func mix64(x uint64) uint64 {
 // the number of distinct items the filter is sized for.
 func newBloom(hashes []uint64) []byte {
 	slices.Sort(hashes)
-	hashes = slices.Compact(hashes)
+	return newBloomDistinct(slices.Compact(hashes))
+}
+
+// newBloomDistinct is newBloom for hashes known to be distinct.
+func newBloomDistinct(hashes []uint64) []byte {
 	bloom := make([]byte, bloomBytes(len(hashes)))
 	m := uint64(len(bloom)) * 8
 	for _, h := range hashes {

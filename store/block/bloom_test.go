@@ -71,7 +71,7 @@ func TestBloomSizes(t *testing.T) {
 // escapes, numbers of every form, duplicated keys.
 func randomEvents(rng *rand.Rand, n int) []logs.Event {
 	pieces := []string{"Error", "TIMEOUT", "é", "Ünïcödé", "ǅ", "ß", "日本", "😀", " ", "%", "_", "\\",
-		"42", "007", "x1", "İ", "Σ", "ok", "A", "z", "\u212a"}
+		"42", "007", "x1", "İ", "Σ", "ok", "A", "z", "\u212a", "ẞ", "É"}
 	vals := []string{`"v"`, `"V"`, `""`, `"500"`, `"5e2"`, `" 7 "`, `"true"`, `"\u00e9"`, `"é"`, `500`, `500.0`,
 		`5e2`, `-0`, `0`, `1.25`, `true`, `false`, `null`, `[1]`, `{"a":1}`, `123456789012345678901`}
 	keys := []string{"a", "b", "status", "é", `\u0061`, "k k"}
@@ -303,3 +303,15 @@ func TestBloomFalsePositiveRate(t *testing.T) {
 		t.Errorf("absent trigrams: false positive rate %.3f, want about 0.01", rate)
 	}
 }
+
+// RandomEvents, FiltersFor and Stored give the tests of package block_test
+// (which compare with the SQL) the generators above.
+func RandomEvents(seed uint64, n int) []logs.Event {
+	return randomEvents(rand.New(rand.NewPCG(seed, 99)), n)
+}
+
+func FiltersFor(seed uint64, e logs.Event) []Filter {
+	return queriesFor(rand.New(rand.NewPCG(seed, 1)), e)
+}
+
+func Stored(events []logs.Event) []logs.Event { return stored(events) }

@@ -29,7 +29,8 @@ type encoder struct {
 	cols [numCols][]byte
 	comp [numCols][]byte
 	// chunks lists the ends of a column's parts compressed as separate
-	// zstd frames (the timestamp planes); empty for one frame.
+	// zstd frames, each with its own entropy tables (the timestamp planes,
+	// the metadata keys); empty for one frame.
 	chunks [numCols][]int
 	micros []int64
 
@@ -77,11 +78,7 @@ func (e *encoder) encode(zenc *zstd.Encoder, events []logs.Event) (Block, error)
 			return Block{}, fmt.Errorf("block: event %d: timestamp %v out of range", i, ev.Timestamp)
 		}
 	}
-	sorted := events
-	if !slices.IsSortedFunc(events, func(a, b logs.Event) int { return compareEvents(&a, &b) }) {
-		sorted = slices.Clone(events)
-		slices.SortStableFunc(sorted, func(a, b logs.Event) int { return compareEvents(&a, &b) })
-	}
+	sorted := e.sort(events)
 	for i := range e.cols {
 		e.cols[i] = e.cols[i][:0]
 		e.chunks[i] = e.chunks[i][:0]
@@ -105,6 +102,42 @@ func (e *encoder) encode(zenc *zstd.Encoder, events []logs.Event) (Block, error)
 	sum.MetaBloom = newBloom(e.hashes)
 
 	return Block{Data: e.assemble(zenc, len(sorted)), Summary: sum}, nil
+}
+
+// sort returns events in block order: events itself when already sorted,
+// else a sorted copy (equal keys in their order). It sorts small keys
+// rather than whole events.
+func (e *encoder) sort(events []logs.Event) []logs.Event {
+	sorted := true
+	for i := 1; i < len(events) && sorted; i++ {
+		sorted = compareEvents(&events[i-1], &events[i]) <= 0
+	}
+	if sorted {
+		return events
+	}
+	type key struct {
+		micros int64
+		id     [16]byte
+		i      int
+	}
+	keys := make([]key, len(events))
+	for i := range events {
+		keys[i] = key{events[i].Timestamp.UnixMicro(), events[i].ID, i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.micros, b.micros); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	out := make([]logs.Event, len(events))
+	for n, k := range keys {
+		out[n] = events[k.i]
+	}
+	return out
 }
 
 // timestamps writes the first timestamp and the byte planes of the
@@ -261,7 +294,7 @@ func (e *encoder) messages(evs []logs.Event) []byte {
 		hs = append(hs, itemHash(tri[:]))
 	}
 	e.hashes = hs
-	return newBloom(hs)
+	return newBloomDistinct(hs) // one hash per distinct trigram
 }
 
 // appendMessage appends m to the text and numbers columns (see the

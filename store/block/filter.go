@@ -21,13 +21,15 @@ import (
 //   - Levels and Sources: the row's level (source) is one of them.
 //   - Keyword: the message contains it, case-insensitively and literally
 //     (no wildcard: "%" and "_" are themselves). Both sides are lower-cased
-//     with strings.ToLower. The SQL uses ILIKE, which folds case through
-//     PostgreSQL's lower() of the database's collation: the two agree on
-//     ASCII and on the usual letters, and can differ on a few characters
-//     that change length or context when lower-cased (Go maps "İ" to
-//     "i̇", PostgreSQL to "i"; final sigma). Blocks follow strings.ToLower,
-//     which is also what the message filter hashes, so the skip index and
-//     the row check can never disagree.
+//     with strings.ToLower (Unicode's simple case mapping, rune by rune).
+//     The SQL uses ILIKE, which lower-cases through the database
+//     collation's lower(): the two agree on ASCII and, under a C.UTF-8 or
+//     en_US.UTF-8 database, on the non-ASCII text the tests try ("É",
+//     "İ", "Σ", "ẞ", the Kelvin sign). They can differ where the collation
+//     has its own rules (a Turkish one lower-cases "I" to "ı") or knows
+//     another Unicode version. Blocks follow strings.ToLower, which the
+//     message filter also hashes, so the skip index and the row check
+//     never disagree with each other.
 //   - TraceID: equal, byte for byte.
 //   - Meta: each one matches as in store.addMeta (see MetaHashes and the
 //     notes in meta.go): the top-level member Key holds Value as a JSON
@@ -195,7 +197,6 @@ func (r *Reader) Match(f Filter) ([]int, error) {
 		for k, raw := range r.meta.keys {
 			keyIs[k] = q.keyIs(raw)
 		}
-		var scratch []byte
 		var members []member
 		keep(func(i int) bool {
 			m := r.meta
@@ -209,12 +210,12 @@ func (r *Reader) Match(f Filter) ([]int, error) {
 				}
 				var ok bool
 				members, _, ok = scanObject(members[:0], b)
-				return ok && q.matchMembers(members, scratch)
+				return ok && q.matchMembers(members)
 			default:
 				shape := m.shapes[s]
 				for j := len(shape) - 1; j >= 0; j-- {
 					if keyIs[shape[j]] {
-						return q.valueMatches(m.value(m.refs[int(m.first[i])+j]), scratch)
+						return q.valueMatches(m.value(m.refs[int(m.first[i])+j]))
 					}
 				}
 				return false

@@ -371,6 +371,7 @@ type metaQuery struct {
 	// boolean, "" when it reads as neither.
 	typed string
 	isNum bool
+	buf   []byte // scratch for canonical numbers
 }
 
 func newMetaQuery(m logs.MetaMatch) metaQuery {
@@ -401,7 +402,7 @@ func (q *metaQuery) keyIs(raw []byte) bool {
 }
 
 // valueMatches reports whether a member's JSON value text matches.
-func (q *metaQuery) valueMatches(v []byte, scratch []byte) bool {
+func (q *metaQuery) valueMatches(v []byte) bool {
 	if len(v) == 0 {
 		return false
 	}
@@ -415,17 +416,21 @@ func (q *metaQuery) valueMatches(v []byte, scratch []byte) bool {
 	case c == 't' || c == 'f':
 		return q.typed != "" && !q.isNum && string(v) == q.typed
 	case c == '-' || isDigit(c):
-		return q.isNum && string(appendCanonNumber(scratch[:0], v)) == q.typed
+		if !q.isNum {
+			return false
+		}
+		q.buf = appendCanonNumber(q.buf[:0], v)
+		return string(q.buf) == q.typed
 	}
 	return false
 }
 
 // matchMembers applies the query to an object's members: the last member
 // with the key decides, as in jsonb.
-func (q *metaQuery) matchMembers(ms []member, scratch []byte) bool {
+func (q *metaQuery) matchMembers(ms []member) bool {
 	for i := len(ms) - 1; i >= 0; i-- {
 		if q.keyIs(ms[i].key) {
-			return q.valueMatches(ms[i].val, scratch)
+			return q.valueMatches(ms[i].val)
 		}
 	}
 	return false

@@ -20,7 +20,6 @@ import (
 // concurrent use; the slices it returns are the caller's.
 type Reader struct {
 	c    *Codec
-	size int // len(data), to bound declared sizes
 	rows int
 	cols [numCols]colRef
 
@@ -42,7 +41,9 @@ type colRef struct {
 	data    []byte
 }
 
-// NewReader checks a block's header; columns are decoded on demand.
+// NewReader checks a block's header; columns are decoded on demand. A
+// column stored raw is read in place, so data must not change while the
+// Reader is in use; nothing the Reader returns shares memory with it.
 func (c *Codec) NewReader(data []byte) (*Reader, error) {
 	if len(data) == 0 {
 		return nil, corrupt("empty")
@@ -50,7 +51,7 @@ func (c *Codec) NewReader(data []byte) (*Reader, error) {
 	if data[0] != Version {
 		return nil, corrupt("format version %d, this reader knows %d", data[0], Version)
 	}
-	r := &Reader{c: c, size: len(data)}
+	r := &Reader{c: c}
 	rd := cursor{b: data[1:]}
 	rows := rd.uvarint()
 	if rd.bad || rows == 0 || rows > MaxRows {
@@ -175,7 +176,7 @@ func (c *cursor) take(n int) []byte {
 	return v
 }
 
-// takeString reads a uvarint length and that many bytes.
+// lenBytes reads a uvarint length and that many bytes.
 func (c *cursor) lenBytes() []byte {
 	n := c.uvarint()
 	if n > uint64(len(c.b)) {
@@ -405,15 +406,43 @@ func (r *Reader) loadTraces() error {
 	return nil
 }
 
-// traceString is entry e's trace id.
-func (t *traceCols) traceString(e int32) string {
-	if e < 0 {
-		return ""
+// strings returns a function giving entry e's trace id. Shared, all the
+// ids are made at once into one string; otherwise each on demand.
+func (t *traceCols) strings(shared bool) func(e int32) string {
+	if !shared {
+		return func(e int32) string {
+			if t.isHex[e] {
+				return hex.EncodeToString(t.entries[e])
+			}
+			return string(t.entries[e])
+		}
 	}
-	if t.isHex[e] {
-		return hex.EncodeToString(t.entries[e])
+	n := 0
+	for e, b := range t.entries {
+		if t.isHex[e] {
+			n += 32
+		} else {
+			n += len(b)
+		}
 	}
-	return string(t.entries[e])
+	buf := make([]byte, 0, n)
+	end := make([]int, len(t.entries))
+	for e, b := range t.entries {
+		if t.isHex[e] {
+			buf = hex.AppendEncode(buf, b)
+		} else {
+			buf = append(buf, b...)
+		}
+		end[e] = len(buf)
+	}
+	all := string(buf)
+	return func(e int32) string {
+		start := 0
+		if e > 0 {
+			start = end[e-1]
+		}
+		return all[start:end[e]]
+	}
 }
 
 func (r *Reader) loadIDs() error {
@@ -557,7 +586,10 @@ func (r *Reader) loadMeta() error {
 					return corrupt("metadata: dictionaries too large")
 				}
 				start := uint32(len(m.vals))
-				m.vals = append(m.vals[:len(m.vals):len(m.vals)], v...)
+				// plainVals has no spare capacity (a decoded column, or
+				// a capped slice of the block): the first append copies
+				// it, and the caller's bytes are never written.
+				m.vals = append(m.vals, v...)
 				dictOff[k] = append(dictOff[k], start, uint32(len(m.vals)))
 			}
 		default:
@@ -685,6 +717,23 @@ func (r *Reader) loadMeta() error {
 	return nil
 }
 
+// size is the length of row i's metadata text.
+func (m *metaCols) size(i int) int {
+	switch s := m.kind[i]; {
+	case s == -2:
+		return 0
+	case s == -1:
+		return len(m.whole[m.first[i]])
+	default:
+		n := 1
+		for j, k := range m.shapes[s] {
+			v := m.refs[int(m.first[i])+j]
+			n += len(m.keys[k]) + 4 + int(m.valOff[2*v+1]-m.valOff[2*v])
+		}
+		return max(n, 2)
+	}
+}
+
 // appendMetadata appends row i's metadata text and reports whether it has
 // any (nil metadata has none; empty metadata has, of length 0).
 func (m *metaCols) appendMetadata(dst []byte, i int) ([]byte, bool) {
@@ -730,16 +779,22 @@ func (r *Reader) Events(rows []int) ([]logs.Event, error) {
 			return nil, err
 		}
 	}
-	// Most of a block: its messages share one string and its metadata one
-	// buffer (two allocations, not two per row). A few rows copy their
-	// own, so that a page does not keep a whole block alive.
+	// Most of a block: its messages, trace ids and metadata share one
+	// string or buffer each (a few allocations, not a few per row). A few
+	// rows copy their own, so that a page does not keep a whole block
+	// alive.
 	shared := len(rows) >= r.rows/4
 	var allMsgs string
+	var metaBuf []byte
+	traces := r.traces.strings(shared)
 	if shared {
 		allMsgs = string(r.msgs)
+		n := 0
+		for _, i := range rows {
+			n += r.meta.size(i)
+		}
+		metaBuf = make([]byte, 0, n)
 	}
-	var metaBuf []byte
-	traceStr := make(map[int32]string)
 	out := make([]logs.Event, len(rows))
 	for n, i := range rows {
 		e := &out[n]
@@ -753,25 +808,16 @@ func (r *Reader) Events(rows []int) ([]logs.Event, error) {
 			e.Message = string(r.message(i))
 		}
 		if ref := r.traces.ref[i]; ref >= 0 {
-			s, ok := traceStr[ref]
-			if !ok {
-				s = r.traces.traceString(ref)
-				traceStr[ref] = s
-			}
-			e.TraceID = s
+			e.TraceID = traces(ref)
+		}
+		if !shared {
+			metaBuf = make([]byte, 0, r.meta.size(i))
 		}
 		start := len(metaBuf)
 		var has bool
-		if !shared {
-			metaBuf = nil
-			start = 0
-		}
 		metaBuf, has = r.meta.appendMetadata(metaBuf, i)
 		if has {
 			e.Metadata = json.RawMessage(metaBuf[start:len(metaBuf):len(metaBuf)])
-			if len(e.Metadata) == 0 {
-				e.Metadata = json.RawMessage{}
-			}
 		}
 	}
 	return out, nil

@@ -22,8 +22,9 @@ func newTestCodec(t testing.TB, c Compression) *Codec {
 // TestBytesPerLog measures a block of the realistic mix, column by column
 // and for each bloom filter, at both compression levels, and holds the
 // block to its budget: the storage engine aims at 85 bytes per log on
-// disk all-in, so the block (data and summary) must stay well under 60 at
-// 20,000 logs. Run with -v to see the table.
+// disk all-in, so the block (data and blooms) must stay well under 60 at
+// 20,000 logs; the generator is seeded, so the sizes only move when the
+// format does. Run with -v to see the table.
 func TestBytesPerLog(t *testing.T) {
 	for _, comp := range []struct {
 		name string
@@ -83,8 +84,8 @@ func TestBytesPerLog(t *testing.T) {
 				if meta >= wholeZ {
 					t.Errorf("metadata split by key takes %d bytes, whole JSON %d: the split should win", meta, wholeZ)
 				}
-				if n == 20000 && per(total) > 50 {
-					t.Errorf("%.1f bytes per log at %d logs, budget 50", per(total), n)
+				if n == 20000 && per(total) > 52 {
+					t.Errorf("%.1f bytes per log at %d logs, budget 52", per(total), n)
 				}
 			})
 		}
