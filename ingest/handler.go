@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -129,42 +128,35 @@ func (h *Handler) postBatch(c echo.Context) error {
 		h.metrics.Rejected.WithLabelValues("malformed").Inc()
 		return c.JSON(http.StatusBadRequest, apiError{Error: "request body must be a JSON array of log events"})
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(trimmed, &items); err != nil {
+	cid := c.Response().Header().Get(echo.HeaderXCorrelationID)
+	// One pass: each element is parsed as the array is checked.
+	batch, err := event.ParseBatch(trimmed, h.defaults(c, cid), h.cfg.Limits, h.cfg.MaxBatchEvents)
+	if err != nil {
 		h.metrics.Rejected.WithLabelValues("malformed").Inc()
 		return c.JSON(http.StatusBadRequest, apiError{Error: "malformed JSON array: " + err.Error()})
 	}
-	if len(items) > h.cfg.MaxBatchEvents {
+	if batch.Len > h.cfg.MaxBatchEvents {
 		return c.JSON(http.StatusRequestEntityTooLarge, apiError{
-			Error: fmt.Sprintf("batch has %d events, more than the limit of %d; split it", len(items), h.cfg.MaxBatchEvents),
+			Error: fmt.Sprintf("batch has %d events, more than the limit of %d; split it", batch.Len, h.cfg.MaxBatchEvents),
 		})
 	}
-	cid := c.Response().Header().Get(echo.HeaderXCorrelationID)
-	def := h.defaults(c, cid)
-	events := make([]logs.Event, 0, len(items))
+	events := batch.Events
 	var letters []DeadLetter
 	errs := []itemError{}
-	for i, raw := range items {
-		ev, err := event.Parse(raw, def, h.cfg.Limits)
-		if err != nil {
-			var inv event.Invalid
-			errors.As(err, &inv)
-			h.reject(inv)
-			errs = append(errs, itemError{Index: i, Error: inv.Error()})
-			// Nothing sent is lost: an invalid event is kept in the DLQ
-			// with its reason, where it can be inspected and replayed.
-			letters = append(letters, DeadLetter{
-				Value: raw, Reason: ReasonValidation, Err: inv.Error(), Stage: "producer", CorrelationID: cid,
-			})
-			continue
-		}
-		events = append(events, ev)
+	for _, r := range batch.Rejected {
+		h.reject(r.Err)
+		errs = append(errs, itemError{Index: r.Index, Error: r.Err.Error()})
+		// Nothing sent is lost: an invalid event is kept in the DLQ
+		// with its reason, where it can be inspected and replayed.
+		letters = append(letters, DeadLetter{
+			Value: r.Raw, Reason: ReasonValidation, Err: r.Err.Error(), Stage: "producer", CorrelationID: cid,
+		})
 	}
 	h.metrics.Received.Add(float64(len(events)))
 	if err := h.publish(c, events, letters, cid); err != nil {
 		return err
 	}
-	if len(events) == 0 && len(items) > 0 {
+	if len(events) == 0 && batch.Len > 0 {
 		return c.JSON(http.StatusBadRequest, map[string]any{
 			"error": "every event of the batch is invalid", "accepted": 0, "rejected": len(errs), "errors": errs,
 		})

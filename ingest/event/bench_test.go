@@ -1,7 +1,6 @@
 package event_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -30,7 +29,7 @@ func BenchmarkParseEvent(b *testing.B) {
 }
 
 // BenchmarkParseBatch100 parses a 100-event batch body the way the batch
-// handler does: split the array into raw items, then Parse each.
+// handler does.
 func BenchmarkParseBatch100(b *testing.B) {
 	items := make([]string, 100)
 	for i := range items {
@@ -41,20 +40,12 @@ func BenchmarkParseBatch100(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		var raws []json.RawMessage
-		if err := json.Unmarshal(body, &raws); err != nil {
+		batch, err := event.ParseBatch(body, def, lim, 10000)
+		if err != nil {
 			b.Fatal(err)
 		}
-		events := make([]logs.Event, 0, len(raws))
-		for _, raw := range raws {
-			e, err := event.Parse(raw, def, lim)
-			if err != nil {
-				b.Fatal(err)
-			}
-			events = append(events, e)
-		}
-		if len(events) != 100 {
-			b.Fatalf("parsed %d events, want 100", len(events))
+		if len(batch.Events) != 100 {
+			b.Fatalf("parsed %d events, want 100", len(batch.Events))
 		}
 	}
 }
@@ -83,4 +74,23 @@ func BenchmarkMarshalBatch100(b *testing.B) {
 		}
 	}
 	b.SetBytes(int64(n))
+}
+
+// BenchmarkDecode reads one Kafka record value, as the consumer does.
+func BenchmarkDecode(b *testing.B) {
+	e, err := event.Parse([]byte(benchEvent), defaults(), event.DefaultLimits())
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := event.Encode(&e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(v)))
+	for b.Loop() {
+		if _, err := event.Decode(v); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -3,7 +3,9 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -78,18 +80,6 @@ func (v Invalid) Error() string {
 	return "invalid event: " + strings.Join(parts, "; ")
 }
 
-// input mirrors the request body. Fields stay raw so a wrong type is
-// reported against its field name instead of as an opaque decode error.
-type input struct {
-	ID        json.RawMessage `json:"id"`
-	Timestamp json.RawMessage `json:"timestamp"`
-	Level     json.RawMessage `json:"level"`
-	Source    json.RawMessage `json:"source"`
-	Message   json.RawMessage `json:"message"`
-	Metadata  json.RawMessage `json:"metadata"`
-	TraceID   json.RawMessage `json:"traceId"`
-}
-
 // Defaults fill what the client left out.
 type Defaults struct {
 	Now     time.Time // time of receipt
@@ -104,18 +94,180 @@ func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return logs.Event{}, Invalid{{Field: "body", Problem: "an event must be a JSON object"}}
 	}
-	var in input
-	if err := json.Unmarshal(raw, &in); err != nil {
-		return logs.Event{}, Invalid{{Field: "body", Problem: "malformed JSON: " + err.Error()}}
+	r := reader{data: raw}
+	var f fields
+	if !r.event(&f) || !r.atEnd() {
+		return logs.Event{}, Invalid{{Field: "body", Problem: "malformed JSON: " + syntaxError(raw).Error()}}
 	}
+	ev, errs := f.build(def, lim)
+	if errs != nil {
+		return logs.Event{}, errs
+	}
+	return ev, nil
+}
+
+// syntaxError is encoding/json's description of what is wrong with b,
+// which reader found malformed: clients keep reading the same messages.
+func syntaxError(b []byte) error {
+	var v json.RawMessage
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	return errors.New("invalid JSON")
+}
+
+// rawValue is one member's JSON value as it was sent; flags describe a
+// string's content (see reader.str).
+type rawValue struct {
+	b     []byte
+	flags uint8
+}
+
+// present is false for a missing member and for null.
+func (v rawValue) present() bool { return len(v.b) > 0 && string(v.b) != "null" }
+
+func (v rawValue) isString() bool { return len(v.b) > 0 && v.b[0] == '"' }
+
+// text is the decoded text of a string value; a slice of the input when
+// the string needs no decoding.
+func (v rawValue) text() []byte {
+	if v.flags == 0 {
+		return v.b[1 : len(v.b)-1]
+	}
+	return appendUnquoted(nil, v.b, v.flags)
+}
+
+// fields are the members of an event object that Parse reads. Keys match
+// as encoding/json matches them to struct fields (case-insensitively), and
+// a repeated key's last value wins.
+type fields struct {
+	id, timestamp, level, source, message, metadata, traceID rawValue
+	// metaKeys counts the metadata object's keys as sent; metaSpaced is
+	// whether it has white space to remove.
+	metaKeys   int
+	metaSpaced bool
+}
+
+// event reads the object at pos into f, checking all of it.
+func (r *reader) event(f *fields) bool {
+	return r.members(func(key []byte, kflags uint8) bool {
+		dst := f.member(key, kflags)
+		r.ws()
+		start := r.pos
+		var flags uint8
+		switch {
+		case r.pos < len(r.data) && r.data[r.pos] == '"':
+			fl, ok := r.str()
+			if !ok {
+				return false
+			}
+			flags = fl
+		case dst == &f.metadata && r.pos < len(r.data) && r.data[r.pos] == '{':
+			// Learnt while checking it, so that usual metadata is then
+			// copied without another look.
+			keys := 0
+			r.spaced = false
+			if !r.members(func([]byte, uint8) bool { keys++; r.ws(); return r.value() }) {
+				return false
+			}
+			f.metaKeys, f.metaSpaced = keys, r.spaced
+		default:
+			if !r.value() {
+				return false
+			}
+		}
+		if dst != nil {
+			*dst = rawValue{b: r.data[start:r.pos], flags: flags}
+		}
+		return true
+	})
+}
+
+// member is where the value of the key (a raw string) goes, or nil.
+func (f *fields) member(key []byte, kflags uint8) *rawValue {
+	var buf [32]byte
+	k := key[1 : len(key)-1]
+	if kflags != 0 {
+		k = appendUnquoted(buf[:0], key, kflags)
+	}
+	switch string(k) { // the usual spelling, without folding
+	case "id":
+		return &f.id
+	case "timestamp":
+		return &f.timestamp
+	case "level":
+		return &f.level
+	case "source":
+		return &f.source
+	case "message":
+		return &f.message
+	case "metadata":
+		return &f.metadata
+	case "traceId":
+		return &f.traceID
+	}
+	for _, m := range [...]struct {
+		name string
+		v    *rawValue
+	}{
+		{"id", &f.id}, {"timestamp", &f.timestamp}, {"level", &f.level}, {"source", &f.source},
+		{"message", &f.message}, {"metadata", &f.metadata}, {"traceId", &f.traceID},
+	} {
+		if keyIs(k, m.name) {
+			return m.v
+		}
+	}
+	return nil
+}
+
+// The text members, in the order their decoded text is laid out.
+const (
+	txtMessage = iota
+	txtLevel
+	txtSource
+	txtTimestamp
+	txtID
+	txtTraceID
+	numTexts
+)
+
+// build validates the members and makes the event, or says every problem.
+func (f *fields) build(def Defaults, lim Limits) (logs.Event, Invalid) {
+	// Every string member is decoded into one buffer and converted to one
+	// string: the event's texts are substrings of it, one allocation.
+	var (
+		scratch [512]byte
+		spans   [numTexts][2]int
+	)
+	buf := scratch[:0]
+	for i, v := range [numTexts]rawValue{f.message, f.level, f.source, f.timestamp, f.id, f.traceID} {
+		if v.isString() {
+			spans[i][0] = len(buf)
+			buf = appendUnquoted(buf, v.b, v.flags)
+			spans[i][1] = len(buf)
+		}
+	}
+	texts := string(buf)
+
 	var errs Invalid
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
+	// str is a string member's text; a missing member is the empty string.
+	str := func(v rawValue, text int, field string) (string, bool) {
+		if !v.present() {
+			return "", true
+		}
+		if !v.isString() {
+			fail(field, "must be a string, not %s", jsonKind(v.b))
+			return "", false
+		}
+		return texts[spans[text][0]:spans[text][1]], true
+	}
 	// Microseconds: what PostgreSQL stores, so the event reads back equal.
 	ev := logs.Event{ReceivedAt: def.Now.UTC().Truncate(time.Microsecond)}
 
-	if msg, ok := str(in.Message, "message", fail); ok {
+	if msg, ok := str(f.message, txtMessage, "message"); ok {
 		msg = clean(msg) // before the length check: a repair can lengthen it
 		switch {
 		case strings.TrimSpace(msg) == "":
@@ -126,8 +278,8 @@ func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 			ev.Message = msg
 		}
 	}
-	if lvl, ok := str(in.Level, "level", fail); ok {
-		if l, known := logs.ParseLevel(lvl); known {
+	if lvl, ok := str(f.level, txtLevel, "level"); ok {
+		if l, known := parseLevel(lvl); known {
 			ev.Level = l
 		} else if strings.TrimSpace(lvl) == "" {
 			fail("level", "is required; one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL")
@@ -135,7 +287,7 @@ func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 			fail("level", "unknown level %q; use one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL", lvl)
 		}
 	}
-	if src, ok := str(in.Source, "source", fail); ok {
+	if src, ok := str(f.source, txtSource, "source"); ok {
 		src = clean(strings.TrimSpace(src))
 		switch {
 		case src == "":
@@ -147,8 +299,8 @@ func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 		}
 	}
 	ev.Timestamp = ev.ReceivedAt
-	if present(in.Timestamp) {
-		if s, ok := str(in.Timestamp, "timestamp", fail); ok {
+	if f.timestamp.present() {
+		if s, ok := str(f.timestamp, txtTimestamp, "timestamp"); ok {
 			ts, err := time.Parse(time.RFC3339Nano, s)
 			switch {
 			case err != nil:
@@ -162,16 +314,16 @@ func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 			}
 		}
 	}
-	if present(in.Metadata) {
-		if meta, problem := metadata(in.Metadata, lim); problem != "" {
+	if f.metadata.present() {
+		if meta, problem := f.metadataValue(lim); problem != "" {
 			fail("metadata", "%s", problem)
 		} else {
 			ev.Metadata = meta
 		}
 	}
 	ev.ID = uuid.Nil
-	if present(in.ID) {
-		if s, ok := str(in.ID, "id", fail); ok {
+	if f.id.present() {
+		if s, ok := str(f.id, txtID, "id"); ok {
 			id, err := uuid.Parse(s)
 			if err != nil || id == uuid.Nil {
 				fail("id", "must be a UUID")
@@ -188,8 +340,8 @@ func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 		ev.ID = id
 	}
 	ev.TraceID = def.TraceID
-	if present(in.TraceID) {
-		if s, ok := str(in.TraceID, "traceId", fail); ok {
+	if f.traceID.present() {
+		if s, ok := str(f.traceID, txtTraceID, "traceId"); ok {
 			s = clean(strings.TrimSpace(s))
 			if len(s) > lim.MaxTraceIDBytes {
 				fail("traceId", "is longer than %d bytes", lim.MaxTraceIDBytes)
@@ -204,34 +356,14 @@ func Parse(raw []byte, def Defaults, lim Limits) (logs.Event, error) {
 	return ev, nil
 }
 
-func present(raw json.RawMessage) bool {
-	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
-}
-
-// str decodes a JSON string field; a missing field is the empty string.
-func str(raw json.RawMessage, field string, fail func(string, string, ...any)) (string, bool) {
-	if !present(raw) {
-		return "", true
+// parseLevel is logs.ParseLevel, quicker for a name already as written.
+func parseLevel(s string) (logs.Level, bool) {
+	for l := range logs.Level(logs.NumLevels) {
+		if s == l.String() {
+			return l, true
+		}
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		fail(field, "must be a string, not %s", jsonKind(raw))
-		return "", false
-	}
-	return s, true
-}
-
-func jsonKind(raw json.RawMessage) string {
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case 't', 'f':
-		return "a boolean"
-	default:
-		return "a number"
-	}
+	return logs.ParseLevel(s)
 }
 
 // clean repairs what PostgreSQL text cannot hold: a NUL becomes U+FFFD, as
@@ -247,28 +379,28 @@ func clean(s string) string {
 	return s
 }
 
-// metadata checks the metadata object and returns its compact form.
-func metadata(raw json.RawMessage, lim Limits) (json.RawMessage, string) {
+// metadataValue checks the metadata object and returns its compact form,
+// in a buffer of its own.
+func (f *fields) metadataValue(lim Limits) ([]byte, string) {
+	raw := f.metadata.b
 	if raw[0] != '{' {
 		return nil, "must be a JSON object, not " + jsonKind(raw)
 	}
 	if len(raw) > lim.MaxMetadataBytes {
 		return nil, fmt.Sprintf("is %d bytes, more than the limit of %d", len(raw), lim.MaxMetadataBytes)
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, "must be a JSON object: " + err.Error()
-	}
-	if len(obj) > lim.MaxMetadataKeys {
-		return nil, fmt.Sprintf("has %d keys, more than the limit of %d", len(obj), lim.MaxMetadataKeys)
+	if f.metaKeys > lim.MaxMetadataKeys {
+		// Keys are counted once decoded: a repeated key is one key.
+		if n := distinctKeys(raw); n > lim.MaxMetadataKeys {
+			return nil, fmt.Sprintf("has %d keys, more than the limit of %d", n, lim.MaxMetadataKeys)
+		}
 	}
 	if utf8.Valid(raw) && !bytes.Contains(raw, []byte(`\u`)) {
 		// The common case: nothing jsonb could refuse.
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, raw); err != nil {
-			return nil, "must be a JSON object: " + err.Error()
+		if !f.metaSpaced {
+			return bytes.Clone(raw), ""
 		}
-		return buf.Bytes(), ""
+		return compact(make([]byte, 0, len(raw)), raw), ""
 	}
 	out, problem := normaliseMetadata(raw)
 	if problem == "" && len(out) > lim.MaxMetadataBytes {
@@ -277,45 +409,114 @@ func metadata(raw json.RawMessage, lim Limits) (json.RawMessage, string) {
 	return out, problem
 }
 
+// compact appends the checked JSON value src without the white space
+// between tokens.
+func compact(dst, src []byte) []byte {
+	start := 0
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '"':
+			for i++; src[i] != '"'; i++ {
+				if src[i] == '\\' {
+					i++
+				}
+			}
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(dst, src[start:]...)
+}
+
+// distinctKeys counts the different keys of the checked object raw, once
+// decoded.
+func distinctKeys(raw []byte) int {
+	seen := map[string]struct{}{}
+	r := reader{data: raw}
+	r.members(func(key []byte, flags uint8) bool {
+		seen[string(appendUnquoted(nil, key, flags))] = struct{}{}
+		r.ws()
+		return r.value()
+	})
+	return len(seen)
+}
+
 // normaliseMetadata re-encodes metadata holding escapes or invalid UTF-8:
 // decoding repairs invalid UTF-8 and unpaired surrogates (both refused by
 // jsonb) to U+FFFD, as in the message; a NUL character is refused, since
 // jsonb cannot hold it and rewriting structured data silently would mislead.
-func normaliseMetadata(raw json.RawMessage) (json.RawMessage, string) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, "must be a JSON object: " + err.Error()
-	}
-	if hasNUL(v) {
+// The form is what encoding/json gives for the value decoded into any and
+// encoded again: keys sorted, the last of a repeated key kept, numbers as
+// sent.
+func normaliseMetadata(raw []byte) ([]byte, string) {
+	r := reader{data: raw}
+	out, nul := normalise(&r, nil)
+	if nul {
 		return nil, "must not contain the NUL character (\\u0000)"
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, "cannot be encoded: " + err.Error()
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), ""
+	return out, ""
 }
 
-func hasNUL(v any) bool {
-	switch t := v.(type) {
-	case string:
-		return strings.IndexByte(t, 0) >= 0
-	case map[string]any:
-		for k, e := range t {
-			if strings.IndexByte(k, 0) >= 0 || hasNUL(e) {
-				return true
-			}
+// normalise appends the normal form of the checked value at r.pos and
+// reports whether a string kept in it holds NUL.
+func normalise(r *reader, dst []byte) ([]byte, bool) {
+	switch r.data[r.pos] {
+	case '{':
+		type member struct {
+			key, val []byte
+			nul      bool
 		}
-	case []any:
-		for _, e := range t {
-			if hasNUL(e) {
-				return true
+		var ms []member
+		r.members(func(key []byte, flags uint8) bool {
+			k := appendUnquoted(nil, key, flags)
+			r.ws()
+			v, nul := normalise(r, nil)
+			ms = append(ms, member{key: k, val: v, nul: nul || bytes.IndexByte(k, 0) >= 0})
+			return true
+		})
+		slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+		dst = append(dst, '{')
+		nul, first := false, true
+		for i, m := range ms {
+			if i+1 < len(ms) && bytes.Equal(m.key, ms[i+1].key) {
+				continue // a later value of the same key replaces this one
 			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = appendString(dst, m.key)
+			dst = append(dst, ':')
+			dst = append(dst, m.val...)
+			nul = nul || m.nul
 		}
+		return append(dst, '}'), nul
+	case '[':
+		r.open()
+		dst = append(dst, '[')
+		nul := false
+		for i := 0; r.next() != ']'; i++ {
+			if i > 0 {
+				dst = append(dst, ',')
+				r.pos++ // the comma
+				r.ws()
+			}
+			var n bool
+			dst, n = normalise(r, dst)
+			nul = nul || n
+		}
+		r.pos++
+		r.depth--
+		return append(dst, ']'), nul
+	case '"':
+		start := r.pos
+		flags, _ := r.str()
+		s := appendUnquoted(nil, r.data[start:r.pos], flags)
+		return appendString(dst, s), bytes.IndexByte(s, 0) >= 0
+	default: // a number or a literal, kept as sent
+		start := r.pos
+		r.value()
+		return append(dst, r.data[start:r.pos]...), false
 	}
-	return false
 }
