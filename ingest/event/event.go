@@ -70,6 +70,9 @@ func AppendEncode(dst []byte, e *logs.Event) ([]byte, error) {
 	if dst, ok = appendTime(dst, e.ReceivedAt); !ok {
 		return dst[:n0], encodeError(e)
 	}
+	if e.ClientID {
+		return append(dst, `","clientId":true}`...), nil
+	}
 	return append(dst, `"}`...), nil
 }
 
@@ -191,6 +194,17 @@ func decodeFast(b []byte) (logs.Event, bool) {
 			}
 			return true
 		}
+		if field == recClientID {
+			switch string(v.b) {
+			case "true":
+				e.ClientID = true
+			case "false":
+				e.ClientID = false
+			default:
+				return false
+			}
+			return true
+		}
 		if !isString {
 			return field == recOther
 		}
@@ -256,11 +270,12 @@ const (
 	recMetadata
 	recTraceID
 	recReceivedAt
+	recClientID
 )
 
 var recordFields = [...]string{
 	recID: "id", recTimestamp: "timestamp", recLevel: "level", recSource: "source", recMessage: "message",
-	recMetadata: "metadata", recTraceID: "traceId", recReceivedAt: "receivedAt",
+	recMetadata: "metadata", recTraceID: "traceId", recReceivedAt: "receivedAt", recClientID: "clientId",
 }
 
 // recordField is the member a key (a raw string) names.

@@ -109,7 +109,7 @@ func refParse(raw []byte, def event.Defaults, lim event.Limits) (logs.Event, err
 			if err != nil || id == uuid.Nil {
 				fail("id", "must be a UUID")
 			} else {
-				ev.ID = id
+				ev.ID, ev.ClientID = id, true
 			}
 		}
 	}

@@ -328,7 +328,9 @@ func (f *fields) build(def Defaults, lim Limits) (logs.Event, Invalid) {
 			if err != nil || id == uuid.Nil {
 				fail("id", "must be a UUID")
 			} else {
-				ev.ID = id
+				// The client chose it to retry safely: the store keeps
+				// one event per such id.
+				ev.ID, ev.ClientID = id, true
 			}
 		}
 	}
