@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/resilience/resiliencetest"
@@ -385,15 +386,17 @@ func newCluster(t *testing.T) *cluster {
 	return &cluster{t: t, bin: buildBinary(t), brokers: b.Addrs(), cfg: testConfig(t), addrs: map[string]string{}, procs: map[string]*process{}}
 }
 
-// start runs a role under a name (consumer-2 is a second consumer).
-func (c *cluster) start(name, role string) {
+// start runs a role under a name (consumer-2 is a second consumer), with
+// more flags if given.
+func (c *cluster) start(name, role string, flags ...string) {
 	c.t.Helper()
 	if c.addrs[name] == "" {
 		c.addrs[name] = freeAddr(c.t)
 	}
-	p := startProcess(c.t, c.bin, name, "serve", "--role="+role, "--kafka-brokers="+c.brokers[0],
-		"--"+role+"-addr="+c.addrs[name], "--postgres-url="+c.cfg.Postgres.URL, "--cache-prefix="+c.cfg.Redis.Prefix,
-		"--partitions=6", "--flush-interval=50ms", "--produce-timeout=3s", "--log-level=warn")
+	args := append([]string{"serve", "--role=" + role, "--kafka-brokers=" + c.brokers[0],
+		"--" + role + "-addr=" + c.addrs[name], "--postgres-url=" + c.cfg.Postgres.URL, "--cache-prefix=" + c.cfg.Redis.Prefix,
+		"--partitions=6", "--flush-interval=50ms", "--produce-timeout=3s", "--log-level=warn"}, flags...)
+	p := startProcess(c.t, c.bin, name, args...)
 	c.procs[name] = p
 	waitReady(c.t, p, c.url(name))
 }
@@ -474,6 +477,55 @@ func TestChaosConsumerKilledMidBatch(t *testing.T) {
 			processed, records)
 	}
 	report(t, "consumer-sigkill", o, 0)
+}
+
+// A consumer killed while it merges blocks: the merge is one transaction,
+// so nothing is lost or doubled, and the next consumer merges again.
+func TestChaosConsumerKilledDuringMerge(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.start("producer", "producer")
+	// Merges wait long enough for many fresh blocks, so one takes a while.
+	c.start("consumer", "consumer", "--merge-interval=3s")
+	l := newLoader(c.url("producer"))
+	stop := l.sendUntilStopped(t, "merge-kill", 100, 2*time.Millisecond, 90*time.Second)
+	conn, err := pgx.Connect(context.Background(), c.cfg.Postgres.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// The merge lock ("log" + 4 as a bigint) is held while a merge runs.
+	merging := func() bool {
+		var n int
+		err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND classid = 108 AND objid = 1869021188`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		return merging(), "no merge has started"
+	})
+	err = c.kill("consumer")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the consumer did not die of SIGKILL: %v", err)
+	}
+	stop()
+	c.start("consumer", "consumer", "--merge-interval=100ms")
+	o := c.settle(l)
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		var fresh int
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM log_blocks WHERE NOT merged").Scan(&fresh); err != nil {
+			t.Fatal(err)
+		}
+		return fresh == 0, fmt.Sprintf("%d fresh blocks not merged", fresh)
+	})
+	if merged := slices.Max(append(scrape(t, c.url("consumer"), "store_blocks_merged_total"), 0)); merged == 0 {
+		t.Error("the restarted consumer merged nothing")
+	}
+	report(t, "consumer-sigkill-during-merge", o, 0)
 }
 
 func TestChaosConsumerJoinsAndLeaves(t *testing.T) {
