@@ -285,7 +285,19 @@ func (a *App) initProducer() (started, error) {
 	if err != nil {
 		return st, err
 	}
-	h := ingest.NewHandler(a.cfg.Ingest, p, a.logger.With("role", RoleProducer), a.reg)
+	hc := a.cfg.Ingest
+	if a.broker != nil {
+		// The embedded broker keeps records in memory: what the consumer
+		// has not stored yet is bounded. The consumer module starts after
+		// this one, before any request is served.
+		hc.Unstored = func() int64 {
+			if c := a.consumer; c != nil {
+				return c.Unstored()
+			}
+			return 0
+		}
+	}
+	h := ingest.NewHandler(hc, p, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
 	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)

@@ -181,6 +181,20 @@ func NewConsumer(cfg ConsumerConfig, kafka KafkaConfig, store Store, dlq DeadLet
 // Healthy is false while writes to the store are failing.
 func (c *Consumer) Healthy() bool { return c.healthy.Load() }
 
+// Unstored is how many records of the partitions this consumer holds are
+// in the log but not stored yet, as of its last fetch.
+func (c *Consumer) Unstored() int64 {
+	c.lagMu.Lock()
+	defer c.lagMu.Unlock()
+	var n int64
+	for p, hwm := range c.highWatermarks {
+		if pos, ok := c.positions[p]; ok {
+			n += max(hwm-pos, 0)
+		}
+	}
+	return n
+}
+
 // Config is the configuration the consumer runs with.
 func (c *Consumer) Config() ConsumerConfig { return c.cfg }
 

@@ -35,11 +35,19 @@ type HandlerConfig struct {
 	MaxBatchEvents int
 	// RetryAfter is the Retry-After of a 503 answer.
 	RetryAfter time.Duration
+	// MaxUnstored bounds the records accepted but not stored yet, when
+	// Unstored is set: past it requests get 503, so that a broker that
+	// keeps records in memory (the embedded one) stays bounded.
+	MaxUnstored int64
+	// Unstored counts the records accepted but not stored yet; nil when
+	// the broker keeps them on disk. Set by the caller, not a flag.
+	Unstored func() int64
 }
 
 // DefaultHandlerConfig holds the limits API.md documents.
 func DefaultHandlerConfig() HandlerConfig {
-	return HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 10 << 20, MaxBatchEvents: 10000, RetryAfter: time.Second}
+	return HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 10 << 20, MaxBatchEvents: 10000, RetryAfter: time.Second,
+		MaxUnstored: 500_000}
 }
 
 // RegisterFlags binds the limits to flags whose defaults are c's values.
@@ -47,13 +55,14 @@ func (c *HandlerConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest accepted request body (413 beyond)")
 	fs.IntVar(&c.MaxBatchEvents, "max-batch-events", c.MaxBatchEvents, "most events in one batch request (413 beyond)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of a 503 answer when Kafka cannot take a request now")
+	fs.Int64Var(&c.MaxUnstored, "max-unstored-records", c.MaxUnstored, "with the embedded broker (which keeps records in memory), records accepted but not stored yet at most; past it ingest answers 503")
 	c.Limits.RegisterFlags(fs)
 }
 
 // Validate reports every setting that cannot work, naming its flag.
 func (c *HandlerConfig) Validate() error {
 	var p flagvalue.Problems
-	p.AtLeast1(map[string]int64{"max-body-bytes": c.MaxBodyBytes, "max-batch-events": int64(c.MaxBatchEvents)})
+	p.AtLeast1(map[string]int64{"max-body-bytes": c.MaxBodyBytes, "max-batch-events": int64(c.MaxBatchEvents), "max-unstored-records": c.MaxUnstored})
 	p.Positive(map[string]time.Duration{"retry-after": c.RetryAfter})
 	return errors.Join(p.Err(), c.Limits.Validate())
 }
@@ -179,6 +188,15 @@ func (h *Handler) postBatch(c echo.Context) error {
 // 503 with Retry-After, never an acceptance that could be lost.
 func (h *Handler) publish(c echo.Context, events []logs.Event, letters []DeadLetter, cid string) error {
 	start := h.now()
+	if h.cfg.Unstored != nil {
+		if n := h.cfg.Unstored(); n > h.cfg.MaxUnstored {
+			h.metrics.Failed.Add(float64(len(events)))
+			c.Response().Header().Set("Retry-After", fmt.Sprint(int(h.cfg.RetryAfter.Seconds()+0.5)))
+			return c.JSON(http.StatusServiceUnavailable, apiError{Error: fmt.Sprintf(
+				"the store is behind: %d accepted records are not stored yet (--max-unstored-records %d); the log events were not accepted, retry later",
+				n, h.cfg.MaxUnstored)})
+		}
+	}
 	if err := h.pub.Publish(c.Request().Context(), events, letters, cid); err != nil {
 		h.metrics.Failed.Add(float64(len(events)))
 		h.logger.Warn("kafka did not take events", "err", err, "events", len(events), "correlation_id", cid)

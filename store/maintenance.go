@@ -99,9 +99,11 @@ func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) error {
 	}
 	errs = append(errs, s.vacuumMerged(ctx, conn.Conn()))
 	for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "client_ids", "consumer_offsets"} {
-		// Autovacuum may be off: keep the planner's statistics current.
-		if _, err := conn.Exec(ctx, "ANALYZE "+table); err != nil {
-			errs = append(errs, fmt.Errorf("analyze %s: %w", table, err))
+		// Autovacuum may be off: the upserts leave dead rows that only a
+		// vacuum reclaims, and the planner needs current statistics (and
+		// the visibility map, for index-only scans of the rollups).
+		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+table); err != nil {
+			errs = append(errs, fmt.Errorf("vacuum %s: %w", table, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -34,8 +34,12 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 	var conds []string
 	args := pgx.NamedArgs{}
 	if !f.Start.IsZero() {
-		conds = append(conds, "max_ts >= @start")
+		// A block lies within one partition, so one overlapping the
+		// window starts in the period of the window's start or later:
+		// older partitions are pruned at planning.
+		conds = append(conds, "max_ts >= @start", "min_ts >= @period")
 		args["start"] = f.Start.Truncate(time.Microsecond)
+		args["period"] = s.periodOf(f.Start)
 	}
 	if !f.End.IsZero() {
 		conds = append(conds, "min_ts <= @end")

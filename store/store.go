@@ -178,10 +178,13 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 
 		mergedSinceVacuum: make(map[string]struct{}),
 	}
-	// Fresh blocks are written on the ingest path: fast compression. The
-	// merger rewrites each log once more, to keep it for long: smaller.
+	// Fresh blocks are written on the ingest path, and merged away soon:
+	// the fastest compression. The merger writes what is kept, at zstd's
+	// default level; its "better" level saved 0.8 bytes per log (2 %) for
+	// a fifth more of the merger's CPU, the largest share of the
+	// consumer's (measured under make bench-e2e with --pprof).
 	if s.fresh, err = block.NewCodec(block.CompressionFastest); err == nil {
-		s.merged, err = block.NewCodec(block.CompressionBetter)
+		s.merged, err = block.NewCodec(block.CompressionDefault)
 	}
 	if err != nil {
 		pool.Close()
