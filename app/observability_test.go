@@ -73,7 +73,7 @@ var obsFamilies = []string{
 	"cache_errors_total", "cache_operation_duration_seconds", "breaker_state",
 	// store
 	"store_rows_written_total", "store_write_duration_seconds", "store_query_duration_seconds",
-	"store_partitions_dropped_total", "store_blocks_merged_total", "store_rows_merged_total", "store_merge_duration_seconds", "consumer_records_deleted_total",
+	"store_partitions_dropped_total", "store_blocks_merged_total", "store_rows_merged_total", "store_merge_duration_seconds", "consumer_records_deleted_total", "consumer_skipped_total",
 	"store_pool_acquired_conns", "store_pool_total_conns",
 	// every listener
 	"http_requests_total", "http_request_duration_seconds",

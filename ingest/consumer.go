@@ -387,9 +387,8 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 		}
 	}
 	now := time.Now()
-	// Processed counts the events handled: stored now, or found stored
-	// already (a redelivery).
-	c.metrics.Processed.Add(float64(len(events) - len(refused)))
+	c.metrics.Processed.Add(float64(stored))
+	c.metrics.Skipped.Add(float64(int64(len(events)-len(refused)) - stored))
 	c.metrics.BatchSize.Observe(float64(len(records)))
 	c.metrics.FlushDuration.Observe(now.Sub(start).Seconds())
 	for i := range events {

@@ -92,6 +92,7 @@ type Consumer struct {
 	WriteRetries     prometheus.Counter
 	CommitFailures   prometheus.Counter
 	RecordsDeleted   prometheus.Counter
+	Skipped          prometheus.Counter
 	EndToEnd         prometheus.Histogram
 	// Per partition: the last committed offset (-1 before the first
 	// commit, as 0 is a valid offset) and the records behind the end.
@@ -110,6 +111,7 @@ func NewConsumer(reg prometheus.Registerer) *Consumer {
 		WriteRetries:   counter(reg, "consumer_write_retries_total", "Retried batch writes after a PostgreSQL error."),
 		CommitFailures: counter(reg, "consumer_commit_failures_total", "Failed Kafka offset commits (the batch is redelivered)."),
 		RecordsDeleted: counter(reg, "consumer_records_deleted_total", "Stored records deleted from the embedded broker, which keeps records in memory."),
+		Skipped:        counter(reg, "consumer_skipped_total", "Events the store held already and skipped: redeliveries, and ids a client sent again."),
 		EndToEnd:       histogram(reg, "logs_end_to_end_seconds", "Time from acceptance by the producer to commit in PostgreSQL.", LatencyBuckets()),
 		CommittedOffset: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "consumer_committed_offset", Help: "Offset of the last record this consumer committed, by partition (-1 from assignment until the first commit).",

@@ -76,7 +76,7 @@ func TestConstructorsRegisterWhatTheyExport(t *testing.T) {
 		"logs_received_total", "logs_sent_total", "logs_failed_total", "logs_rejected_total",
 		"logs_received_bytes_total", "logs_accept_duration_seconds",
 		"logs_processed_total", "logs_processing_failed_total", "consumer_batch_size",
-		"consumer_flush_duration_seconds", "consumer_write_retries_total", "consumer_commit_failures_total", "consumer_records_deleted_total",
+		"consumer_flush_duration_seconds", "consumer_write_retries_total", "consumer_commit_failures_total", "consumer_records_deleted_total", "consumer_skipped_total",
 		"logs_end_to_end_seconds", "consumer_committed_offset", "consumer_lag_records",
 		"dlq_records_total",
 		"log_queries_total", "log_query_duration_seconds",

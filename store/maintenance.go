@@ -98,7 +98,8 @@ func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) error {
 		}
 	}
 	errs = append(errs, s.vacuumMerged(ctx, conn.Conn()))
-	for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "client_ids", "consumer_offsets"} {
+	for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level",
+		"client_ids", "consumer_offsets"} {
 		// Autovacuum may be off: the upserts leave dead rows that only a
 		// vacuum reclaims, and the planner needs current statistics (and
 		// the visibility map, for index-only scans of the rollups).
@@ -150,7 +151,7 @@ func (s *Store) dropPartition(ctx context.Context, db beginner, p partition) err
 		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.name}.Sanitize()); err != nil {
 			return err
 		}
-		for _, table := range []string{"log_rollup_minute", "log_rollup_hour"} {
+		for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE bucket >= $1 AND bucket < $2", p.start, p.end); err != nil {
 				return err
 			}

@@ -64,13 +64,19 @@ func (c counting) sql() (string, pgx.NamedArgs, []timeRange) {
 	start := ceilTo(c.start, time.Microsecond)
 	endExcl := c.end.Truncate(time.Microsecond).Add(time.Microsecond)
 
+	// Without a source filter or grouping, the rollups without the source
+	// answer with a fiftieth of the rows.
+	suffix, sourceCol := "", "source"
+	if len(c.sources) == 0 && !c.bySource {
+		suffix, sourceCol = "_level", "''::text"
+	}
 	var branches []string
 	rollup := func(name, table string, from, to time.Time) {
 		if !from.Before(to) {
 			return
 		}
 		args[name+"_from"], args[name+"_to"] = from, to
-		branches = append(branches, "SELECT "+timeExpr+" AS t, level, source, count AS n FROM "+table+
+		branches = append(branches, "SELECT "+timeExpr+" AS t, level, "+sourceCol+" AS source, count AS n FROM "+table+suffix+
 			" WHERE bucket >= @"+name+"_from AND bucket < @"+name+"_to"+filters)
 	}
 	var raw []timeRange
@@ -124,8 +130,8 @@ type countRow struct {
 }
 
 // count runs c: the rollups in PostgreSQL, the partial minutes at the
-// edges from the blocks' rows.
-func (s *Store) count(ctx context.Context, tx pgx.Tx, c counting, fn func(countRow)) error {
+// edges from the blocks' rows. cache holds the blocks already read.
+func (s *Store) count(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, c counting, fn func(countRow)) error {
 	sql, args, raw := c.sql()
 	if sql != "" {
 		rows, err := tx.Query(ctx, sql, args)
@@ -148,19 +154,17 @@ func (s *Store) count(ctx context.Context, tx pgx.Tx, c counting, fn func(countR
 			return err
 		}
 	}
-	for _, rg := range raw {
-		if err := s.countRows(ctx, tx, c, rg, fn); err != nil {
-			return err
-		}
+	if len(raw) == 0 {
+		return nil
 	}
-	return nil
+	return s.countRows(ctx, tx, cache, c, raw, fn)
 }
 
-// countRows counts the rows of [rg.from, rg.to) from the blocks, grouped as
-// c says.
-func (s *Store) countRows(ctx context.Context, tx pgx.Tx, c counting, rg timeRange, fn func(countRow)) error {
-	f := block.Filter{Start: rg.from, End: rg.to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
-	cands, err := s.candidates(ctx, tx, f, true, nil)
+// countRows counts the rows of the ranges from the blocks, grouped as c
+// says, reading each block that overlaps any of them once.
+func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, c counting, ranges []timeRange, fn func(countRow)) error {
+	all := block.Filter{Start: ranges[0].from, End: ranges[len(ranges)-1].to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
+	cands, err := s.candidates(ctx, tx, all, true, nil, ranges...)
 	if err != nil {
 		return err
 	}
@@ -168,38 +172,37 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, c counting, rg timeRan
 	epoch := time.Unix(0, 0).UTC()
 	for i := 0; i < len(cands); i += fetchBlocks {
 		chunk := cands[i:min(i+fetchBlocks, len(cands))]
-		data, err := fetch(ctx, tx, chunk)
-		if err != nil {
+		if err := s.readers(ctx, tx, cache, chunk); err != nil {
 			return err
 		}
 		for _, cand := range chunk {
-			r, err := s.fresh.NewReader(data[cand.id])
-			if err != nil {
-				return fmt.Errorf("block %d: %w", cand.id, err)
-			}
-			rows, err := r.Match(f)
-			if err != nil {
-				return fmt.Errorf("block %d: %w", cand.id, err)
-			}
-			briefs, err := r.Briefs(rows)
-			if err != nil {
-				return fmt.Errorf("block %d: %w", cand.id, err)
-			}
-			for _, b := range briefs {
-				var k countRow
-				if c.interval > 0 {
-					k.t = epoch.Add(b.Timestamp.Sub(epoch) / c.interval * c.interval)
-					if k.t.After(b.Timestamp) { // before 1970
-						k.t = k.t.Add(-c.interval)
+			r := cache[cand.id]
+			for _, rg := range ranges {
+				f := block.Filter{Start: rg.from, End: rg.to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
+				rows, err := r.Match(f)
+				if err != nil {
+					return fmt.Errorf("block %d: %w", cand.id, err)
+				}
+				briefs, err := r.Briefs(rows)
+				if err != nil {
+					return fmt.Errorf("block %d: %w", cand.id, err)
+				}
+				for _, b := range briefs {
+					var k countRow
+					if c.interval > 0 {
+						k.t = epoch.Add(b.Timestamp.Sub(epoch) / c.interval * c.interval)
+						if k.t.After(b.Timestamp) { // before 1970
+							k.t = k.t.Add(-c.interval)
+						}
 					}
+					if c.byLevel {
+						k.level = b.Level.Code()
+					}
+					if c.bySource {
+						k.source = b.Source
+					}
+					groups[k]++
 				}
-				if c.byLevel {
-					k.level = b.Level.Code()
-				}
-				if c.bySource {
-					k.source = b.Source
-				}
-				groups[k]++
 			}
 		}
 	}
@@ -211,9 +214,9 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, c counting, rg timeRan
 }
 
 // total counts the logs in a window matching levels and sources, exactly.
-func (s *Store) total(ctx context.Context, tx pgx.Tx, start, end time.Time, levels []logs.Level, sources []string) (int64, error) {
+func (s *Store) total(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, start, end time.Time, levels []logs.Level, sources []string) (int64, error) {
 	var n int64
-	err := s.count(ctx, tx, counting{start: start, end: end, levels: levels, sources: sources}, func(r countRow) { n += r.n })
+	err := s.count(ctx, tx, cache, counting{start: start, end: end, levels: levels, sources: sources}, func(r countRow) { n += r.n })
 	return n, err
 }
 
@@ -228,7 +231,7 @@ func (s *Store) Histogram(ctx context.Context, q logs.Histogram) (logs.Histogram
 	var bad error
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		defer s.observe("histogram", time.Now())
-		return s.count(ctx, tx, c, func(r countRow) {
+		return s.count(ctx, tx, map[int64]*block.Reader{}, c, func(r countRow) {
 			l, err := logs.LevelFromCode(r.level)
 			if err != nil {
 				bad = err

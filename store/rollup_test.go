@@ -181,6 +181,12 @@ func checkRollups(t *testing.T, conn *pgx.Conn, when string) {
 			t.Errorf("%s: %s differs from logs in %d groups, first: %s", when, r.table, len(bad),
 				strings.Join(bad[:min(len(bad), 5)], "; "))
 		}
+		// The rollup without the source is the sum over the sources.
+		if n := queryInt(t, conn, `SELECT count(*) FROM `+r.table+`_level l FULL JOIN (
+				SELECT bucket, level, sum(count) AS n FROM `+r.table+` GROUP BY 1, 2) s USING (bucket, level)
+			WHERE l.count IS DISTINCT FROM s.n`); n != 0 {
+			t.Errorf("%s: %s_level differs from the sum over sources in %d groups", when, r.table, n)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,9 +31,19 @@ type candidate struct {
 // a search reads them: newest last row first, or oldest first row first
 // when asc. Everything the summaries can rule out is ruled out here, in
 // PostgreSQL, without reading any block.
-func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc bool, after *logs.Cursor) ([]candidate, error) {
+func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc bool, after *logs.Cursor, within ...timeRange) ([]candidate, error) {
 	var conds []string
 	args := pgx.NamedArgs{}
+	if len(within) > 0 {
+		// Only blocks overlapping one of these ranges (within the window).
+		var any []string
+		for i, r := range within {
+			n := strconv.Itoa(i)
+			any = append(any, "(max_ts >= @from"+n+" AND min_ts < @to"+n+")")
+			args["from"+n], args["to"+n] = r.from, r.to
+		}
+		conds = append(conds, "("+strings.Join(any, " OR ")+")")
+	}
 	if !f.Start.IsZero() {
 		// A block lies within one partition, so one overlapping the
 		// window starts in the period of the window's start or later:
@@ -104,6 +115,32 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 		return nil
 	})
 	return out, err
+}
+
+// readers opens the blocks of cs, reading from PostgreSQL only those not
+// in cache (blocks one request already read), and adds them to it.
+func (s *Store) readers(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, cs []candidate) error {
+	var missing []candidate
+	for _, c := range cs {
+		if cache[c.id] == nil {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	data, err := fetch(ctx, tx, missing)
+	if err != nil {
+		return err
+	}
+	for id, b := range data {
+		r, err := s.fresh.NewReader(b)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", id, err)
+		}
+		cache[id] = r
+	}
+	return nil
 }
 
 // fetch reads the data of blocks.
@@ -186,8 +223,9 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 	)
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		start := time.Now()
+		cache := map[int64]*block.Reader{} // the edges of the count and the page share blocks
 		if exactFromRollups {
-			total, err := s.total(ctx, tx, q.Start, q.End, q.Levels, q.Sources)
+			total, err := s.total(ctx, tx, cache, q.Start, q.End, q.Levels, q.Sources)
 			if err != nil {
 				return fmt.Errorf("count: %w", err)
 			}
@@ -198,24 +236,25 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 			return fmt.Errorf("search: %w", err)
 		}
 		counting := !exactFromRollups
-		for i := 0; i < len(cands); i += fetchBlocks {
+		// Read one block first (most pages come from the newest one),
+		// then more per round trip.
+		step := 1
+		for i := 0; i < len(cands); i += step {
+			if i > 0 {
+				step = min(step*2, fetchBlocks)
+			}
 			pageDone := len(best) >= need && !blockMayHold(cands[i], best[need-1].key, q.Asc)
 			if pageDone && (!counting || count > int64(countLimit)) {
 				break
 			}
-			chunk := cands[i:min(i+fetchBlocks, len(cands))]
-			data, err := fetch(ctx, tx, chunk)
-			if err != nil {
+			chunk := cands[i:min(i+step, len(cands))]
+			if err := s.readers(ctx, tx, cache, chunk); err != nil {
 				return fmt.Errorf("search: %w", err)
 			}
 			for _, c := range chunk {
-				b, ok := data[c.id]
-				if !ok {
+				r := cache[c.id]
+				if r == nil {
 					continue // merged away since the summaries were read: cannot happen in one snapshot
-				}
-				r, err := s.fresh.NewReader(b)
-				if err != nil {
-					return fmt.Errorf("search: block %d: %w", c.id, err)
 				}
 				rows, err := r.Match(f)
 				if err != nil {
@@ -225,25 +264,9 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 				if pageDone || len(rows) == 0 {
 					continue
 				}
-				keys, err := r.Keys(rows)
+				fresh, err := pageRows(r, rows, need, q.Asc, q.After, before)
 				if err != nil {
 					return fmt.Errorf("search: block %d: %w", c.id, err)
-				}
-				// Rows come in ascending key order: the page wants the
-				// first of them (asc) or the last (desc), past the cursor.
-				var fresh []hit
-				for j := range keys {
-					k := j
-					if !q.Asc {
-						k = len(keys) - 1 - j
-					}
-					if q.After != nil && !before(*q.After, keys[k]) {
-						continue
-					}
-					if len(fresh) == need {
-						break
-					}
-					fresh = append(fresh, hit{key: keys[k], r: r, row: rows[k]})
 				}
 				best = append(best, fresh...)
 				slices.SortStableFunc(best, func(a, b hit) int {
@@ -285,6 +308,41 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 		return logs.Page{}, fmt.Errorf("store: search: %w", err)
 	}
 	return page, nil
+}
+
+// pageRows picks, from a block's matching rows (ascending), the first
+// (asc) or last (desc) need rows past the cursor. It reads the keys of
+// as few rows as it can: a window at that end, doubled until it holds
+// enough rows past the cursor.
+func pageRows(r *block.Reader, rows []int, need int, asc bool, after *logs.Cursor, before func(a, b logs.Cursor) bool) ([]hit, error) {
+	for w := need; ; w *= 2 {
+		w = min(w, len(rows))
+		window := rows[len(rows)-w:]
+		if asc {
+			window = rows[:w]
+		}
+		keys, err := r.Keys(window)
+		if err != nil {
+			return nil, err
+		}
+		var out []hit
+		for j := range keys {
+			k := j
+			if !asc {
+				k = len(keys) - 1 - j
+			}
+			if after != nil && !before(*after, keys[k]) {
+				continue
+			}
+			if len(out) == need {
+				break
+			}
+			out = append(out, hit{key: keys[k], r: r, row: window[k]})
+		}
+		if len(out) == need || w == len(rows) {
+			return out, nil
+		}
+	}
 }
 
 // blockMayHold reports whether block c may hold a row that belongs before

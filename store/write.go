@@ -244,6 +244,23 @@ func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 			buckets, levels, sources, ns); err != nil {
 			return err
 		}
+		// The same counts without the source, for what does not need it.
+		var lb []time.Time
+		var ll []int16
+		var ln []int64
+		for i := range keys {
+			if n := len(lb); n > 0 && lb[n-1].Equal(buckets[i]) && ll[n-1] == levels[i] {
+				ln[n-1] += ns[i]
+				continue
+			}
+			lb, ll, ln = append(lb, buckets[i]), append(ll, levels[i]), append(ln, ns[i])
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+r.table+`_level (bucket, level, count)
+			SELECT * FROM unnest($1::timestamptz[], $2::smallint[], $3::bigint[])
+			ON CONFLICT (bucket, level) DO UPDATE SET count = `+r.table+`_level.count + EXCLUDED.count`,
+			lb, ll, ln); err != nil {
+			return err
+		}
 	}
 	return nil
 }
