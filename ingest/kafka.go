@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/spf13/pflag"
@@ -112,6 +113,10 @@ type EmbeddedBroker struct {
 func StartEmbeddedBroker(addr string) (*EmbeddedBroker, error) {
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
+		// Deleted records free their memory only with their whole
+		// segment: small segments (instead of 100 MB per partition) keep
+		// what the broker holds close to what is not stored yet.
+		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(embeddedSegmentBytes)}),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
 	)
 	if err != nil {
@@ -119,6 +124,9 @@ func StartEmbeddedBroker(addr string) (*EmbeddedBroker, error) {
 	}
 	return &EmbeddedBroker{cluster: c}, nil
 }
+
+// embeddedSegmentBytes is the segment size of the embedded broker.
+const embeddedSegmentBytes = 4 << 20
 
 // Addrs are the broker's listen addresses, for --kafka-brokers.
 func (b *EmbeddedBroker) Addrs() []string { return b.cluster.ListenAddrs() }

@@ -17,7 +17,7 @@ const mergeLockKey int64 = 0x6c6f67_0004 // "log" + 4
 
 // mergeMaxInputRows bounds the rows one merge rewrites, so one transaction
 // stays short and its memory bounded.
-const mergeMaxInputRows = 200_000
+const mergeMaxInputRows = 100_000
 
 // blockRef names a stored block and what a merge needs of its summary.
 type blockRef struct {

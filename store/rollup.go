@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,6 +171,44 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block
 	}
 	groups := map[countRow]int64{}
 	epoch := time.Unix(0, 0).UTC()
+	bucket := func(t time.Time) time.Time {
+		if c.interval <= 0 {
+			return time.Time{}
+		}
+		b := epoch.Add(t.Sub(epoch) / c.interval * c.interval)
+		if b.After(t) { // before 1970
+			b = b.Add(-c.interval)
+		}
+		return b
+	}
+	// Without a source to filter or group by, a block wholly inside a
+	// range (and inside one bucket) is counted from its summary; only the
+	// blocks across a boundary are read. At a high rate the partial
+	// minutes hold many blocks.
+	if len(c.sources) == 0 && !c.bySource {
+		var read []candidate
+		for _, cand := range cands {
+			inside := slices.ContainsFunc(ranges, func(rg timeRange) bool {
+				return !cand.minTS.Before(rg.from) && cand.maxTS.Before(rg.to)
+			})
+			if !inside || !bucket(cand.minTS).Equal(bucket(cand.maxTS)) {
+				read = append(read, cand)
+				continue
+			}
+			for code, n := range cand.levels {
+				level := logs.Level(code)
+				if n == 0 || (len(c.levels) > 0 && !slices.Contains(c.levels, level)) {
+					continue
+				}
+				k := countRow{t: bucket(cand.minTS)}
+				if c.byLevel {
+					k.level = level.Code()
+				}
+				groups[k] += int64(n)
+			}
+		}
+		cands = read
+	}
 	for i := 0; i < len(cands); i += fetchBlocks {
 		chunk := cands[i:min(i+fetchBlocks, len(cands))]
 		if err := s.readers(ctx, tx, cache, chunk); err != nil {
@@ -188,13 +227,7 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block
 					return fmt.Errorf("block %d: %w", cand.id, err)
 				}
 				for _, b := range briefs {
-					var k countRow
-					if c.interval > 0 {
-						k.t = epoch.Add(b.Timestamp.Sub(epoch) / c.interval * c.interval)
-						if k.t.After(b.Timestamp) { // before 1970
-							k.t = k.t.Add(-c.interval)
-						}
-					}
+					k := countRow{t: bucket(b.Timestamp)}
 					if c.byLevel {
 						k.level = b.Level.Code()
 					}

@@ -868,3 +868,51 @@ func TestSearchMetadata(t *testing.T) {
 		})
 	}
 }
+
+// Blocks wholly inside the partial minute at a window's edge are counted
+// from their summaries, the others row by row: the totals are the same.
+func TestEdgeBlocksCountedFromSummaries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, conn := openZoned(t)
+	minute := time.Date(2024, 3, 10, 12, 30, 0, 0, time.UTC)
+	levels := []logs.Level{logs.LevelInfo, logs.LevelWarn, logs.LevelError}
+	// Batches of a few seconds each: small blocks inside the edge.
+	for b := range 10 {
+		var batch []logs.Event
+		for i := range 7 {
+			ts := minute.Add(time.Duration(5*b+i%5)*time.Second + time.Duration(i)*time.Millisecond)
+			batch = append(batch, ev(ts, levels[(b+i)%3], fmt.Sprintf("src%d", i%2), "edge"))
+		}
+		mustWrite(t, s, batch...)
+	}
+	snapshot(t, conn)
+	for _, start := range []time.Time{minute.Add(2 * time.Second), minute.Add(12500 * time.Millisecond), minute.Add(-time.Minute)} {
+		end := minute.Add(2 * time.Minute)
+		for _, lv := range [][]logs.Level{nil, {logs.LevelWarn}} {
+			codes := make([]int16, len(lv))
+			for i, l := range lv {
+				codes[i] = l.Code()
+			}
+			want := queryInt(t, conn, `SELECT count(*) FROM logs WHERE ts BETWEEN $1 AND $2
+				AND (cardinality($3::smallint[]) = 0 OR level = ANY($3))`, start, end, codes)
+			page, err := s.Search(ctx, logs.Search{Start: start, End: end, Levels: lv, Size: 1})
+			if err != nil || page.Total != want || page.TotalIsEstimate {
+				t.Errorf("from %s levels %v: total %d (%v), want %d", start.Format(time.RFC3339Nano), lv, page.Total, err, want)
+			}
+			h, err := s.Histogram(ctx, logs.Histogram{Start: start, End: end, Levels: lv, Interval: 10 * time.Second})
+			var sum int64
+			for _, b := range h.Buckets {
+				sum += b.Total
+				wantB := queryInt(t, conn, `SELECT count(*) FROM logs WHERE ts >= $1 AND ts < $2 AND ts BETWEEN $3 AND $4
+					AND (cardinality($5::smallint[]) = 0 OR level = ANY($5))`, b.Time, b.Time.Add(10*time.Second), start, end, codes)
+				if b.Total != wantB {
+					t.Errorf("from %s levels %v: bucket %s has %d, want %d", start.Format(time.RFC3339Nano), lv, b.Time.Format(time.RFC3339), b.Total, wantB)
+				}
+			}
+			if err != nil || sum != want {
+				t.Errorf("from %s levels %v: histogram sums to %d (%v), want %d", start.Format(time.RFC3339Nano), lv, sum, err, want)
+			}
+		}
+	}
+}

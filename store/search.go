@@ -25,6 +25,7 @@ const (
 type candidate struct {
 	minTS, maxTS time.Time
 	id           int64
+	levels       []int32 // rows per level code
 }
 
 // candidates lists the blocks that may hold rows f matches, in the order
@@ -95,7 +96,7 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 	}
 	bloom("meta_bloom", "meta", meta)
 
-	sql := "SELECT min_ts, max_ts, id FROM log_blocks"
+	sql := "SELECT min_ts, max_ts, id, levels FROM log_blocks"
 	if len(conds) > 0 {
 		sql += " WHERE " + strings.Join(conds, " AND ")
 	}
@@ -110,8 +111,9 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 	}
 	var out []candidate
 	var c candidate
-	_, err = pgx.ForEachRow(rows, []any{&c.minTS, &c.maxTS, &c.id}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&c.minTS, &c.maxTS, &c.id, &c.levels}, func() error {
 		out = append(out, c)
+		c.levels = nil
 		return nil
 	})
 	return out, err
