@@ -278,14 +278,14 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 		return nil, "", ErrBusy
 	}
 	if s.cfg.IsQueryError(err) {
-		return nil, "", fmt.Errorf("%w: %v", ErrRefused, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if body, ok := s.cache.Get(ctx, "stale", staleKey); ok {
 		s.logger.Warn("serving a stale answer; the store failed", "kind", kind, "err", err)
 		return body, CacheStale, nil
 	}
 	s.logger.Warn("query failed", "kind", kind, "err", err)
-	return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // maxEpochWindow bounds the hours whose epochs one key carries (one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/store/logs"
 )
@@ -25,6 +26,9 @@ func (s *Store) convertRows(ctx context.Context) error {
 	}
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'logs'::regclass ORDER BY c.relname`)
+	if pgCode(err) == pgerrcode.UndefinedTable {
+		return nil // another process converted it meanwhile
+	}
 	if err != nil {
 		return fmt.Errorf("store: list old partitions: %w", err)
 	}
@@ -35,6 +39,9 @@ func (s *Store) convertRows(ctx context.Context) error {
 	for _, p := range parts {
 		start := time.Now()
 		n, err := s.convertPartition(ctx, p)
+		if pgCode(err) == pgerrcode.UndefinedTable {
+			continue // another process converted it meanwhile
+		}
 		if err != nil {
 			return fmt.Errorf("store: convert %s into blocks: %w", p, err)
 		}
@@ -94,14 +101,16 @@ func (s *Store) convertPartition(ctx context.Context, name string) (int, error) 
 		}
 		total += n
 	}
-	_, err := s.pool.Exec(ctx, "DROP TABLE "+table)
+	_, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+table)
 	return total, err
 }
 
 // readOldRows reads the first rows of an old partition, in (ts, id) order.
 func readOldRows(ctx context.Context, tx pgx.Tx, table string, limit int) ([]logs.Event, error) {
+	// FOR UPDATE: a second process converting at the same time waits,
+	// then skips the rows the first deleted.
 	rows, err := tx.Query(ctx, "SELECT ts, id, level, source, message, metadata, trace_id FROM "+table+
-		" ORDER BY ts, id LIMIT $1", limit)
+		" ORDER BY ts, id LIMIT $1 FOR UPDATE", limit)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func (s *Store) Stats(ctx context.Context, q logs.Stats) (logs.StatsResult, erro
 	var bad error
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		defer s.observe("stats", time.Now())
-		return s.count(ctx, tx, map[int64]*block.Reader{}, c, func(r countRow) {
+		return s.count(ctx, tx, map[int64]*block.Reader{}, nil, c, func(r countRow) {
 			l, err := logs.LevelFromCode(r.level)
 			if err != nil {
 				bad = err

@@ -132,7 +132,9 @@ type countRow struct {
 
 // count runs c: the rollups in PostgreSQL, the partial minutes at the
 // edges from the blocks' rows. cache holds the blocks already read.
-func (s *Store) count(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, c counting, fn func(countRow)) error {
+// known, when not nil, are the blocks of the whole window with c's
+// filters, which a search has listed already.
+func (s *Store) count(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, known []candidate, c counting, fn func(countRow)) error {
 	sql, args, raw := c.sql()
 	if sql != "" {
 		rows, err := tx.Query(ctx, sql, args)
@@ -158,16 +160,25 @@ func (s *Store) count(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Rea
 	if len(raw) == 0 {
 		return nil
 	}
-	return s.countRows(ctx, tx, cache, c, raw, fn)
+	return s.countRows(ctx, tx, cache, known, c, raw, fn)
 }
 
 // countRows counts the rows of the ranges from the blocks, grouped as c
 // says, reading each block that overlaps any of them once.
-func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, c counting, ranges []timeRange, fn func(countRow)) error {
-	all := block.Filter{Start: ranges[0].from, End: ranges[len(ranges)-1].to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
-	cands, err := s.candidates(ctx, tx, all, true, nil, ranges...)
-	if err != nil {
-		return err
+func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, known []candidate, c counting, ranges []timeRange, fn func(countRow)) error {
+	var cands []candidate
+	if known != nil {
+		for _, cand := range known {
+			if slices.ContainsFunc(ranges, func(rg timeRange) bool { return !cand.maxTS.Before(rg.from) && cand.minTS.Before(rg.to) }) {
+				cands = append(cands, cand)
+			}
+		}
+	} else {
+		all := block.Filter{Start: ranges[0].from, End: ranges[len(ranges)-1].to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
+		var err error
+		if cands, err = s.candidates(ctx, tx, all, true, nil, ranges...); err != nil {
+			return err
+		}
 	}
 	groups := map[countRow]int64{}
 	epoch := time.Unix(0, 0).UTC()
@@ -247,9 +258,9 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block
 }
 
 // total counts the logs in a window matching levels and sources, exactly.
-func (s *Store) total(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, start, end time.Time, levels []logs.Level, sources []string) (int64, error) {
+func (s *Store) total(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, known []candidate, start, end time.Time, levels []logs.Level, sources []string) (int64, error) {
 	var n int64
-	err := s.count(ctx, tx, cache, counting{start: start, end: end, levels: levels, sources: sources}, func(r countRow) { n += r.n })
+	err := s.count(ctx, tx, cache, known, counting{start: start, end: end, levels: levels, sources: sources}, func(r countRow) { n += r.n })
 	return n, err
 }
 
@@ -264,7 +275,7 @@ func (s *Store) Histogram(ctx context.Context, q logs.Histogram) (logs.Histogram
 	var bad error
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		defer s.observe("histogram", time.Now())
-		return s.count(ctx, tx, map[int64]*block.Reader{}, c, func(r countRow) {
+		return s.count(ctx, tx, map[int64]*block.Reader{}, nil, c, func(r countRow) {
 			l, err := logs.LevelFromCode(r.level)
 			if err != nil {
 				bad = err

@@ -226,16 +226,22 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		start := time.Now()
 		cache := map[int64]*block.Reader{} // the edges of the count and the page share blocks
+		cands, err := s.candidates(ctx, tx, f, q.Asc, q.After)
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
 		if exactFromRollups {
-			total, err := s.total(ctx, tx, cache, q.Start, q.End, q.Levels, q.Sources)
+			// Without a cursor the page's blocks are the window's: the
+			// count's edges are among them.
+			var known []candidate
+			if q.After == nil {
+				known = cands
+			}
+			total, err := s.total(ctx, tx, cache, known, q.Start, q.End, q.Levels, q.Sources)
 			if err != nil {
 				return fmt.Errorf("count: %w", err)
 			}
 			page.Total = total
-		}
-		cands, err := s.candidates(ctx, tx, f, q.Asc, q.After)
-		if err != nil {
-			return fmt.Errorf("search: %w", err)
 		}
 		counting := !exactFromRollups
 		// Read one block first (most pages come from the newest one),

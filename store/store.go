@@ -52,7 +52,7 @@ func DefaultConfig() Config {
 			Retention:  7 * 24 * time.Hour,
 			Ahead:      2,
 			MergeEvery: time.Second,
-			MergeRows:  20000,
+			MergeRows:  5000,
 		},
 	}
 }
