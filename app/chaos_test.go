@@ -517,7 +517,7 @@ func TestChaosConsumerKilledDuringMerge(t *testing.T) {
 	o := c.settle(l)
 	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		var fresh int
-		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM log_blocks WHERE NOT merged").Scan(&fresh); err != nil {
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM log_blocks_fresh").Scan(&fresh); err != nil {
 			t.Fatal(err)
 		}
 		return fresh == 0, fmt.Sprintf("%d fresh blocks not merged", fresh)

@@ -96,10 +96,15 @@ func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) error {
 		if _, err := conn.Exec(ctx, "DELETE FROM client_ids WHERE ts < $1", now.Add(-cfg.Retention)); err != nil {
 			errs = append(errs, fmt.Errorf("expire client ids: %w", err))
 		}
+		// A fresh block of logs older than the retention (sent late) goes
+		// with them, its rollups too.
+		if err := s.expireFresh(ctx, conn.Conn(), now.Add(-cfg.Retention)); err != nil {
+			errs = append(errs, fmt.Errorf("expire fresh blocks: %w", err))
+		}
 	}
 	errs = append(errs, s.vacuumMerged(ctx, conn.Conn()))
 	for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level",
-		"client_ids", "consumer_offsets"} {
+		"client_ids", "consumer_offsets", "log_blocks_fresh"} {
 		// Autovacuum may be off: the upserts leave dead rows that only a
 		// vacuum reclaims, and the planner needs current statistics (and
 		// the visibility map, for index-only scans of the rollups).
@@ -143,6 +148,24 @@ func (s *Store) listPartitions(ctx context.Context, conn *pgx.Conn) ([]partition
 
 // dropPartition removes an expired partition and its rollups in one
 // transaction, so the rollups keep matching the blocks.
+// expireFresh deletes the fresh blocks and the rollups older than the
+// oldest period the retention keeps, in one transaction: what a late log
+// older than the retention left behind its dropped partition.
+func (s *Store) expireFresh(ctx context.Context, conn *pgx.Conn, cutoff time.Time) error {
+	keep := s.periodOf(cutoff)
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM log_blocks_fresh WHERE max_ts < $1", keep); err != nil {
+			return err
+		}
+		for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level"} {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE bucket < $1", keep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (s *Store) dropPartition(ctx context.Context, db beginner, p partition) error {
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {

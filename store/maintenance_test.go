@@ -140,6 +140,7 @@ func TestRetentionDropsExpiredPartitions(t *testing.T) {
 	if n := mustWrite(t, s, ev(oldHour.Add(6*time.Minute), logs.LevelInfo, "api", "later")); n != 1 {
 		t.Errorf("store that dropped the partition inserted %d, want 1", n)
 	}
+	mergeAll(t, s)
 	if n := queryInt(t, conn, "SELECT sum(row_count) FROM "+hourly(oldHour)); n != 2 {
 		t.Errorf("recreated partition holds %d rows, want 2", n)
 	}
@@ -489,4 +490,23 @@ func TestPartitionPeriodOfUpgradedDatabase(t *testing.T) {
 		t.Fatalf("Open with its own period (24h) after the refused one: %v", err)
 	}
 	s.Close()
+}
+
+// A late log older than the retention, still in a fresh block, goes with
+// its rollups when maintenance runs.
+func TestRetentionExpiresFreshBlocks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := storetest.NewURL(t)
+	conn := sqlConn(t, dbURL)
+	s := openConfig(t, store.Config{URL: dbURL, PartitionPeriod: time.Hour}, nil)
+	now := time.Now().UTC()
+	mustWrite(t, s, ev(now.Add(-30*time.Hour), logs.LevelInfo, "api", "late"), ev(now, logs.LevelInfo, "api", "now"))
+	if err := s.Maintain(ctx, store.MaintenanceConfig{Retention: 10 * time.Hour, Ahead: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := storedCount(t, conn); n != 1 {
+		t.Errorf("%d logs kept, want only the recent one", n)
+	}
+	checkRollups(t, conn, "after expiring a fresh block")
 }

@@ -15,6 +15,9 @@ import (
 // processes (every consumer runs one).
 const mergeLockKey int64 = 0x6c6f67_0004 // "log" + 4
 
+// freshVacuumEvery is how often the merger vacuums the fresh blocks.
+const freshVacuumEvery = 5 * time.Second
+
 // mergeMaxInputRows bounds the rows one merge rewrites, so one transaction
 // stays short and its memory bounded.
 const mergeMaxInputRows = 100_000
@@ -79,6 +82,9 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	period := s.periodOf(fresh[0].minTS)
+	if err := s.ensureDays(ctx, conn.Conn(), []time.Time{period}); err != nil {
+		return 0, err
+	}
 	lo, hi := fresh[0].minTS, fresh[0].maxTS
 	for _, b := range fresh {
 		lo, hi = minTime(lo, b.minTS), maxTime(hi, b.maxTS)
@@ -124,6 +130,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 		}
 		mins, ids := refKeys(inputs)
 		batch.Queue(`DELETE FROM log_blocks WHERE (min_ts, id) IN (SELECT * FROM unnest($1::timestamptz[], $2::bigint[]))`, mins, ids)
+		batch.Queue(`DELETE FROM log_blocks_fresh WHERE id = ANY($1)`, ids)
 		return tx.SendBatch(ctx, &batch).Close()
 	})
 	if err != nil {
@@ -135,6 +142,14 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	s.mergedSinceVacuum[s.partitionName(period)] = struct{}{}
 	s.mu.Unlock()
+	// The fresh blocks' space is reused only once vacuumed: often, so
+	// that the table stays about the size of what is not merged yet.
+	if time.Since(s.freshVacuumed) > freshVacuumEvery {
+		if _, err := conn.Exec(ctx, "VACUUM log_blocks_fresh"); err != nil {
+			s.log.Warn("vacuum of the fresh blocks failed", "err", err)
+		}
+		s.freshVacuumed = time.Now()
+	}
 	s.log.Debug("merged blocks", "fresh", len(fresh), "merged_inputs", len(inputs)-len(fresh),
 		"rows", rowsOf(inputs), "blocks_written", written, "duration", time.Since(start))
 	return len(fresh), nil
@@ -143,8 +158,8 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 // freshBlocks lists the oldest partition's fresh blocks, oldest first, as
 // many as one merge takes.
 func (s *Store) freshBlocks(ctx context.Context, conn *pgx.Conn) ([]blockRef, error) {
-	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count FROM log_blocks
-		WHERE NOT merged ORDER BY min_ts, id LIMIT 1000`)
+	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count FROM log_blocks_fresh
+		ORDER BY min_ts, id LIMIT 1000`)
 	if err != nil {
 		return nil, err
 	}
@@ -194,28 +209,32 @@ func collectRefs(rows pgx.Rows) ([]blockRef, error) {
 // readBlocks decodes blocks, locking them for the transaction.
 func (s *Store) readBlocks(ctx context.Context, tx pgx.Tx, refs []blockRef) ([]logs.Event, error) {
 	mins, ids := refKeys(refs)
-	rows, err := tx.Query(ctx, `SELECT id, data FROM log_blocks
-		WHERE (min_ts, id) IN (SELECT * FROM unnest($1::timestamptz[], $2::bigint[])) FOR UPDATE`, mins, ids)
-	if err != nil {
-		return nil, err
-	}
 	events := make([]logs.Event, 0, rowsOf(refs))
 	found := 0
 	var (
 		id   int64
 		data []byte
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &data}, func() error {
-		evs, err := s.merged.Decode(data)
+	for _, q := range []string{
+		`SELECT id, data FROM log_blocks WHERE (min_ts, id) IN (SELECT * FROM unnest($1::timestamptz[], $2::bigint[])) FOR UPDATE`,
+		`SELECT id, data FROM log_blocks_fresh WHERE id = ANY($2) AND $1::timestamptz[] IS NOT NULL FOR UPDATE`,
+	} {
+		rows, err := tx.Query(ctx, q, mins, ids)
 		if err != nil {
-			return fmt.Errorf("block %d: %w", id, err)
+			return nil, err
 		}
-		events = append(events, evs...)
-		found++
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		_, err = pgx.ForEachRow(rows, []any{&id, &data}, func() error {
+			evs, err := s.merged.Decode(data)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", id, err)
+			}
+			events = append(events, evs...)
+			found++
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if found != len(refs) {
 		// Dropped by retention since they were listed: merge nothing.

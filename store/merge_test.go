@@ -33,7 +33,7 @@ func TestMergeOnce(t *testing.T) {
 		mustWriteAt(t, s, store.Batch{Events: batch, Positions: at(0, int64(b*300), 300)})
 		all = append(all, batch...)
 	}
-	if n := queryInt(t, conn, "SELECT count(*) FROM log_blocks WHERE NOT merged"); n != 12 {
+	if n := queryInt(t, conn, "SELECT count(*) FROM log_blocks_fresh"); n != 12 {
 		t.Fatalf("%d fresh blocks, want 12", n)
 	}
 	q := logs.Search{Start: day, End: day.Add(24 * time.Hour), Size: 50, Keyword: "row 1"}
@@ -47,7 +47,7 @@ func TestMergeOnce(t *testing.T) {
 	if err != nil || merged != 12 {
 		t.Fatalf("MergeOnce = %d, %v; want 12 fresh blocks merged", merged, err)
 	}
-	if n := queryInt(t, conn, "SELECT count(*) FROM log_blocks WHERE NOT merged"); n != 0 {
+	if n := queryInt(t, conn, "SELECT count(*) FROM log_blocks_fresh"); n != 0 {
 		t.Errorf("%d fresh blocks left", n)
 	}
 	// 3600 rows in blocks of about 1000, none overlapping another.

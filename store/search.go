@@ -96,7 +96,7 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 	}
 	bloom("meta_bloom", "meta", meta)
 
-	sql := "SELECT min_ts, max_ts, id, levels FROM log_blocks"
+	sql := "SELECT min_ts, max_ts, id, levels FROM all_blocks"
 	if len(conds) > 0 {
 		sql += " WHERE " + strings.Join(conds, " AND ")
 	}
@@ -152,7 +152,7 @@ func fetch(ctx context.Context, tx pgx.Tx, cs []candidate) (map[int64][]byte, er
 	for i, c := range cs {
 		mins[i], ids[i] = c.minTS, c.id
 	}
-	rows, err := tx.Query(ctx, `SELECT id, data FROM log_blocks
+	rows, err := tx.Query(ctx, `SELECT id, data FROM all_blocks
 		WHERE (min_ts, id) IN (SELECT * FROM unnest(@mins::timestamptz[], @ids::bigint[]))`,
 		pgx.NamedArgs{"mins": mins, "ids": ids})
 	if err != nil {

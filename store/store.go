@@ -111,6 +111,9 @@ type Store struct {
 	// mergedSinceVacuum names the partitions the merger wrote into since
 	// maintenance last vacuumed them.
 	mergedSinceVacuum map[string]struct{}
+	// freshVacuumed is when the merger last vacuumed the fresh blocks
+	// (only the merger, one goroutine, uses it).
+	freshVacuumed time.Time
 }
 
 // Open connects to PostgreSQL, creating the database named in the URL if it

@@ -64,7 +64,7 @@ func snapshot(t testing.TB, conn *pgx.Conn) {
 		t.Fatal(err)
 	}
 	defer codec.Close()
-	rows, err := conn.Query(ctx, "SELECT data FROM log_blocks")
+	rows, err := conn.Query(ctx, "SELECT data FROM all_blocks")
 	if err != nil {
 		t.Fatalf("read blocks: %v", err)
 	}
@@ -104,10 +104,25 @@ func snapshot(t testing.TB, conn *pgx.Conn) {
 	}
 }
 
+// mergeAll runs the merger until no fresh block is left, so that every
+// block is in its partition.
+func mergeAll(t testing.TB, s *store.Store) {
+	t.Helper()
+	for {
+		n, err := s.MergeOnce(context.Background())
+		if err != nil {
+			t.Fatalf("MergeOnce: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
 // storedCount is how many logs the blocks hold.
 func storedCount(t testing.TB, conn *pgx.Conn) int64 {
 	t.Helper()
-	return queryInt(t, conn, "SELECT coalesce(sum(row_count), 0)::bigint FROM log_blocks")
+	return queryInt(t, conn, "SELECT coalesce(sum(row_count), 0)::bigint FROM all_blocks")
 }
 
 func queryInt(t testing.TB, conn *pgx.Conn, sql string, args ...any) int64 {

@@ -195,13 +195,19 @@ func insertBlocks(ctx context.Context, tx pgx.Tx, blocks []block.Block) error {
 	return tx.SendBatch(ctx, &batch).Close()
 }
 
+// queueBlock inserts a block: a merged one into its partition of
+// log_blocks, a fresh one into log_blocks_fresh.
 func queueBlock(batch *pgx.Batch, blk block.Block, merged bool) {
 	sum := blk.Summary
 	levels := make([]int32, logs.NumLevels)
 	for i, n := range sum.Levels {
 		levels[i] = int32(n)
 	}
-	batch.Queue(`INSERT INTO log_blocks (min_ts, max_ts, row_count, levels, sources, merged, msg_bloom, trace_bloom, meta_bloom, data)
+	table := "log_blocks_fresh"
+	if merged {
+		table = "log_blocks"
+	}
+	batch.Queue(`INSERT INTO `+table+` (min_ts, max_ts, row_count, levels, sources, merged, msg_bloom, trace_bloom, meta_bloom, data)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		sum.MinTime, sum.MaxTime, sum.Rows, levels, sum.Sources, merged,
 		sum.MessageBloom, sum.TraceBloom, sum.MetaBloom, blk.Data)

@@ -216,6 +216,7 @@ func TestPartitionsOnDemand(t *testing.T) {
 	if got := partitions(); got != before+3 {
 		t.Errorf("after future+years ago: %d partitions, want %d", got, before+3)
 	}
+	mergeAll(t, s)
 	for _, ts := range []time.Time{old, future, years} {
 		name := "log_blocks_p" + ts.Format("20060102")
 		if n := queryInt(t, conn, "SELECT coalesce(sum(row_count), 0)::bigint FROM "+name); n != 1 {
@@ -225,6 +226,7 @@ func TestPartitionsOnDemand(t *testing.T) {
 	// The partition covers its day exactly: the last microsecond of 1990-06-01
 	// is in it, midnight of 06-02 is not.
 	mustWrite(t, s, ev(old.Add(time.Microsecond), logs.LevelInfo, "api", "next day"))
+	mergeAll(t, s)
 	if n := queryInt(t, conn, "SELECT coalesce(sum(row_count), 0)::bigint FROM log_blocks_p19900602"); n != 1 {
 		t.Errorf("log_blocks_p19900602 holds %d rows, want 1", n)
 	}

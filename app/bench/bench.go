@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	mergeStart := time.Now()
 	for {
 		var fresh int64
-		if err := db.QueryRow(ctx, "SELECT count(*) FROM log_blocks WHERE NOT merged").Scan(&fresh); err != nil {
+		if err := db.QueryRow(ctx, "SELECT count(*) FROM log_blocks_fresh").Scan(&fresh); err != nil {
 			return err
 		}
 		if fresh == 0 || time.Since(mergeStart) > cfg.MergeWait {
@@ -130,13 +130,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		time.Sleep(500 * time.Millisecond)
 	}
 	// What maintenance does after merges, now rather than at its next pass.
-	if _, err := db.Exec(ctx, "VACUUM ANALYZE log_blocks"); err != nil {
-		return err
+	for _, table := range []string{"log_blocks", "log_blocks_fresh"} {
+		if _, err := db.Exec(ctx, "VACUUM ANALYZE "+table); err != nil {
+			return err
+		}
 	}
 	var dbSize, wal, blocks, blockBytes int64
 	if err := db.QueryRow(ctx, `SELECT pg_database_size(current_database()),
 		pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint,
-		(SELECT count(*) FROM log_blocks), (SELECT coalesce(sum(length(data)), 0) FROM log_blocks)`, walStart).
+		(SELECT count(*) FROM all_blocks), (SELECT coalesce(sum(length(data)), 0) FROM all_blocks)`, walStart).
 		Scan(&dbSize, &wal, &blocks, &blockBytes); err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func StoredLogs(t testing.TB, dbURL string) []logs.Event {
 		t.Fatalf("connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT data FROM log_blocks")
+	rows, err := conn.Query(ctx, "SELECT data FROM all_blocks")
 	if err != nil {
 		t.Fatalf("read blocks: %v", err)
 	}
@@ -53,7 +53,7 @@ func StoredCount(t testing.TB, dbURL string) int64 {
 	}
 	defer conn.Close(ctx)
 	var n int64
-	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(row_count), 0)::bigint FROM log_blocks").Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(row_count), 0)::bigint FROM all_blocks").Scan(&n); err != nil {
 		t.Fatalf("count stored logs: %v", err)
 	}
 	return n
