@@ -288,6 +288,17 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 				})
 				best = best[:min(len(best), need)]
 			}
+			// Keep only the blocks the page still reads from: a count over
+			// many blocks must not hold them all decoded at once.
+			held := map[*block.Reader]bool{}
+			for _, h := range best {
+				held[h.r] = true
+			}
+			for _, c := range chunk {
+				if r := cache[c.id]; r != nil && !held[r] {
+					delete(cache, c.id)
+				}
+			}
 		}
 		if counting {
 			page.Total = count
