@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/logengine/logengine/store"
-	"github.com/logengine/logengine/store/block"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,35 +58,16 @@ func sqlConn(t testing.TB, dbURL string) *pgx.Conn {
 func snapshot(t testing.TB, conn *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
-	codec, err := block.NewCodec(block.CompressionFastest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer codec.Close()
-	rows, err := conn.Query(ctx, "SELECT data FROM all_blocks")
-	if err != nil {
-		t.Fatalf("read blocks: %v", err)
-	}
-	datas, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		t.Fatalf("read blocks: %v", err)
-	}
 	var src [][]any
-	for _, d := range datas {
-		events, err := codec.Decode(d)
-		if err != nil {
-			t.Fatalf("decode block: %v", err)
+	for _, e := range storetest.StoredLogs(t, conn.Config().ConnString()) {
+		var meta, trace any
+		if e.Metadata != nil {
+			meta = string(e.Metadata)
 		}
-		for _, e := range events {
-			var meta, trace any
-			if e.Metadata != nil {
-				meta = string(e.Metadata)
-			}
-			if e.TraceID != "" {
-				trace = e.TraceID
-			}
-			src = append(src, []any{e.Timestamp, e.ID, e.Level.Code(), e.Source, e.Message, meta, trace})
+		if e.TraceID != "" {
+			trace = e.TraceID
 		}
+		src = append(src, []any{e.Timestamp, e.ID, e.Level.Code(), e.Source, e.Message, meta, trace})
 	}
 	for _, sql := range []string{
 		`CREATE TEMP TABLE IF NOT EXISTS logs (ts timestamptz, id uuid, level smallint, source text,
