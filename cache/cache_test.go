@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/cache"
+	"github.com/logengine/logengine/cache/cachetest"
 	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/resilience/resiliencetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,30 +45,10 @@ func newRedis(t *testing.T) *redis {
 	}
 	r := &redis{cl: cl, prefix: "logengine-test:" + uuid.NewString() + ":"}
 	t.Cleanup(func() {
-		r.deleteKeys(t)
+		cachetest.DeleteKeys(t, redisAddr, r.prefix)
 		cl.Close()
 	})
 	return r
-}
-
-func (r *redis) deleteKeys(t *testing.T) {
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		entry, err := r.cl.Do(ctx, r.cl.B().Scan().Cursor(cursor).Match(r.prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Errorf("delete the test's keys: %v", err)
-			return
-		}
-		if len(entry.Elements) > 0 {
-			if err := r.cl.Do(ctx, r.cl.B().Del().Key(entry.Elements...).Build()).Error(); err != nil {
-				t.Errorf("delete the test's keys: %v", err)
-			}
-		}
-		if cursor = entry.Cursor; cursor == 0 {
-			return
-		}
-	}
 }
 
 // message is value as Redis answers it to a GET.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/cache"
+	"github.com/logengine/logengine/cache/cachetest"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/resilience"
 	"github.com/logengine/logengine/resilience/resiliencetest"
@@ -21,7 +22,6 @@ import (
 	"github.com/logengine/logengine/store/logs"
 	"github.com/logengine/logengine/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 )
 
@@ -58,35 +58,9 @@ func newCache(t *testing.T) *cache.Cache {
 	c := cache.New(cfg, discard, prometheus.NewRegistry())
 	t.Cleanup(func() {
 		c.Close()
-		deleteKeys(t, cfg.Addr, cfg.Prefix)
+		cachetest.DeleteKeys(t, cfg.Addr, cfg.Prefix)
 	})
 	return c
-}
-
-func deleteKeys(t *testing.T, addr, prefix string) {
-	cl, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
-	if err != nil {
-		t.Errorf("delete the test's cache keys: %v", err)
-		return
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		entry, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Errorf("delete the test's cache keys: %v", err)
-			return
-		}
-		if len(entry.Elements) > 0 {
-			if err := cl.Do(ctx, cl.B().Del().Key(entry.Elements...).Build()).Error(); err != nil {
-				t.Errorf("delete the test's cache keys: %v", err)
-			}
-		}
-		if cursor = entry.Cursor; cursor == 0 {
-			return
-		}
-	}
 }
 
 func sampleEvents(base time.Time, n int) []logs.Event {

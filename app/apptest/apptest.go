@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/logengine/logengine/app"
+	"github.com/logengine/logengine/cache/cachetest"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/store/storetest"
-	"github.com/redis/rueidis"
 	"go.uber.org/goleak"
 )
 
@@ -48,7 +48,7 @@ func Config(t testing.TB) configs.Config {
 	cfg.Redis.Prefix = "logengine-test:" + hex.EncodeToString(b[:]) + ":"
 	cfg.Consumer.FlushInterval = 50 * time.Millisecond
 	cfg.Log.Level = "debug"
-	t.Cleanup(func() { DeleteCacheKeys(t, cfg.Redis.Addr, cfg.Redis.Prefix) })
+	t.Cleanup(func() { cachetest.DeleteKeys(t, cfg.Redis.Addr, cfg.Redis.Prefix) })
 	return cfg
 }
 
@@ -81,33 +81,6 @@ func Start(t testing.TB, cfg configs.Config, logs *LockedBuffer, opts ...app.Opt
 		t.Fatalf("pipeline did not start within 60s\n%s", logs.String())
 	}
 	return a
-}
-
-// DeleteCacheKeys removes the keys under prefix, if Redis answers at addr.
-func DeleteCacheKeys(t testing.TB, addr, prefix string) {
-	if addr == "" {
-		return
-	}
-	cl, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
-	if err != nil {
-		return // Redis pointed at a closed port on purpose
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		entry, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			t.Logf("cache cleanup: %v", err)
-			return
-		}
-		if len(entry.Elements) > 0 {
-			cl.Do(ctx, cl.B().Del().Key(entry.Elements...).Build())
-		}
-		if cursor = entry.Cursor; cursor == 0 {
-			return
-		}
-	}
 }
 
 // LockedBuffer collects logs from many goroutines.
