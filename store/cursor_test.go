@@ -78,3 +78,32 @@ func TestCursorWalkWhileInserting(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
+
+// A counted total (a keyword search) is the size of the whole result on
+// every page, the pages after a cursor included.
+func TestCountedTotalIgnoresTheCursor(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	base := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	for b := range 5 { // five blocks, one per batch
+		var batch []logs.Event
+		for i := range 20 {
+			batch = append(batch, ev(base.Add(time.Duration(b*20+i)*time.Second), logs.LevelInfo, "api", "needle in block"))
+		}
+		mustWrite(t, s, batch...)
+	}
+	q := logs.Search{Start: base, End: base.Add(time.Hour), Size: 30, Keyword: "needle"}
+	for page := 0; ; page++ {
+		p, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Total != 100 {
+			t.Errorf("page %d: total %d, want 100", page, p.Total)
+		}
+		if p.Next == nil {
+			break
+		}
+		q.After = p.Next
+	}
+}

@@ -226,7 +226,14 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		start := time.Now()
 		cache := map[int64]*block.Reader{} // the edges of the count and the page share blocks
-		cands, err := s.candidates(ctx, tx, f, q.Asc, q.After)
+		// A count not from the rollups is of the whole result, so it reads
+		// the blocks on both sides of a cursor; otherwise the cursor
+		// rules out the blocks before it.
+		after := q.After
+		if !exactFromRollups {
+			after = nil
+		}
+		cands, err := s.candidates(ctx, tx, f, q.Asc, after)
 		if err != nil {
 			return fmt.Errorf("search: %w", err)
 		}
