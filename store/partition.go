@@ -79,9 +79,11 @@ func (s *Store) createPartition(ctx context.Context, db beginner, name string, d
 	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF log_blocks FOR VALUES FROM ('%s') TO ('%s')",
 		table, d.Format(time.RFC3339), d.Add(s.period).Format(time.RFC3339))
 	// The blocks and their blooms are compressed or random already:
-	// stored out of line without another compression attempt.
+	// stored out of line without another compression attempt, but for
+	// the trace filter, small and tested in every block of a trace
+	// search, which stays in the row.
 	storage := "ALTER TABLE " + table + " ALTER COLUMN data SET STORAGE EXTERNAL, ALTER COLUMN msg_bloom SET STORAGE EXTERNAL, " +
-		"ALTER COLUMN trace_bloom SET STORAGE EXTERNAL, ALTER COLUMN meta_bloom SET STORAGE EXTERNAL"
+		"ALTER COLUMN trace_bloom SET STORAGE MAIN, ALTER COLUMN meta_bloom SET STORAGE EXTERNAL"
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {
 			return err

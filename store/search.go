@@ -89,7 +89,13 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 		args[name] = vs
 	}
 	bloom("msg_bloom", "keyword", block.KeywordHashes(f.Keyword))
-	bloom("trace_bloom", "trace", block.TraceHashes(f.TraceID))
+	// The trace filter is in the row (0006): its few bits are tested in
+	// the statement, cheaper than a PL/pgSQL call.
+	for i, h := range block.TraceHashes(f.TraceID) {
+		n := "trace" + strconv.Itoa(i)
+		conds = append(conds, "get_bit(trace_bloom, @"+n+" % (length(trace_bloom)::bigint * 8)) = 1")
+		args[n] = int64(h) // 63-bit values: never negative
+	}
 	var meta []uint64
 	for _, m := range f.Meta {
 		meta = append(meta, block.MetaHashes(m.Key, m.Value)...)
