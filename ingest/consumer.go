@@ -347,7 +347,7 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 		// The store refuses some events: find them, send them to the DLQ
 		// first (a redelivery would skip them once the offsets pass
 		// them), then store the rest.
-		if refused, err = c.isolate(wctx, batch); err == nil {
+		if refused, err = c.isolate(wctx, batch, err); err == nil {
 			for _, i := range refused {
 				letters = append(letters, letterFrom(origin[i.index], ReasonStore, i.err))
 			}
@@ -406,7 +406,7 @@ type refusal struct {
 	err   error
 }
 
-// write stores a batch, retrying while the store is down (not while it
+// storeRetrying stores a batch, retrying while the store is down (not while it
 // refuses the data, nor while the group waits to rebalance).
 func (c *Consumer) storeRetrying(ctx context.Context, b store.Batch) (int64, error) {
 	var stored int64
@@ -443,7 +443,8 @@ func (c *Consumer) retryStore(ctx context.Context, events int, op func(ctx conte
 
 // isolate finds the events of a refused batch that the store refuses,
 // storing nothing: it checks halves until the refused events are alone.
-func (c *Consumer) isolate(ctx context.Context, b store.Batch) ([]refusal, error) {
+// refusedErr is the store's answer to the whole batch.
+func (c *Consumer) isolate(ctx context.Context, b store.Batch, refusedErr error) ([]refusal, error) {
 	var refused []refusal
 	var split func(lo, hi int) error
 	split = func(lo, hi int) error {
@@ -477,7 +478,7 @@ func (c *Consumer) isolate(ctx context.Context, b store.Batch) ([]refusal, error
 		return nil, nil
 	}
 	if len(b.Events) == 1 {
-		return []refusal{{index: 0, err: errors.New("refused by the store")}}, nil
+		return []refusal{{index: 0, err: refusedErr}}, nil
 	}
 	return refused, split(0, len(b.Events))
 }
