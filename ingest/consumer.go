@@ -74,7 +74,7 @@ type ConsumerConfig struct {
 func DefaultConsumerConfig() ConsumerConfig {
 	return ConsumerConfig{
 		Group:           "log-consumer-group",
-		BatchSize:       5000,
+		BatchSize:       20000,
 		FlushInterval:   200 * time.Millisecond,
 		WriteTimeout:    30 * time.Second,
 		Retry:           resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second},

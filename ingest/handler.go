@@ -47,7 +47,7 @@ type HandlerConfig struct {
 // DefaultHandlerConfig holds the limits API.md documents.
 func DefaultHandlerConfig() HandlerConfig {
 	return HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 10 << 20, MaxBatchEvents: 10000, RetryAfter: time.Second,
-		MaxUnstored: 200_000}
+		MaxUnstored: 100_000}
 }
 
 // RegisterFlags binds the limits to flags whose defaults are c's values.
