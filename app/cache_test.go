@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,21 @@ func TestNoCacheHeaderReadsTheStore(t *testing.T) {
 	// The fresh answer replaced the cached one.
 	if r := get(t, q); r.header.Get("X-Cache") != "HIT" || r.body["totalElements"] != 2.0 {
 		t.Errorf("after no-cache: X-Cache %q %s", r.header.Get("X-Cache"), r.raw)
+	}
+}
+
+// Answers are not HTML-escaped: a message reads as it was written.
+func TestAnswersKeepMarkupReadable(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t, nil)
+	postJSON(t, p.producer+"/api/v1/logs", map[string]any{"level": "INFO", "source": "<api>", "message": "a <b>bold</b> & plain"})
+	p.waitRows(1)
+	start := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
+	end := time.Now().UTC().Add(10 * time.Minute).Truncate(time.Second)
+	for _, path := range []string{"/api/v1/logs?", "/api/v1/logs/stats?"} {
+		r := get(t, p.gateway+path+windowQuery(start, end))
+		if !strings.Contains(string(r.raw), "<api>") || strings.Contains(string(r.raw), `\u003c`) {
+			t.Errorf("%s escapes markup: %s", path, r.raw)
+		}
 	}
 }

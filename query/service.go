@@ -345,6 +345,18 @@ type LogJSON struct {
 	TraceID   string          `json:"traceId,omitempty"`
 }
 
+// marshal encodes v as JSON without HTML escaping, so messages and
+// sources read as they were written ("<" stays "<", not "\u003c").
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // NewLogJSON is the API's form of a log.
 func NewLogJSON(e logs.Event) LogJSON {
 	return LogJSON{
@@ -387,7 +399,7 @@ func encodePage(q logs.Search, p logs.Page) ([]byte, error) {
 	if p.Next != nil {
 		out.NextCursor = encodeCursor(*p.Next)
 	}
-	return json.Marshal(out)
+	return marshal(out)
 }
 
 // encodeStats writes topSources as an object in count order, which a Go
@@ -410,7 +422,7 @@ func encodeStats(q logs.Stats, r logs.StatsResult) ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		name, err := json.Marshal(sc.Source)
+		name, err := marshal(sc.Source)
 		if err != nil {
 			return nil, err
 		}
@@ -437,5 +449,5 @@ func encodeHistogram(q logs.Histogram, r logs.HistogramResult) ([]byte, error) {
 	for i, b := range r.Buckets {
 		out.Buckets[i] = bucketJSON{Time: timeKey(b.Time), Counts: b.Counts, Total: b.Total}
 	}
-	return json.Marshal(out)
+	return marshal(out)
 }
