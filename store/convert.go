@@ -24,11 +24,10 @@ func (s *Store) convertRows(ctx context.Context) error {
 	if !exists {
 		return nil
 	}
+	// to_regclass: no rows, rather than an error, once another process
+	// converted and dropped the table meanwhile.
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'logs'::regclass ORDER BY c.relname`)
-	if pgCode(err) == pgerrcode.UndefinedTable {
-		return nil // another process converted it meanwhile
-	}
+		WHERE i.inhparent = to_regclass('logs') ORDER BY c.relname`)
 	if err != nil {
 		return fmt.Errorf("store: list old partitions: %w", err)
 	}
