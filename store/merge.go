@@ -133,6 +133,11 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 		batch.Queue(`DELETE FROM log_blocks_fresh WHERE id = ANY($1)`, ids)
 		return tx.SendBatch(ctx, &batch).Close()
 	})
+	if isNoPartition(err) {
+		// Our cache said the partition existed, but retention dropped it
+		// since: the next pass makes it again.
+		s.forgetDays([]time.Time{period})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: merge %d blocks: %w", len(inputs), err)
 	}

@@ -53,8 +53,9 @@ func (s *Store) Write(ctx context.Context, b Batch) (stored int64, err error) {
 	start := time.Now()
 	defer func() { s.m.writeDuration.Observe(time.Since(start).Seconds()) }()
 
-	days := s.distinctPeriods(b.Events)
-	if err := s.ensureDays(ctx, s.pool, days); err != nil {
+	// Fresh blocks need no partition; the merger will write these logs
+	// into theirs, made now, off its transaction.
+	if err := s.ensureDays(ctx, s.pool, s.distinctPeriods(b.Events)); err != nil {
 		return 0, err
 	}
 	// Compression runs before the transaction, so locks are held only for
@@ -65,13 +66,6 @@ func (s *Store) Write(ctx context.Context, b Batch) (stored int64, err error) {
 		return 0, err
 	}
 	stored, err = s.write(ctx, b, blocks, false)
-	if isNoPartition(err) {
-		// Our cache said the partition existed, but it was dropped since.
-		s.forgetDays(days)
-		if err = s.ensureDays(ctx, s.pool, days); err == nil {
-			stored, err = s.write(ctx, b, blocks, false)
-		}
-	}
 	if err != nil {
 		return 0, fmt.Errorf("store: write batch of %d events: %w", len(b.Events), err)
 	}
