@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"testing"
@@ -121,15 +122,23 @@ func waitRows(t testing.TB, dbURL string, n int) {
 }
 
 // freeAddr returns a loopback address with a port free right now.
+//
+// It picks below the kernel's ephemeral range (32768 and up on Linux): a
+// port the kernel handed out and took back may be handed to another test's
+// connection before the process binds it, one from below it is not.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // in use
+		}
+		ln.Close()
+		return addr
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // waitProcessed waits until the consumer has finished n logs: stored,
