@@ -139,16 +139,25 @@ func (s *Store) encodeFresh(events []logs.Event) ([]block.Block, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	byPeriod := map[time.Time][]logs.Event{}
-	for i := range events {
-		p := s.periodOf(events[i].Timestamp)
-		byPeriod[p] = append(byPeriod[p], events[i])
-	}
 	for i := range events {
 		// The producer and the record decoder validate metadata in full;
 		// this catches a caller that skipped them, at no cost per byte.
 		if m := events[i].Metadata; len(m) > 0 && (m[0] != '{' || m[len(m)-1] != '}') {
 			return nil, &DataError{Reason: fmt.Sprintf("event %s: metadata is not a JSON object", events[i].ID)}
+		}
+	}
+	// Most batches lie in one period: they are encoded as they are, and
+	// only a batch across periods is copied into one group per period.
+	first := s.periodOf(events[0].Timestamp)
+	byPeriod := map[time.Time][]logs.Event{first: events}
+	for i := range events {
+		if p := s.periodOf(events[i].Timestamp); !p.Equal(first) {
+			byPeriod = map[time.Time][]logs.Event{}
+			for j := range events {
+				p := s.periodOf(events[j].Timestamp)
+				byPeriod[p] = append(byPeriod[p], events[j])
+			}
+			break
 		}
 	}
 	var out []block.Block
