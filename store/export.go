@@ -37,15 +37,12 @@ func (s *Store) Export(ctx context.Context, q logs.Search, fn func(logs.Event) e
 		}
 		for i := 0; i < len(cands); i += fetchBlocks {
 			chunk := cands[i:min(i+fetchBlocks, len(cands))]
-			data, err := fetch(ctx, tx, chunk)
-			if err != nil {
+			readers := map[int64]*block.Reader{} // one chunk at a time: bounded memory
+			if err := s.readers(ctx, tx, readers, chunk); err != nil {
 				return err
 			}
 			for _, c := range chunk {
-				r, err := s.fresh.NewReader(data[c.id])
-				if err != nil {
-					return fmt.Errorf("block %d: %w", c.id, err)
-				}
+				r := readers[c.id]
 				rows, err := r.Match(f)
 				if err != nil {
 					return fmt.Errorf("block %d: %w", c.id, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -161,7 +162,7 @@ func (s *Store) encodeFresh(events []logs.Event) ([]block.Block, error) {
 		}
 	}
 	var out []block.Block
-	for _, p := range slices.SortedFunc(mapKeys(byPeriod), func(a, b time.Time) int { return a.Compare(b) }) {
+	for _, p := range slices.SortedFunc(maps.Keys(byPeriod), func(a, b time.Time) int { return a.Compare(b) }) {
 		group := byPeriod[p]
 		for len(group) > 0 {
 			n := min(len(group), freshBlockRows)
@@ -174,16 +175,6 @@ func (s *Store) encodeFresh(events []logs.Event) ([]block.Block, error) {
 		}
 	}
 	return out, nil
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // insertBlocks writes blocks with their summaries.
@@ -237,7 +228,7 @@ func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 			e := &events[i]
 			counts[rollupKey{e.Timestamp.UTC().Truncate(r.unit), e.Level.Code(), e.Source}]++
 		}
-		keys := slices.SortedFunc(mapKeys(counts), func(a, b rollupKey) int {
+		keys := slices.SortedFunc(maps.Keys(counts), func(a, b rollupKey) int {
 			return cmp.Or(a.bucket.Compare(b.bucket), cmp.Compare(a.level, b.level), cmp.Compare(a.source, b.source))
 		})
 		buckets := make([]time.Time, len(keys))
@@ -357,7 +348,7 @@ func (s *Store) admit(ctx context.Context, tx pgx.Tx, b Batch) (keep []bool, nex
 // rebalance in progress) take turns and the second skips what the first
 // stored.
 func lockOffsets(ctx context.Context, tx pgx.Tx, parts map[partitionKey]int64) (map[partitionKey]int64, error) {
-	keys := slices.SortedFunc(mapKeys(parts), func(a, b partitionKey) int {
+	keys := slices.SortedFunc(maps.Keys(parts), func(a, b partitionKey) int {
 		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
 	})
 	topics := make([]string, len(keys))
