@@ -31,7 +31,7 @@ func TestBackfillInvalidatesAClosedWindow(t *testing.T) {
 		}
 	}
 	send("first", past.Add(time.Minute))
-	p.waitRows(1)
+	p.waitProcessed(1) // stored and its cache epochs bumped, not only stored
 	for _, path := range []string{"/api/v1/logs?", "/api/v1/logs/stats?", "/api/v1/logs/histogram?interval=1h&"} {
 		q := p.gateway + path + windowQuery(past, past.Add(time.Hour))
 		if r := get(t, q); r.header.Get("X-Cache") != "MISS" {
