@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/otlp"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/store"
@@ -300,7 +302,11 @@ func (a *App) initProducer() (started, error) {
 	h := ingest.NewHandler(hc, p, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
-	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
+	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, func(e *echo.Echo) {
+		h.Register(e)
+		// The shippers' protocols, each through the same path as the native API.
+		otlp.NewHandler(h).Register(e)
+	})
 	st.add(srv)
 	return st, err
 }

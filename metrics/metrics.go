@@ -69,6 +69,10 @@ type Producer struct {
 	Rejected       *prometheus.CounterVec // invalid events, by reason
 	ReceivedBytes  prometheus.Counter
 	AcceptDuration prometheus.Histogram
+	// ProtocolEvents counts the events of the ingest protocols (otlp,
+	// loki, elastic, jsonl, syslog) by outcome: accepted, rejected (to
+	// the DLQ) or failed (Kafka did not take them).
+	ProtocolEvents *prometheus.CounterVec
 }
 
 // NewProducer registers the producer's metrics.
@@ -80,6 +84,9 @@ func NewProducer(reg prometheus.Registerer) *Producer {
 		Rejected:       counterVec(reg, "logs_rejected_total", "Invalid log events, by reason.", "reason"),
 		ReceivedBytes:  counter(reg, "logs_received_bytes_total", "Request body bytes received by the producer."),
 		AcceptDuration: histogram(reg, "logs_accept_duration_seconds", "Time from request to Kafka acknowledgement.", LatencyBuckets()),
+		ProtocolEvents: counterVec(reg, "logs_protocol_events_total",
+			"Log events of the ingest protocols (otlp, loki, elastic, jsonl, syslog), by protocol and outcome (accepted, rejected, failed).",
+			"protocol", "outcome"),
 	}
 }
 
