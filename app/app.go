@@ -16,6 +16,7 @@ import (
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/loki"
 	"github.com/logengine/logengine/ingest/otlp"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
@@ -39,6 +40,7 @@ type App struct {
 	cache    *cache.Cache
 	producer *ingest.Producer // also the consumer's DLQ writer
 	handler  *ingest.Handler
+	loki     *loki.Handler
 	consumer *ingest.Consumer
 	query    *query.Service
 	// queryHandler is the gateway's API.
@@ -306,6 +308,8 @@ func (a *App) initProducer() (started, error) {
 		h.Register(e)
 		// The shippers' protocols, each through the same path as the native API.
 		otlp.NewHandler(h).Register(e)
+		a.loki = loki.NewHandler(a.cfg.Loki, h)
+		a.loki.Register(e)
 	})
 	st.add(srv)
 	return st, err

@@ -29,6 +29,10 @@ func (a *App) runningConfig() string {
 		eff.Ingest = a.handler.Config()
 		eff.Ingest.RegisterFlags(fs)
 	}
+	if a.loki != nil {
+		eff.Loki = a.loki.Config()
+		eff.Loki.RegisterFlags(fs)
+	}
 	if a.consumer != nil {
 		eff.Consumer = a.consumer.Config()
 		eff.Consumer.RegisterFlags(fs)

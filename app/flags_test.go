@@ -48,6 +48,10 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 		"log-level":           "warn",
 		"log-format":          "text",
 		"replication-factor":  "1",
+		"loki-source-labels":  "svc,app",
+		"loki-level-labels":   "sev",
+		"loki-trace-id-keys":  "tid",
+		"loki-default-source": "no-source",
 	}
 	defaults := configs.Default()
 	defaultFlags := pflag.NewFlagSet("defaults", pflag.ContinueOnError)

@@ -2,6 +2,7 @@ package event
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/logengine/logengine/store/logs"
@@ -136,3 +137,26 @@ func (o *Object) AppendJSON(dst []byte) []byte {
 
 // AppendString appends s as a JSON string (invalid UTF-8 becomes U+FFFD).
 func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
+
+// LevelFromText reads the level names the shippers send: those of the usual logging libraries and
+// of syslog (err, crit, emerg, notice…), in any case.
+func LevelFromText(text string) (logs.Level, bool) {
+	if l, ok := logs.ParseLevel(text); ok {
+		return l, true
+	}
+	switch strings.ToLower(strings.TrimSpace(text)) {
+	case "trc", "verbose", "finest", "finer":
+		return logs.LevelTrace, true
+	case "dbg", "fine", "debug1", "debug2", "debug3":
+		return logs.LevelDebug, true
+	case "inf", "information", "informational", "notice", "info1":
+		return logs.LevelInfo, true
+	case "wrn", "warnings":
+		return logs.LevelWarn, true
+	case "err", "eror", "severe", "exception":
+		return logs.LevelError, true
+	case "crit", "critical", "alert", "emerg", "emergency", "panic", "fatal1", "ftl":
+		return logs.LevelFatal, true
+	}
+	return 0, false
+}

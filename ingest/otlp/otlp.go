@@ -271,33 +271,10 @@ func Level(num logspb.SeverityNumber, text string) logs.Level {
 	case num >= 1:
 		return logs.LevelTrace
 	}
-	if l, ok := LevelFromText(text); ok {
+	if l, ok := event.LevelFromText(text); ok {
 		return l
 	}
 	return logs.LevelInfo
-}
-
-// LevelFromText reads the level names of the usual logging libraries and
-// of syslog (err, crit, emerg, notice…), in any case.
-func LevelFromText(text string) (logs.Level, bool) {
-	if l, ok := logs.ParseLevel(text); ok {
-		return l, true
-	}
-	switch strings.ToLower(strings.TrimSpace(text)) {
-	case "trc", "verbose", "finest", "finer":
-		return logs.LevelTrace, true
-	case "dbg", "fine", "debug1", "debug2", "debug3":
-		return logs.LevelDebug, true
-	case "inf", "information", "informational", "notice", "info1":
-		return logs.LevelInfo, true
-	case "wrn", "warnings":
-		return logs.LevelWarn, true
-	case "err", "eror", "severe", "exception":
-		return logs.LevelError, true
-	case "crit", "critical", "alert", "emerg", "emergency", "panic", "fatal1", "ftl":
-		return logs.LevelFatal, true
-	}
-	return 0, false
 }
 
 // appendValue appends an attribute value as JSON: strings, numbers and
