@@ -16,6 +16,7 @@ import (
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/elastic"
 	"github.com/logengine/logengine/ingest/loki"
 	"github.com/logengine/logengine/ingest/otlp"
 	"github.com/logengine/logengine/metrics"
@@ -41,6 +42,7 @@ type App struct {
 	producer *ingest.Producer // also the consumer's DLQ writer
 	handler  *ingest.Handler
 	loki     *loki.Handler
+	elastic  *elastic.Handler
 	consumer *ingest.Consumer
 	query    *query.Service
 	// queryHandler is the gateway's API.
@@ -310,6 +312,8 @@ func (a *App) initProducer() (started, error) {
 		otlp.NewHandler(h).Register(e)
 		a.loki = loki.NewHandler(a.cfg.Loki, h)
 		a.loki.Register(e)
+		a.elastic = elastic.NewHandler(a.cfg.Elastic, h)
+		a.elastic.Register(e)
 	})
 	st.add(srv)
 	return st, err

@@ -33,6 +33,10 @@ func (a *App) runningConfig() string {
 		eff.Loki = a.loki.Config()
 		eff.Loki.RegisterFlags(fs)
 	}
+	if a.elastic != nil {
+		eff.Elastic = a.elastic.Config()
+		eff.Elastic.RegisterFlags(fs)
+	}
 	if a.consumer != nil {
 		eff.Consumer = a.consumer.Config()
 		eff.Consumer.RegisterFlags(fs)

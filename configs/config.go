@@ -13,6 +13,7 @@ import (
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/elastic"
 	"github.com/logengine/logengine/ingest/loki"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/store"
@@ -38,6 +39,7 @@ type Config struct {
 	Producer    ingest.ProducerConfig
 	Ingest      ingest.HandlerConfig
 	Loki        loki.Config
+	Elastic     elastic.Config
 	Consumer    ingest.ConsumerConfig
 	Postgres    store.Config
 	Redis       cache.Config
@@ -70,6 +72,7 @@ func Default() Config {
 		Producer:    ingest.DefaultProducerConfig(),
 		Ingest:      ingest.DefaultHandlerConfig(),
 		Loki:        loki.DefaultConfig(),
+		Elastic:     elastic.DefaultConfig(),
 		Consumer:    ingest.DefaultConsumerConfig(),
 		Postgres:    store.DefaultConfig(),
 		Redis:       cache.DefaultConfig(),
@@ -90,6 +93,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Producer.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.Loki.RegisterFlags(fs)
+	c.Elastic.RegisterFlags(fs)
 	c.Consumer.RegisterFlags(fs)
 	c.Postgres.RegisterFlags(fs)
 	c.Redis.RegisterFlags(fs)
@@ -250,6 +254,6 @@ func (c *Config) Validate() error {
 		p.Add("http-write-timeout", "must be longer than --http-read-timeout (%s) plus the longer of --produce-timeout and --query-timeout (%s)",
 			c.HTTP.ReadTimeout, wait)
 	}
-	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Loki.Validate(), c.Consumer.Validate(),
+	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Loki.Validate(), c.Elastic.Validate(), c.Consumer.Validate(),
 		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), p.Err())
 }
