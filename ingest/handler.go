@@ -88,6 +88,7 @@ func (h *Handler) Config() HandlerConfig { return h.cfg }
 func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/api/v1/logs", h.postOne)
 	e.POST("/api/v1/logs/batch", h.postBatch)
+	e.POST("/api/v1/logs/jsonl", h.postJSONLines)
 }
 
 // apiError is the JSON body of every 4xx and 5xx answer.
