@@ -58,6 +58,7 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 		"elastic-source-fields":   "svc",
 		"elastic-trace-id-fields": "tid",
 		"elastic-version":         "8.11.1",
+		"syslog-addr":             "127.0.0.1:0",
 	}
 	defaults := configs.Default()
 	defaultFlags := pflag.NewFlagSet("defaults", pflag.ContinueOnError)

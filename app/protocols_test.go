@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/logengine/logengine/resilience/resiliencetest"
+	"github.com/logengine/logengine/store/storetest"
 )
 
 // stored waits until the database holds total logs, then searches the
@@ -76,4 +77,31 @@ func (p *pipeline) protocolEvents(protocol, outcome string) float64 {
 		}
 	}
 	return 0
+}
+
+// storedAtLeast waits until the database holds at least total logs, then
+// searches the gateway for the first log of source (over UDP a sender may
+// have repeated a message).
+func (p *pipeline) storedAtLeast(t *testing.T, total int, source string) map[string]any {
+	t.Helper()
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		n := storetest.StoredCount(t, p.cfg.Postgres.URL)
+		return n >= int64(total), fmt.Sprintf("database holds %d logs, want at least %d", n, total)
+	})
+	q := url.Values{
+		"source": {source}, "sort": {"asc"}, "size": {"10"},
+		"startTime": {time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)},
+		"endTime":   {time.Now().Add(time.Hour).UTC().Format(time.RFC3339)},
+	}
+	var first map[string]any
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		r := get(t, p.gateway+"/api/v1/logs?"+q.Encode())
+		content, _ := r.body["content"].([]any)
+		if len(content) == 0 {
+			return false, fmt.Sprintf("no log of source %q yet: %s", source, r.raw)
+		}
+		first = content[0].(map[string]any)
+		return true, ""
+	})
+	return first
 }

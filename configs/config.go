@@ -15,6 +15,7 @@ import (
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/ingest/elastic"
 	"github.com/logengine/logengine/ingest/loki"
+	"github.com/logengine/logengine/ingest/syslog"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/store"
 	"github.com/spf13/pflag"
@@ -40,6 +41,7 @@ type Config struct {
 	Ingest      ingest.HandlerConfig
 	Loki        loki.Config
 	Elastic     elastic.Config
+	Syslog      syslog.Config
 	Consumer    ingest.ConsumerConfig
 	Postgres    store.Config
 	Redis       cache.Config
@@ -73,6 +75,7 @@ func Default() Config {
 		Ingest:      ingest.DefaultHandlerConfig(),
 		Loki:        loki.DefaultConfig(),
 		Elastic:     elastic.DefaultConfig(),
+		Syslog:      syslog.DefaultConfig(),
 		Consumer:    ingest.DefaultConsumerConfig(),
 		Postgres:    store.DefaultConfig(),
 		Redis:       cache.DefaultConfig(),
@@ -94,6 +97,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Ingest.RegisterFlags(fs)
 	c.Loki.RegisterFlags(fs)
 	c.Elastic.RegisterFlags(fs)
+	c.Syslog.RegisterFlags(fs)
 	c.Consumer.RegisterFlags(fs)
 	c.Postgres.RegisterFlags(fs)
 	c.Redis.RegisterFlags(fs)
@@ -254,6 +258,6 @@ func (c *Config) Validate() error {
 		p.Add("http-write-timeout", "must be longer than --http-read-timeout (%s) plus the longer of --produce-timeout and --query-timeout (%s)",
 			c.HTTP.ReadTimeout, wait)
 	}
-	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Loki.Validate(), c.Elastic.Validate(), c.Consumer.Validate(),
+	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Loki.Validate(), c.Elastic.Validate(), c.Syslog.Validate(), c.Consumer.Validate(),
 		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), p.Err())
 }

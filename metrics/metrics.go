@@ -90,6 +90,19 @@ func NewProducer(reg prometheus.Registerer) *Producer {
 	}
 }
 
+// Syslog holds the syslog listener's own metrics; what it accepts is in
+// logs_protocol_events_total{protocol="syslog"}.
+type Syslog struct {
+	Dropped *prometheus.CounterVec // by transport and reason
+}
+
+// NewSyslog registers the syslog listener's metrics.
+func NewSyslog(reg prometheus.Registerer) *Syslog {
+	return &Syslog{Dropped: counterVec(reg, "syslog_dropped_total",
+		"Syslog messages or connections lost before Kafka, by transport (tcp, udp) and reason (queue_full, unavailable, framing, shutdown).",
+		"transport", "reason")}
+}
+
 // Consumer holds the consumer loop's metrics.
 type Consumer struct {
 	Processed        prometheus.Counter // events stored (new or already present)
