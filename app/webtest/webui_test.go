@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -26,6 +29,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/logengine/logengine/app"
 	"github.com/logengine/logengine/app/apptest"
+	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/resilience/resiliencetest"
 	"go.uber.org/goleak"
 )
@@ -91,9 +95,12 @@ type fixture struct {
 	start, end        time.Time // the window that holds every sample
 }
 
-func loadSamples(t *testing.T) fixture {
+func loadSamples(t *testing.T, mutate func(*configs.Config)) fixture {
 	t.Helper()
 	cfg := apptest.Config(t)
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	a := apptest.Start(t, cfg, &apptest.LockedBuffer{})
 	f := fixture{gateway: "http://" + a.Addr(app.RoleGateway), producer: "http://" + a.Addr(app.RoleProducer)}
 	base := time.Now().UTC().Truncate(time.Minute).Add(-55 * time.Minute)
@@ -258,16 +265,21 @@ const (
 	jsIdle     = `!document.body.classList.contains('busy')`
 )
 
-// waitResults waits for a search to settle with exactly these rows.
-func (b *browser) waitResults(what string, want []string) {
+// waitResults waits for a search to settle with exactly these rows and
+// the total the page shows for them.
+func (b *browser) waitResults(what string, want []string, total string) {
 	b.t.Helper()
 	waitFor(b, what+": idle", jsIdle, true)
 	waitFor(b, what+": rows", jsMessages, want)
-	total := fmt.Sprintf("%d logs", len(want))
-	if len(want) == 1 {
-		total = "1 log"
-	}
 	waitFor(b, what+": total", jsTotal, total)
+}
+
+// exactly is the total the page shows for an exact count.
+func exactly(rows []string) string {
+	if len(rows) == 1 {
+		return "1 log"
+	}
+	return fmt.Sprintf("%d logs", len(rows))
 }
 
 func (b *browser) screenshot(name string, width, height int64, mobile bool) {
@@ -366,73 +378,107 @@ func TestGatewayServesThePageToBrowsersAndJSONToTheRest(t *testing.T) {
 	}
 }
 
+// countLimit makes the page show an estimated total: a keyword, trace or
+// metadata search counts at most this many rows.
+const countLimit = 4
+
 func TestWebUIInChromium(t *testing.T) {
-	f := loadSamples(t)
+	f := loadSamples(t, func(c *configs.Config) { c.QueryLimits.CountLimit = countLimit })
 	b := openBrowser(t)
 	all := messages(func(sample) bool { return true })
+	everything := exactly(all)
+	overLimit := fmt.Sprintf("more than %d logs", countLimit)
 
 	// The whole window, as a bookmarked URL holds it.
 	b.do(chromedp.Navigate(f.gateway + "/?" + f.window().Encode()))
-	b.waitResults("every log", all)
+	b.waitResults("every log", all, everything)
 
 	// The histogram has the API's buckets, five of them holding logs.
 	var hist struct{ Buckets []struct{ Total int } }
 	getJSON(t, f.gateway+"/api/v1/logs/histogram?"+f.window().Encode(), &hist)
 	waitFor(b, "histogram bars", `document.querySelectorAll('#histogram g.bucket').length`, len(hist.Buckets))
 	waitFor(b, "histogram bars holding logs", `document.querySelectorAll('#histogram g.bucket:not([data-total="0"])').length`, 5)
-	waitFor(b, "stats of ERROR", `[...document.querySelectorAll('#stats-levels .stat')].map(e => e.textContent).join(' ')`,
+	waitFor(b, "stats by level", `[...document.querySelectorAll('#stats-levels .stat')].map(e => e.textContent).join(' ')`,
 		"DEBUG1 INFO5 WARN2 ERROR3 FATAL1")
+	waitFor(b, "cache status", `document.getElementById('cache-status').textContent`, "cache: search MISS · histogram MISS · stats MISS")
 	b.screenshot("webui-1280x800.png", 1280, 800, false)
 	b.screenshot("webui-390x844.png", 390, 844, true)
 	b.do(chromedp.EmulateViewport(1280, 800))
 
 	// By level: a chip on, then off again.
 	b.do(chromedp.Click(chromedp.CSS(`#levels button[data-level="ERROR"]`)))
-	b.waitResults("level ERROR", messages(func(s sample) bool { return s.level == "ERROR" }))
+	errors := messages(func(s sample) bool { return s.level == "ERROR" })
+	b.waitResults("level ERROR", errors, exactly(errors))
 	waitFor(b, "levels shown", jsLevels, []string{"ERROR", "ERROR", "ERROR"})
 	waitFor(b, "URL", `new URLSearchParams(location.search).get('logLevel')`, "ERROR")
 	b.do(chromedp.Click(chromedp.CSS(`#levels button[data-level="ERROR"]`)))
-	b.waitResults("no level", all)
+	b.waitResults("no level", all, everything)
 
 	// By source, from the list the rollups give, with counts.
 	b.do(chromedp.Click(chromedp.CSS(`#sources summary`)))
 	waitFor(b, "source choices", `[...document.querySelectorAll('#source-list label')].map(e => e.textContent).join(' ')`,
 		"auth-service4 api-gateway3 payment-service3 db-service2")
 	b.do(chromedp.Click(chromedp.CSS(`#source-list input[value="auth-service"]`)))
-	b.waitResults("source auth-service", messages(func(s sample) bool { return s.source == "auth-service" }))
+	auth := messages(func(s sample) bool { return s.source == "auth-service" })
+	b.waitResults("source auth-service", auth, exactly(auth))
 	b.do(chromedp.Click(chromedp.CSS(`#source-list input[value="auth-service"]`)))
-	b.waitResults("every source", all)
+	b.waitResults("every source", all, everything)
 	b.do(chromedp.Click(chromedp.CSS(`#sources summary`)))
 
-	// By keyword, run with Enter, the keyword marked in each row.
-	b.do(chromedp.SendKeys(chromedp.ID("keyword"), "LOGIN"+kb.Enter))
+	// By keyword, run with Enter after "/" focused the field; the keyword
+	// is marked in each row.
+	b.do(chromedp.Click(chromedp.CSS(`#total`)), chromedp.KeyEvent("/"))
+	waitFor(b, "focus after /", `document.activeElement.id`, "keyword")
+	b.do(chromedp.KeyEvent("LOGIN" + kb.Enter))
 	logins := messages(func(s sample) bool { return strings.Contains(strings.ToLower(s.message), "login") })
-	b.waitResults("keyword", logins)
+	b.waitResults("keyword", logins, exactly(logins))
 	waitFor(b, "marks", `[...document.querySelectorAll('#results mark')].map(e => e.textContent)`, []string{"login", "login", "login"})
 
-	// Esc clears the field; by metadata instead.
+	// Nothing matches: the page says so, with the window it searched.
+	b.do(chromedp.SendKeys(chromedp.ID("keyword"), "-nowhere"+kb.Enter))
+	b.waitResults("no match", []string{}, "0 logs")
+	waitFor(b, "empty state", `document.getElementById('status').textContent.startsWith('No logs match in ') && document.getElementById('status').textContent.includes('(55 min)')`, true)
+
+	// Esc clears the field; by metadata instead, past the count limit.
 	b.do(chromedp.SendKeys(chromedp.ID("keyword"), kb.Escape))
 	waitFor(b, "keyword cleared", `document.getElementById('keyword').value`, "")
 	b.do(chromedp.SendKeys(chromedp.ID("meta"), "userId=42"+kb.Enter))
 	user42 := messages(func(s sample) bool { return s.meta["userId"] == "42" })
-	b.waitResults("meta.userId=42", user42)
+	b.waitResults("meta.userId=42", user42, exactly(user42))
 
 	// A row opens to its metadata; "same trace" finds the rest of its trace.
 	b.do(chromedp.Click(chromedp.JSPath(`[...document.querySelectorAll('#results li')].find(li => li.textContent.includes('Payment processed')).querySelector('.line')`)))
 	waitFor(b, "details", `JSON.parse(document.querySelector('#results .detail pre').textContent).metadata.orderId`, "o-1")
 	b.do(chromedp.Click(chromedp.CSS(`#results .detail .same-trace`)))
-	b.waitResults("same trace", messages(func(s sample) bool { return s.trace == "trace-aaa" }))
+	b.waitResults("same trace", messages(func(s sample) bool { return s.trace == "trace-aaa" }), overLimit)
 	waitFor(b, "trace field", `document.getElementById('traceId').value`, "trace-aaa")
 
 	// Back returns to the metadata search.
 	b.do(chromedp.NavigateBack())
-	b.waitResults("back", user42)
+	b.waitResults("back", user42, exactly(user42))
 	waitFor(b, "meta field", `document.getElementById('meta').value`, "userId=42")
 
 	// Same source around a log's time: ±5 min holds only that one.
 	b.do(chromedp.Click(chromedp.JSPath(`[...document.querySelectorAll('#results li')].find(li => li.textContent.includes('Token refreshed')).querySelector('.line')`)))
 	b.do(chromedp.Click(chromedp.CSS(`#results .detail .same-source`)))
-	b.waitResults("same source ±5 min", []string{"Token refreshed for alice"})
+	b.waitResults("same source ±5 min", []string{"Token refreshed for alice"}, "1 log")
+
+	// Pages of five follow the cursor until every log is listed.
+	b.do(chromedp.Navigate(f.gateway + "/ui/?size=5&" + f.window().Encode()))
+	b.waitResults("paged by five", all, everything)
+	waitFor(b, "end of results", `document.getElementById('more').textContent`, "End of results")
+
+	// Dragging across the first half of the chart zooms into it.
+	box := eval[[]float64](b, `(() => { const r = document.getElementById('histogram').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()`)
+	y := box[1] + box[3]/2
+	b.do(
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, box[0]+box[2]*0.02, y, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, box[0]+box[2]*0.3, y, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, box[0]+box[2]*0.5, y, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, box[0]+box[2]*0.5, y, chromedp.ButtonLeft),
+	)
+	early := messages(func(s sample) bool { return s.bucket <= 2 })
+	b.waitResults("zoomed", early, exactly(early))
 
 	// A keyword over 7 days is refused (422): the page says why and narrows
 	// the window in one click.
@@ -440,25 +486,38 @@ func TestWebUIInChromium(t *testing.T) {
 	waitFor(b, "idle", jsIdle, true)
 	waitFor(b, "refusal explained", `document.getElementById('banner').textContent.includes('narrow the time range')`, true)
 	b.do(chromedp.Click(chromedp.CSS(`#banner button`)))
-	b.waitResults("narrowed to 24 h", logins)
+	b.waitResults("narrowed to 24 h", logins, exactly(logins))
 	waitFor(b, "banner gone", `document.getElementById('banner').hidden`, true)
 
 	// Live tail: a log sent now shows at the top.
 	b.do(chromedp.Navigate(f.gateway + "/ui/"))
-	b.waitResults("the last hour", all)
+	b.waitResults("the last hour", all, everything)
 	b.do(chromedp.Click(chromedp.ID("tail")))
 	waitFor(b, "tail running", `/polling$|streaming$/.test(document.getElementById('tail-status').textContent)`, true)
-	var tag [4]byte
-	_, _ = rand.Read(tag[:])
-	msg := "Live tail check " + hex.EncodeToString(tag[:])
-	if status, body := post(t, f.producer+"/api/v1/logs", map[string]any{"level": "WARN", "source": "tail-service", "message": msg}); status != http.StatusAccepted {
-		t.Fatalf("send: %d %s", status, body)
-	}
+	first := sendTagged(t, f, "Live tail check")
 	sent := time.Now()
-	waitFor(b, "tailed log at the top", `document.querySelector('#results li .msg').textContent`, msg)
+	waitFor(b, "tailed log at the top", `document.querySelector('#results li .msg').textContent`, first)
 	t.Logf("the tailed log showed %v after it was accepted (%s)", time.Since(sent).Round(10*time.Millisecond),
 		eval[string](b, `document.getElementById('tail-status').textContent`))
 	waitFor(b, "total counts it", jsTotal, fmt.Sprintf("%d logs", len(samples)+1))
+
+	// Paused, the tail holds what arrives until resumed.
+	b.do(chromedp.Click(chromedp.ID("pause")))
+	second := sendTagged(t, f, "Held while paused")
+	waitFor(b, "held", `document.getElementById('pause').textContent`, "Resume (1 new)")
+	waitFor(b, "not shown while paused", `document.querySelector('#results li .msg').textContent`, first)
+	b.do(chromedp.Click(chromedp.ID("pause")))
+	waitFor(b, "shown on resume", `document.querySelector('#results li .msg').textContent`, second)
+
+	// Dark when the system is dark.
+	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+		})
+		return err
+	}))
+	waitFor(b, "dark background", `getComputedStyle(document.body).backgroundColor`, "rgb(20, 23, 28)")
+	b.screenshot("webui-dark-1280x800.png", 1280, 800, false)
 
 	// Nothing went to another host, and the console stayed clean.
 	host := strings.TrimPrefix(f.gateway, "http://")
@@ -476,6 +535,51 @@ func TestWebUIInChromium(t *testing.T) {
 		if missing && strings.Contains(p, "(network)") && strings.Contains(p, "status of 404") && strings.Contains(p, "/api/v1/logs/tail?") {
 			continue // no tail endpoint on this gateway: the page fell back to polling
 		}
+		t.Errorf("console: %s", p)
+	}
+}
+
+// sendTagged sends one log now with a message no other test sends.
+func sendTagged(t *testing.T, f fixture, prefix string) string {
+	t.Helper()
+	var tag [4]byte
+	_, _ = rand.Read(tag[:])
+	msg := prefix + " " + hex.EncodeToString(tag[:])
+	if status, body := post(t, f.producer+"/api/v1/logs", map[string]any{"level": "WARN", "source": "tail-service", "message": msg}); status != http.StatusAccepted {
+		t.Fatalf("send: %d %s", status, body)
+	}
+	return msg
+}
+
+// TestWebUIMarksStaleAnswers cuts PostgreSQL away from the gateway: the
+// page then shows the last good answers, and says they are stale.
+func TestWebUIMarksStaleAnswers(t *testing.T) {
+	var proxy *resiliencetest.Proxy
+	f := loadSamples(t, func(c *configs.Config) {
+		u, err := url.Parse(c.Postgres.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = resiliencetest.NewProxy(t, u.Host)
+		u.Host = proxy.Addr()
+		c.Postgres.URL = u.String()
+		// The hot answers expire at once, so the next page load asks the store.
+		c.Gateway.CacheTTL = time.Millisecond
+	})
+	defer proxy.Restore() // the pipeline stops cleanly after the test
+	b := openBrowser(t)
+	all := messages(func(sample) bool { return true })
+	page := f.gateway + "/ui/?" + f.window().Encode()
+	b.do(chromedp.Navigate(page))
+	b.waitResults("with the store up", all, exactly(all))
+	waitFor(b, "no banner", `document.getElementById('banner').hidden`, true)
+
+	proxy.Cut()
+	b.do(chromedp.Navigate(page))
+	b.waitResults("with the store down", all, exactly(all))
+	waitFor(b, "stale banner", `document.getElementById('banner').textContent.includes('STALE')`, true)
+	waitFor(b, "stale in the footer", `document.getElementById('cache-status').textContent.includes('search STALE')`, true)
+	for _, p := range b.problemList() {
 		t.Errorf("console: %s", p)
 	}
 }

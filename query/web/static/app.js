@@ -20,7 +20,7 @@ const $ = (id) => document.getElementById(id);
 
 // The whole query lives in the URL, with the API's own parameter names.
 function emptyState() {
-  return { range: '1h', start: '', end: '', levels: [], sources: [], keyword: '', traceId: '', meta: [] };
+  return { range: '1h', start: '', end: '', levels: [], sources: [], keyword: '', traceId: '', meta: [], size: PAGE_SIZE };
 }
 
 function stateFromURL() {
@@ -37,6 +37,8 @@ function stateFromURL() {
   s.sources = splitList(p.get('source'));
   s.keyword = p.get('keyword') || '';
   s.traceId = p.get('traceId') || '';
+  const size = parseInt(p.get('size'), 10);
+  if (size >= 1 && size <= 1000) s.size = size;
   for (const [k, v] of p) {
     if (k.startsWith('meta.') && k.length > 5) s.meta.push([k.slice(5), v]);
   }
@@ -60,6 +62,7 @@ function stateToParams(s) {
   if (s.keyword) p.set('keyword', s.keyword);
   if (s.traceId) p.set('traceId', s.traceId);
   for (const [k, v] of s.meta) p.append('meta.' + k, v);
+  if (s.size !== PAGE_SIZE) p.set('size', String(s.size));
   return p;
 }
 
@@ -203,7 +206,7 @@ async function search({ push = true } = {}) {
   if (run) run.controller.abort();
   const w = windowOf(state);
   const controller = new AbortController();
-  run = { window: w, params: filterParams(state, w), cursor: '', controller, loading: true, total: 0, estimate: false };
+  run = { window: w, params: filterParams(state, w), size: state.size, cursor: '', controller, loading: true, total: 0, estimate: false };
   const mine = run;
   $('results').replaceChildren();
   $('more').textContent = '';
@@ -215,7 +218,7 @@ async function search({ push = true } = {}) {
 
   const signal = controller.signal;
   const searchParams = new URLSearchParams(run.params);
-  searchParams.set('size', String(PAGE_SIZE));
+  searchParams.set('size', String(state.size));
   const jobs = [
     api('/api/v1/logs', searchParams, { signal }).then((r) => showPage(mine, r, false)),
     api('/api/v1/logs/histogram', filterParams(state, w, { rest: false }), { signal }).then((r) => showHistogram(mine, r)),
@@ -228,6 +231,7 @@ async function search({ push = true } = {}) {
     document.body.classList.remove('busy');
     renderFooter();
     if (tail.on) restartTail();
+    maybeLoadMore();
   }
 }
 
@@ -286,7 +290,7 @@ function noteCache(name, r) {
 }
 
 function renderFooter() {
-  const parts = Object.entries(cacheStatus).map(([k, v]) => `${k} ${v}`);
+  const parts = ['search', 'histogram', 'stats'].filter((k) => cacheStatus[k]).map((k) => `${k} ${cacheStatus[k]}`);
   $('cache-status').textContent = parts.length ? 'cache: ' + parts.join(' · ') : '';
   $('cache-status').classList.toggle('stale', Object.values(cacheStatus).includes('STALE'));
 }
@@ -433,7 +437,7 @@ function toggleDetail(li, log) {
   if (log.traceId) {
     actions.append(button('Same trace', 'same-trace', () => {
       const w = run.window;
-      state = { ...emptyState(), range: state.range, start: state.start, end: state.end, traceId: log.traceId };
+      state = { ...emptyState(), range: state.range, start: state.start, end: state.end, size: state.size, traceId: log.traceId };
       if (state.range !== 'custom') {
         state.range = 'custom';
         state.start = w.start.toISOString();
@@ -445,7 +449,7 @@ function toggleDetail(li, log) {
   }
   actions.append(button('Same source ±5 min', 'same-source', () => {
     const t = new Date(log.timestamp).getTime();
-    state = { ...emptyState(), range: 'custom', start: new Date(t - 5 * 60e3).toISOString(), end: new Date(t + 5 * 60e3).toISOString(), sources: [log.source] };
+    state = { ...emptyState(), range: 'custom', size: state.size, start: new Date(t - 5 * 60e3).toISOString(), end: new Date(t + 5 * 60e3).toISOString(), sources: [log.source] };
     fillForm();
     search();
   }));
@@ -478,7 +482,7 @@ async function loadMore() {
   if (!mine || mine.loading || !mine.cursor) return;
   mine.loading = true;
   const p = new URLSearchParams(mine.params);
-  p.set('size', String(PAGE_SIZE));
+  p.set('size', String(mine.size));
   p.set('cursor', mine.cursor);
   try {
     await settle([api('/api/v1/logs', p, { signal: mine.controller.signal }).then((r) => showPage(mine, r, true))]);
@@ -486,9 +490,15 @@ async function loadMore() {
     mine.loading = false;
   }
   renderFooter();
-  // A tall screen may show the end again at once.
-  const rect = $('more').getBoundingClientRect();
-  if (run === mine && mine.cursor && rect.top < window.innerHeight + 400) loadMore();
+  maybeLoadMore();
+}
+
+// maybeLoadMore loads the next page when the end of the list is on screen
+// already (a tall screen, or a short page), which the observer, seeing no
+// change, would not report.
+function maybeLoadMore() {
+  const mine = run;
+  if (mine && mine.cursor && !mine.loading && $('more').getBoundingClientRect().top < window.innerHeight + 400) loadMore();
 }
 
 // -------------------------------------------------------------- histogram
@@ -905,10 +915,21 @@ function init() {
   }
   $('tail').addEventListener('change', (e) => setTail(e.target.checked));
   $('pause').addEventListener('click', togglePause);
+  // The "/" that focuses the search must not also be typed into it; some
+  // input paths deliver its character after the keydown moved the focus.
+  let swallowSlash = false;
+  const swallow = (e) => {
+    if (swallowSlash && (e.key === '/' || e.data === '/')) e.preventDefault();
+    swallowSlash = false;
+  };
+  $('keyword').addEventListener('keypress', swallow);
+  $('keyword').addEventListener('beforeinput', swallow);
   document.addEventListener('keydown', (e) => {
     const typing = e.target instanceof HTMLInputElement && e.target.type !== 'checkbox';
+    swallowSlash = false;
     if (e.key === '/' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
       e.preventDefault();
+      swallowSlash = true;
       $('keyword').focus();
       $('keyword').select();
     } else if (e.key === 'Escape') {
