@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -27,6 +29,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/google/uuid"
 	"github.com/logengine/logengine/app"
 	"github.com/logengine/logengine/app/apptest"
 	"github.com/logengine/logengine/configs"
@@ -579,6 +582,95 @@ func TestWebUIMarksStaleAnswers(t *testing.T) {
 	b.waitResults("with the store down", all, exactly(all))
 	waitFor(b, "stale banner", `document.getElementById('banner').textContent.includes('STALE')`, true)
 	waitFor(b, "stale in the footer", `document.getElementById('cache-status').textContent.includes('search STALE')`, true)
+	for _, p := range b.problemList() {
+		t.Errorf("console: %s", p)
+	}
+}
+
+// TestWebUILiveTailStreams checks the page's side of the live tail's
+// stream, in the wire format of GET /api/v1/logs/tail: Server-Sent Events,
+// "event: log" with one log as the search API returns it, ": ping"
+// comments, and "event: dropped" before the server closes a stream that
+// fell behind. The stream is served here, in front of the real gateway,
+// so the page is tested on it whether or not the gateway serves the tail.
+func TestWebUILiveTailStreams(t *testing.T) {
+	f := loadSamples(t, nil)
+	gateway, err := url.Parse(f.gateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan string)
+	var mu sync.Mutex
+	var streams []url.Values // the query of each stream the page opened
+	proxy := httputil.NewSingleHostReverseProxy(gateway)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/logs/tail" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		streams = append(streams, r.URL.Query())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		rc := http.NewResponseController(w)
+		fmt.Fprint(w, ": ping\n\n")
+		_ = rc.Flush()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case ev := <-events:
+				fmt.Fprint(w, ev)
+				_ = rc.Flush()
+				if strings.HasPrefix(ev, "event: dropped") {
+					return
+				}
+			}
+		}
+	}))
+	defer front.Close()
+	streamCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(streams)
+	}
+	logEvent := func(msg string) string {
+		b, _ := json.Marshal(map[string]any{
+			"id": uuid.NewString(), "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+			"logLevel": "WARN", "source": "stream-service", "message": msg, "traceId": "trace-stream",
+		})
+		return "event: log\ndata: " + string(b) + "\n\n"
+	}
+
+	b := openBrowser(t)
+	b.do(chromedp.Navigate(front.URL + "/ui/?logLevel=WARN"))
+	warns := messages(func(s sample) bool { return s.level == "WARN" })
+	b.waitResults("WARN", warns, exactly(warns))
+	b.do(chromedp.Click(chromedp.ID("tail")))
+	waitFor(b, "streaming", `document.getElementById('tail-status').textContent`, "live tail: streaming")
+	mu.Lock()
+	if len(streams) != 1 || streams[0].Get("logLevel") != "WARN" {
+		t.Errorf("streams opened: %v, want one with the page's filter logLevel=WARN", streams)
+	}
+	mu.Unlock()
+
+	events <- logEvent("Streamed first")
+	waitFor(b, "streamed log at the top", `document.querySelector('#results li .msg').textContent`, "Streamed first")
+
+	// The server drops a stream that fell behind; the page opens another.
+	events <- "event: dropped\ndata: {\"reason\":\"client too slow\"}\n\n"
+	resiliencetest.Eventually(t, 20*time.Second, func() (bool, string) {
+		return streamCount() == 2, fmt.Sprintf("%d streams opened, want a second after the drop", streamCount())
+	})
+	waitFor(b, "streaming again", `document.getElementById('tail-status').textContent`, "live tail: streaming")
+	events <- logEvent("Streamed after the drop")
+	waitFor(b, "log after the drop", `document.querySelector('#results li .msg').textContent`, "Streamed after the drop")
+	waitFor(b, "rows", `document.querySelectorAll('#results li').length`, len(warns)+2)
+
+	// Turning the tail off closes the stream.
+	b.do(chromedp.Click(chromedp.ID("tail")))
+	waitFor(b, "tail off", `document.getElementById('tail-status').textContent`, "")
 	for _, p := range b.problemList() {
 		t.Errorf("console: %s", p)
 	}
