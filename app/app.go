@@ -22,6 +22,7 @@ import (
 	"github.com/logengine/logengine/ingest/syslog"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/query/web"
 	"github.com/logengine/logengine/store"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -336,7 +337,7 @@ func (a *App) initProducer() (started, error) {
 		a.loki.Register(e)
 		a.elastic = elastic.NewHandler(a.cfg.Elastic, h)
 		a.elastic.Register(e)
-	})
+	}, nil)
 	st.add(srv)
 	return st, err
 }
@@ -371,7 +372,7 @@ func (a *App) initConsumer() (started, error) {
 			return nil
 		}},
 	}
-	srv, err := a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil)
+	srv, err := a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil, nil)
 	st.add(srv)
 	return st, err
 }
@@ -393,7 +394,15 @@ func (a *App) initGateway() (started, error) {
 		}},
 		{name: "redis", required: false, check: a.cache.Ping},
 	}
-	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, h.Register)
+	ui, err := web.New()
+	if err != nil {
+		return started{}, fmt.Errorf("web UI: %w", err)
+	}
+	routes := func(e *echo.Echo) {
+		h.Register(e)
+		ui.Register(e)
+	}
+	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, routes, ui.Page)
 }
 
 // listen opens a role's listener now, so a port conflict fails the start.

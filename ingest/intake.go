@@ -2,10 +2,10 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -92,22 +92,23 @@ type TooLarge struct{ Message string }
 
 func (t *TooLarge) Error() string { return t.Message }
 
-// ReadBody reads a request body as the native API does (the same limits,
-// the same answers), for a protocol that takes the given media types; it
-// returns the body and its media type ("" when the client sent none).
+// ReadBody reads a request body with the native API's reader (the same
+// limits, decompression, in-flight budget and answers), for a protocol
+// that takes the given media types; it returns the body and its media type.
 func (h *Handler) ReadBody(c echo.Context, mediaTypes ...string) ([]byte, string, *echo.HTTPError) {
-	var mt string
-	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
-		var err error
-		mt, _, err = mime.ParseMediaType(ct)
-		if err != nil || !slices.Contains(mediaTypes, strings.ToLower(mt)) {
-			return nil, "", echo.NewHTTPError(http.StatusUnsupportedMediaType,
-				fmt.Sprintf("Content-Type must be one of %s, not %q", strings.Join(mediaTypes, ", "), ct))
+	b, err := h.bodies.Read(c, mediaTypes...)
+	if err != nil {
+		var he *echo.HTTPError
+		if !errors.As(err, &he) {
+			he = echo.NewHTTPError(http.StatusBadRequest, err.Error())
 		}
-		mt = strings.ToLower(mt)
+		return nil, "", he
 	}
-	body, herr := h.readRawBody(c)
-	return body, mt, herr
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if strings.HasSuffix(mt, "+json") {
+		mt = echo.MIMEApplicationJSON
+	}
+	return b, strings.ToLower(mt), nil
 }
 
 // MaxBodyBytes is the largest body a request may have, decompressed; a

@@ -230,6 +230,9 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.EnsurePartitions(ctx, now.Add(-s.period), now.Add(s.period)); err != nil {
 		return err
 	}
+	if err := s.convertMinuteRollups(ctx); err != nil {
+		return fmt.Errorf("store: convert the minute rollups: %w", err)
+	}
 	return s.convertRows(ctx)
 }
 

@@ -271,7 +271,7 @@ type rollupKey struct {
 	source string
 }
 
-// addRollups adds the events to the per-minute and per-hour counts. Keys
+// addRollups adds the events to the per-hour and per-minute counts. Keys
 // are upserted in order, so that two writers lock them in one order.
 func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 	if len(events) == 0 {
@@ -280,7 +280,7 @@ func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 	for _, r := range []struct {
 		table string
 		unit  time.Duration
-	}{{"log_rollup_minute", time.Minute}, {"log_rollup_hour", time.Hour}} {
+	}{{"log_rollup_hour", time.Hour}} {
 		counts := map[rollupKey]int64{}
 		for i := range events {
 			e := &events[i]
@@ -320,7 +320,7 @@ func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 			return err
 		}
 	}
-	return nil
+	return addMinutes(ctx, tx, events)
 }
 
 // partitionKey names one partition of one topic.
