@@ -22,13 +22,13 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// The OpenTelemetry Go SDK's OTLP/HTTP exporter sends to the producer, and
+// The OpenTelemetry Go SDK's OTLP/HTTP exporter sends to the producer (gzip), and
 // every field comes back from the gateway mapped as the README says.
 func TestOTLPFromTheGoSDK(t *testing.T) {
 	p := startPipeline(t, nil)
 	ctx := context.Background()
 	exp, err := otlploghttp.New(ctx, otlploghttp.WithEndpointURL(p.producer+"/v1/logs"),
-		otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: false}))
+		otlploghttp.WithCompression(otlploghttp.GzipCompression), otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: false}))
 	if err != nil {
 		t.Fatal(err)
 	}
