@@ -77,7 +77,7 @@ type Producer struct {
 
 // NewProducer registers the producer's metrics.
 func NewProducer(reg prometheus.Registerer) *Producer {
-	return &Producer{
+	p := &Producer{
 		Received:       counter(reg, "logs_received_total", "Log events received by the producer."),
 		Sent:           counter(reg, "logs_sent_total", "Log events acknowledged by Kafka."),
 		Failed:         counter(reg, "logs_failed_total", "Log events the producer could not hand to Kafka (answered 503)."),
@@ -88,6 +88,17 @@ func NewProducer(reg prometheus.Registerer) *Producer {
 			"Log events of the ingest protocols (otlp, loki, elastic, jsonl, syslog), by protocol and outcome (accepted, rejected, failed).",
 			"protocol", "outcome"),
 	}
+	// Every series exists from the start: a protocol nobody used yet
+	// reads 0, not "no data", and rate() sees its first events.
+	for _, protocol := range []string{"otlp", "loki", "elastic", "jsonl", "syslog"} {
+		for _, outcome := range []string{"accepted", "rejected", "failed"} {
+			p.ProtocolEvents.WithLabelValues(protocol, outcome)
+		}
+	}
+	// The syslog listener's losses are exported by every producer, so
+	// dashboards and alerts read 0 rather than nothing where it is off.
+	NewSyslog(reg)
+	return p
 }
 
 // Syslog holds the syslog listener's own metrics; what it accepts is in
@@ -98,9 +109,13 @@ type Syslog struct {
 
 // NewSyslog registers the syslog listener's metrics.
 func NewSyslog(reg prometheus.Registerer) *Syslog {
-	return &Syslog{Dropped: counterVec(reg, "syslog_dropped_total",
+	s := &Syslog{Dropped: counterVec(reg, "syslog_dropped_total",
 		"Syslog messages or connections lost before Kafka, by transport (tcp, udp) and reason (queue_full, unavailable, framing, shutdown).",
 		"transport", "reason")}
+	for _, r := range [][2]string{{"udp", "queue_full"}, {"udp", "unavailable"}, {"tcp", "framing"}, {"tcp", "unavailable"}, {"tcp", "shutdown"}} {
+		s.Dropped.WithLabelValues(r[0], r[1])
+	}
+	return s
 }
 
 // Bodies holds the metrics of the reader of ingest request bodies.
