@@ -8,6 +8,7 @@ package cache
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -109,12 +110,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Cache {
 }
 
 // Key builds a namespaced key of a kind ("search", "stats") from the parts
-// that identify a request; the parts are hashed to keep keys short.
+// that identify a request; the parts are hashed to keep keys short. Each
+// part is length-prefixed before hashing, so no two lists of parts share
+// a key whatever bytes they hold.
 func (c *Cache) Key(kind string, parts ...string) string {
 	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
 	for _, p := range parts {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
 		h.Write([]byte(p))
-		h.Write([]byte{0})
 	}
 	prefix := DefaultConfig().Prefix
 	if c != nil {

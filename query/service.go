@@ -304,10 +304,23 @@ func searchKey(q logs.Search) []string {
 		cursor = encodeCursor(*q.After)
 	}
 	return []string{
-		timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"),
+		timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources),
 		strings.ToLower(q.Keyword), q.TraceID, strconv.Itoa(q.Page), strconv.Itoa(q.Size),
 		cursor, strconv.FormatBool(q.Asc), strconv.Itoa(q.CountLimit), metaKey(q.Meta),
 	}
+}
+
+// listKey encodes a list so that no two lists share a form: each item is
+// preceded by its length, so "a,b" as one source and "a" and "b" as two
+// differ whatever bytes the items hold.
+func listKey(items []string) string {
+	var b strings.Builder
+	for _, it := range items {
+		b.WriteString(strconv.Itoa(len(it)))
+		b.WriteByte(':')
+		b.WriteString(it)
+	}
+	return b.String()
 }
 
 func metaKey(m []logs.MetaMatch) string {
@@ -323,7 +336,7 @@ func histogramKey(q logs.Histogram) []string {
 	for i, l := range q.Levels {
 		levels[i] = string(l)
 	}
-	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"), q.Interval.String()}
+	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), q.Interval.String()}
 }
 
 func statsKey(q logs.Stats) []string {
@@ -331,7 +344,7 @@ func statsKey(q logs.Stats) []string {
 	for i, l := range q.Levels {
 		levels[i] = string(l)
 	}
-	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"), strconv.Itoa(q.Top)}
+	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), strconv.Itoa(q.Top)}
 }
 
 // LogJSON is one log as the API returns it.
