@@ -13,6 +13,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/logengine/logengine/configs/flagvalue"
@@ -33,6 +34,9 @@ type Store interface {
 	Search(ctx context.Context, q logs.Search) (logs.Page, error)
 	Stats(ctx context.Context, q logs.Stats) (logs.StatsResult, error)
 	Histogram(ctx context.Context, q logs.Histogram) (logs.HistogramResult, error)
+	// Identity names the database answers come from; cache keys include
+	// it, so that deployments sharing one Redis never serve each other's.
+	Identity(ctx context.Context) (string, error)
 }
 
 // Cache holds encoded answers. Get and Set never fail: a problem is a miss.
@@ -142,6 +146,8 @@ type Service struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	tracer   trace.Tracer
+
+	identity atomic.Pointer[string] // the store's, once known
 }
 
 // NewService builds the service.
@@ -229,11 +235,19 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 		}
 		span.End()
 	}()
+	cache := s.cache
+	id, err := s.storeIdentity(ctx)
+	if err != nil {
+		// Without the store's identity no key is safe to read or write.
+		s.logger.Warn("the store's identity is unknown: answering without the cache", "err", err)
+		cache = noCache{}
+	}
+	parts = append([]string{"store=" + id}, parts...)
 	// The last good answer, for outages, is kept under the plain key.
-	staleKey := s.cache.Key(kind, parts...) + ":stale"
+	staleKey := cache.Key(kind, parts...) + ":stale"
 	tier, ttl := "hot", s.cfg.CacheTTL
 	if end.Before(s.now().Add(-s.cfg.HotWindow)) && end.Sub(start) <= maxEpochWindow {
-		if fp, ok := s.cache.Epochs(ctx, start, end); ok {
+		if fp, ok := cache.Epochs(ctx, start, end); ok {
 			tier, ttl = "closed", s.cfg.ClosedTTL
 			if kind != "search" {
 				ttl = s.cfg.AggregateTTL
@@ -241,9 +255,9 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 			parts = append(parts, "epochs:"+fp)
 		}
 	}
-	key := s.cache.Key(kind, parts...)
+	key := cache.Key(kind, parts...)
 	if !skipsCache(ctx) {
-		if body, ok := s.cache.Get(ctx, tier, key); ok {
+		if body, ok := cache.Get(ctx, tier, key); ok {
 			return body, CacheHit, nil
 		}
 	}
@@ -262,9 +276,9 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 		if err != nil {
 			return nil, err
 		}
-		s.cache.Set(qctx, key, body, ttl)
+		cache.Set(qctx, key, body, ttl)
 		if keepStale {
-			s.cache.Set(qctx, staleKey, body, s.cfg.StaleTTL)
+			cache.Set(qctx, staleKey, body, s.cfg.StaleTTL)
 		}
 		return body, nil
 	})
@@ -280,13 +294,56 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 	if s.cfg.IsQueryError(err) {
 		return nil, "", fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	if body, ok := s.cache.Get(ctx, "stale", staleKey); ok {
+	if body, ok := cache.Get(ctx, "stale", staleKey); ok {
 		s.logger.Warn("serving a stale answer; the store failed", "kind", kind, "err", err)
 		return body, CacheStale, nil
 	}
 	s.logger.Warn("query failed", "kind", kind, "err", err)
 	return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
+
+// storeIdentity is the store's identity, asked once and then remembered
+// (a database keeps it for life). Concurrent first callers share one
+// question, which goes through the breaker, so a store known to be down
+// is not asked again and again.
+func (s *Service) storeIdentity(ctx context.Context) (string, error) {
+	if id := s.identity.Load(); id != nil {
+		return *id, nil
+	}
+	// The flight's keys are cache keys, which never start with a NUL.
+	v, err, _ := s.flight.Do("\x00identity", func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.QueryTimeout)
+		defer cancel()
+		var id string
+		err := s.breaker.Run(ctx, func(ctx context.Context) error {
+			var err error
+			id, err = s.store.Identity(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.identity.Store(&id)
+		return id, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// noCache always misses: the service's cache while it cannot tell whose
+// answers a key would hold.
+type noCache struct{}
+
+func (noCache) Key(kind string, parts ...string) string {
+	// Still a key: concurrent identical misses share one query by it.
+	return kind + "\x00" + listKey(parts)
+}
+
+func (noCache) Get(context.Context, string, string) ([]byte, bool)          { return nil, false }
+func (noCache) Set(context.Context, string, []byte, time.Duration)          {}
+func (noCache) Epochs(context.Context, time.Time, time.Time) (string, bool) { return "", false }
 
 // maxEpochWindow bounds the hours whose epochs one key carries (one
 // client-side cached GET each); longer windows use the hot tier's TTL.
