@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -89,6 +88,9 @@ type ServiceConfig struct {
 	// waits at most MaxWait for a place, then gets ErrBusy.
 	MaxConcurrent int
 	MaxWait       time.Duration
+	// MaxResponseBytes bounds the JSON of one search page: past it the
+	// page ends early with a cursor to continue, as a full page does.
+	MaxResponseBytes int
 	// Tracer records a span per query; nil records nothing. Set by the
 	// caller, like IsQueryError, not by a flag.
 	Tracer trace.TracerProvider
@@ -106,6 +108,9 @@ func DefaultServiceConfig() ServiceConfig {
 		Breaker:       resilience.BreakerConfig{Failures: 3, Delay: 10 * time.Second},
 		MaxConcurrent: 16,
 		MaxWait:       100 * time.Millisecond,
+		// A thousand logs of a few hundred bytes fit many times over; a
+		// thousand of 80 KB do not.
+		MaxResponseBytes: 8 << 20,
 	}
 }
 
@@ -119,6 +124,7 @@ func (c *ServiceConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "deadline of one gateway query")
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent-queries", c.MaxConcurrent, "database queries the gateway runs at once (429 beyond)")
 	fs.DurationVar(&c.MaxWait, "query-queue-wait", c.MaxWait, "how long a query waits for a free place before 429")
+	fs.IntVar(&c.MaxResponseBytes, "max-response-bytes", c.MaxResponseBytes, "largest JSON answer of one search page; past it the page ends early with a nextCursor to continue (one log larger than this is still sent alone)")
 	fs.IntVar(&c.Breaker.Failures, "breaker-failures", c.Breaker.Failures, "consecutive PostgreSQL failures that open the gateway's breaker")
 	fs.DurationVar(&c.Breaker.Delay, "breaker-delay", c.Breaker.Delay, "how long the breaker stays open before it probes again")
 }
@@ -132,6 +138,9 @@ func (c *ServiceConfig) Validate() error {
 		"cache-ttl-stale": c.StaleTTL, "hot-window": c.HotWindow, "query-timeout": c.QueryTimeout, "breaker-delay": c.Breaker.Delay,
 	})
 	p.NotNegative(map[string]time.Duration{"query-queue-wait": c.MaxWait})
+	if c.MaxResponseBytes < minResponseBytes {
+		p.Add("max-response-bytes", "must be at least %d, not %d", minResponseBytes, c.MaxResponseBytes)
+	}
 	return p.Err()
 }
 
@@ -180,12 +189,9 @@ func (s *Service) Search(ctx context.Context, q logs.Search) ([]byte, string, er
 	// Cursor pages of a walk are not kept for outages: worth little, and a
 	// long walk would fill Redis with them.
 	keepStale := q.After == nil
-	return s.cached(ctx, "search", keepStale, q.Start, q.End, searchKey(q), func(ctx context.Context) ([]byte, error) {
-		page, err := s.store.Search(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		return encodePage(q, page)
+	parts := append(searchKey(q), "maxBytes:"+strconv.Itoa(s.cfg.MaxResponseBytes))
+	return s.cached(ctx, "search", keepStale, q.Start, q.End, parts, func(ctx context.Context) ([]byte, error) {
+		return s.boundedPage(ctx, q)
 	})
 }
 
@@ -448,28 +454,6 @@ type PageJSON struct {
 	Last             bool      `json:"last"`
 	Empty            bool      `json:"empty"`
 	NextCursor       string    `json:"nextCursor,omitempty"`
-}
-
-func encodePage(q logs.Search, p logs.Page) ([]byte, error) {
-	out := PageJSON{
-		Content:          make([]LogJSON, len(p.Events)),
-		TotalElements:    p.Total,
-		TotalIsEstimate:  p.TotalIsEstimate,
-		TotalPages:       int64(math.Ceil(float64(p.Total) / float64(q.Size))),
-		Size:             q.Size,
-		Number:           q.Page,
-		NumberOfElements: len(p.Events),
-		First:            q.Page == 0 && q.After == nil,
-		Last:             p.Next == nil,
-		Empty:            len(p.Events) == 0,
-	}
-	for i, e := range p.Events {
-		out.Content[i] = NewLogJSON(e)
-	}
-	if p.Next != nil {
-		out.NextCursor = encodeCursor(*p.Next)
-	}
-	return marshal(out)
 }
 
 // encodeStats writes topSources as an object in count order, which a Go
