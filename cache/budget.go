@@ -17,6 +17,8 @@ import (
 // evicted first) and budget:expiry by expiry time (entries Redis expired
 // leave the count). One script does a write and its accounting atomically.
 var budgetedSet = rueidis.NewLuaScript(`
+-- Redis before 5 needs this to write after reading TIME; later ones ignore it.
+if redis.replicate_commands then redis.replicate_commands() end
 local key, sizes, age, expiry, bytes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local value, ttl, cost, budget, maxEvict = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = redis.call('TIME')
