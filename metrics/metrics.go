@@ -83,6 +83,25 @@ func NewProducer(reg prometheus.Registerer) *Producer {
 	}
 }
 
+// Bodies holds the metrics of the reader of ingest request bodies.
+type Bodies struct {
+	InFlight prometheus.Gauge       // bytes reserved by bodies being read or handled
+	Refused  *prometheus.CounterVec // bodies refused before parsing, by reason
+	Received prometheus.Counter     // body bytes received (decompressed)
+}
+
+// NewBodies registers the body reader's metrics.
+func NewBodies(reg prometheus.Registerer) *Bodies {
+	return &Bodies{
+		InFlight: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "ingest_body_bytes_in_flight",
+			Help: "Bytes reserved by ingest request bodies being read or handled (bounded by --max-body-bytes-in-flight)."})),
+		Refused: counterVec(reg, "ingest_bodies_refused_total",
+			"Ingest request bodies refused before parsing, by reason (content_type, encoding, too_large, in_flight, timeout, malformed).", "reason"),
+		// The producer's own counter, shared (same definition).
+		Received: counter(reg, "logs_received_bytes_total", "Request body bytes received by the producer."),
+	}
+}
+
 // Consumer holds the consumer loop's metrics.
 type Consumer struct {
 	Processed        prometheus.Counter // events stored (new or already present)

@@ -102,7 +102,7 @@ func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) error {
 			errs = append(errs, fmt.Errorf("expire fresh blocks: %w", err))
 		}
 	}
-	errs = append(errs, s.vacuumMerged(ctx, conn.Conn()))
+	errs = append(errs, s.vacuumPartitions(ctx, conn.Conn()))
 	for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level",
 		"client_ids", "consumer_offsets", "log_blocks_fresh"} {
 		// Autovacuum may be off: the upserts leave dead rows that only a
