@@ -80,7 +80,9 @@ func TestNewSourcesLeaveTheRedisBreakerClosed(t *testing.T) {
 	})
 	// Answers expire at once: the outage must be served from the last
 	// good copies, not from a live entry.
-	svc := query.NewService(serviceConfig(time.Millisecond), s, c, discard, prometheus.NewRegistry())
+	sc := serviceConfig(time.Millisecond)
+	sc.MaxWait = 30 * time.Second // all 20 run, whatever the machine's speed
+	svc := query.NewService(sc, s, c, discard, prometheus.NewRegistry())
 	ctx := context.Background()
 	search := func(i int) logs.Search {
 		return logs.Search{Start: base, End: base.Add(time.Minute), Sources: []string{"svc-" + strconv.Itoa(i)}, Size: 10, CountLimit: 100}
