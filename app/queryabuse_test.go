@@ -2,13 +2,18 @@ package app_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/resilience/resiliencetest"
 )
 
 // TestQueryAbuse sends the gateway what an attacker found it mishandled:
@@ -104,4 +109,60 @@ func TestQueryAbuse(t *testing.T) {
 				one.status, one.header.Get("X-Cache"), one.raw)
 		}
 	})
+}
+
+// TestStaleAnswersAfterManyNewSearches: twenty parallel searches nobody
+// asked before leave the Redis breaker closed (misses are not failures),
+// so with PostgreSQL unreachable the gateway serves each one's last good
+// answer marked STALE, as promised.
+func TestStaleAnswersAfterManyNewSearches(t *testing.T) {
+	t.Parallel()
+	var proxy *resiliencetest.Proxy
+	p := startPipeline(t, func(c *configs.Config) {
+		u, _ := url.Parse(c.Postgres.URL)
+		proxy = resiliencetest.NewProxy(t, u.Host)
+		u.Host = proxy.Addr()
+		c.Postgres.URL = u.String()
+		c.Consumer.WriteTimeout = 2 * time.Second
+		c.Gateway.CacheTTL = time.Millisecond // only the last good copies outlive a moment
+		c.Gateway.MaxWait = 30 * time.Second  // all twenty run, whatever the machine's speed
+	})
+	now := time.Now().UTC()
+	for i := range 20 {
+		r := postJSON(t, p.producer+"/api/v1/logs", map[string]any{"level": "INFO", "source": fmt.Sprintf("new-%d", i), "message": "m"})
+		if r.status != http.StatusAccepted {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+	}
+	p.waitProcessed(20)
+	query := func(i int) string {
+		return p.gateway + "/api/v1/logs?source=new-" + strconv.Itoa(i) + "&" + windowQuery(now.Add(-time.Hour), now.Add(time.Hour))
+	}
+	good := make([]string, 20)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := get(t, query(i))
+			if r.status != http.StatusOK || r.header.Get("X-Cache") != "MISS" || r.body["totalElements"] != 1.0 {
+				t.Errorf("search %d: %d X-Cache %q %s", i, r.status, r.header.Get("X-Cache"), r.raw)
+			}
+			good[i] = string(r.raw)
+		}()
+	}
+	wg.Wait()
+	if m := string(get(t, p.gateway+"/metrics").raw); !containsLine(m, `breaker_state{name="redis"} 0`) {
+		t.Fatalf("the Redis breaker is not closed after 20 misses on a healthy Redis")
+	}
+	time.Sleep(20 * time.Millisecond) // let the 1 ms entries expire
+	proxy.Cut()
+	for i := range 20 {
+		r := get(t, query(i))
+		if r.status != http.StatusOK || r.header.Get("X-Cache") != "STALE" || string(r.raw) != good[i] {
+			t.Errorf("search %d with PostgreSQL unreachable: %d X-Cache %q %s, want its last good answer as STALE",
+				i, r.status, r.header.Get("X-Cache"), r.raw)
+		}
+	}
+	proxy.Restore()
 }
