@@ -242,10 +242,11 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 		span.End()
 	}()
 	cache := s.cache
-	id, err := s.storeIdentity(ctx)
-	if err != nil {
+	id, idErr := s.storeIdentity(ctx)
+	if idErr != nil {
 		// Without the store's identity no key is safe to read or write.
-		s.logger.Warn("the store's identity is unknown: answering without the cache", "err", err)
+		// The query itself most likely fails too, and says so.
+		s.logger.Debug("the store's identity is unknown: answering without the cache", "err", idErr)
 		cache = noCache{}
 	}
 	parts = append([]string{"store=" + id}, parts...)
