@@ -67,9 +67,13 @@ else
 end
 if total < 0 then total = 0 end
 redis.call('SET', bytes, total)
--- The accounting outlives every entry it counts, and then goes too.
+-- The accounting lives as long as the longest-lived entry it counts (and
+-- a minute more), and then goes too.
+local keepUntil = now + ttl
+local last = redis.call('ZRANGE', expiry, -1, -1, 'WITHSCORES')
+if #last == 2 then keepUntil = math.max(keepUntil, tonumber(last[2])) end
 for _, k in ipairs({sizes, age, expiry, bytes}) do
-  if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
+  redis.call('PEXPIREAT', k, math.floor(keepUntil) + 60000)
 end
 return {total, evicted, refused}
 `)

@@ -136,6 +136,26 @@ func TestByteBudgetIsSharedAndCountsReplacements(t *testing.T) {
 	}
 }
 
+// TestBudgetAccountingOutlivesItsEntries: a short-lived write after a
+// long-lived one does not shorten the accounting's life, or the long-lived
+// entries would outlive their count.
+func TestBudgetAccountingOutlivesItsEntries(t *testing.T) {
+	r := newRedis(t)
+	c, _ := newBudgetCache(t, r, 1<<20, 64<<10)
+	ctx := context.Background()
+	c.Set(ctx, c.Key("search", "long")+":stale", []byte("last good"), 24*time.Hour)
+	c.Set(ctx, c.Key("search", "short"), []byte("hot"), time.Second)
+	for _, k := range []string{"bytes", "sizes", "age", "expiry"} {
+		ttl, err := r.cl.Do(ctx, r.cl.B().Pttl().Key(r.prefix+"budget:"+k).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl < (24 * time.Hour).Milliseconds() {
+			t.Errorf("budget:%s lives %d ms, less than the 24 h entry it counts", k, ttl)
+		}
+	}
+}
+
 // TestByteBudgetForgetsExpiredEntries: entries Redis expired no longer
 // count, so they take no room from later ones.
 func TestByteBudgetForgetsExpiredEntries(t *testing.T) {
