@@ -219,8 +219,11 @@ func (h *Handler) answer(c echo.Context, endpoint string, start time.Time, body 
 			return echo.NewHTTPError(http.StatusTooManyRequests, "too many queries are running; retry in a second")
 		}
 		if errors.Is(err, ErrRefused) {
+			// PostgreSQL's own words stay in the log: they help an operator,
+			// not a client, and tell an attacker about the schema.
+			h.logger.Info("query refused by the store", "endpoint", endpoint, "err", err)
 			return echo.NewHTTPError(http.StatusUnprocessableEntity,
-				"the query is too expensive or was refused ("+err.Error()+"); narrow the time window or add a level, source or traceId filter")
+				"the query is too expensive: it ran past the store's time limit or was refused; narrow the time window or add a level, source or traceId filter")
 		}
 		return err
 	}
