@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
@@ -41,6 +42,7 @@ type App struct {
 	query    *query.Service
 	// queryHandler is the gateway's API.
 	queryHandler *query.Handler
+	tail         *query.Tail
 
 	tp           *sdktrace.TracerProvider
 	spanExporter sdktrace.SpanExporter // tests only
@@ -351,13 +353,31 @@ func (a *App) initGateway() (started, error) {
 	a.query = query.NewService(sc, a.store, c, a.logger.With("role", RoleGateway), a.reg)
 	h := query.NewHandler(a.query, a.cfg.QueryLimits, a.logger.With("role", RoleGateway), a.reg)
 	a.queryHandler = h
+	// Live tail reads Kafka directly when this process knows the brokers:
+	// the Kafka module ran (another role needs it), or they were given.
+	var src query.TailSource
+	switch {
+	case len(a.kafka.Brokers) > 0:
+		src = ingest.NewTailReader(a.kafka, a.logger.With("role", RoleGateway), a.reg)
+	case a.cfg.Kafka.Configured() && !a.cfg.Kafka.Embedded():
+		src = ingest.NewTailReader(a.cfg.Kafka, a.logger.With("role", RoleGateway), a.reg)
+	}
+	a.tail = query.NewTail(a.cfg.Tail, src, a.logger.With("role", RoleGateway), a.reg)
+	th := query.NewTailHandler(a.tail, a.cfg.QueryLimits)
 	health := []component{
 		{name: "postgres", required: true, check: a.store.Ping, details: func() map[string]any {
 			return map[string]any{"breaker": a.query.BreakerState()}
 		}},
 		{name: "redis", required: false, check: a.cache.Ping},
 	}
-	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, h.Register)
+	st, err := a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, func(e *echo.Echo) {
+		h.Register(e)
+		th.Register(e)
+	})
+	// The tail's loop ends its streams when the process stops, before
+	// the server waits for open requests to finish.
+	st.runs = append(st.runs, a.tail.Run)
+	return st, err
 }
 
 // listen opens a role's listener now, so a port conflict fails the start.

@@ -41,6 +41,7 @@ type Config struct {
 	Redis       cache.Config
 	Gateway     query.ServiceConfig
 	QueryLimits query.Limits
+	Tail        query.TailConfig
 	HTTP        HTTP
 	Log         Log
 	Tracing     Tracing
@@ -72,6 +73,7 @@ func Default() Config {
 		Redis:       cache.DefaultConfig(),
 		Gateway:     query.DefaultServiceConfig(),
 		QueryLimits: query.DefaultLimits(),
+		Tail:        query.DefaultTailConfig(),
 		HTTP:        DefaultHTTP(),
 		Log:         Log{Level: "info", Format: "json"},
 		Tracing:     Tracing{SampleRatio: 1},
@@ -91,6 +93,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Redis.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 	c.QueryLimits.RegisterFlags(fs)
+	c.Tail.RegisterFlags(fs)
 }
 
 // RegisterProcessFlags binds the settings of the process as a whole (its
@@ -247,5 +250,5 @@ func (c *Config) Validate() error {
 			c.HTTP.ReadTimeout, wait)
 	}
 	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Consumer.Validate(),
-		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), p.Err())
+		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.HTTP.Validate(), p.Err())
 }
