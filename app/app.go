@@ -18,6 +18,7 @@ import (
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/query/loki"
 	"github.com/logengine/logengine/store"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -43,6 +44,7 @@ type App struct {
 	// queryHandler is the gateway's API.
 	queryHandler *query.Handler
 	tail         *query.Tail
+	loki         *loki.Engine
 
 	tp           *sdktrace.TracerProvider
 	spanExporter sdktrace.SpanExporter // tests only
@@ -364,6 +366,8 @@ func (a *App) initGateway() (started, error) {
 	}
 	a.tail = query.NewTail(a.cfg.Tail, src, a.logger.With("role", RoleGateway), a.reg)
 	th := query.NewTailHandler(a.tail, a.cfg.QueryLimits)
+	a.loki = loki.NewEngine(a.cfg.Loki, a.query, a.cfg.QueryLimits)
+	lh := loki.NewHandler(a.loki, a.tail)
 	health := []component{
 		{name: "postgres", required: true, check: a.store.Ping, details: func() map[string]any {
 			return map[string]any{"breaker": a.query.BreakerState()}
@@ -373,6 +377,7 @@ func (a *App) initGateway() (started, error) {
 	st, err := a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, func(e *echo.Echo) {
 		h.Register(e)
 		th.Register(e)
+		lh.Register(e)
 	})
 	// The tail's loop ends its streams when the process stops, before
 	// the server waits for open requests to finish.

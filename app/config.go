@@ -48,6 +48,8 @@ func (a *App) runningConfig() string {
 		eff.QueryLimits.RegisterFlags(fs)
 		eff.Tail = a.tail.Config()
 		eff.Tail.RegisterFlags(fs)
+		eff.Loki = a.loki.Config()
+		eff.Loki.RegisterFlags(fs)
 	}
 	var b strings.Builder
 	fs.VisitAll(func(f *pflag.Flag) {
