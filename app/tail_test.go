@@ -244,3 +244,38 @@ func TestLiveTailDropsASlowClient(t *testing.T) {
 		t.Errorf("fast client got %+v", e)
 	}
 }
+
+// TestLiveTailOutlivesTheServerTimeouts: a stream stays open past the
+// listener's read and write timeouts, which bound ordinary requests.
+func TestLiveTailOutlivesTheServerTimeouts(t *testing.T) {
+	p := startPipeline(t, func(c *configs.Config) {
+		c.HTTP.ReadHeaderTimeout = 300 * time.Millisecond
+		c.HTTP.ReadTimeout = 300 * time.Millisecond
+		// The write timeout must exceed the read timeout plus the longest
+		// wait of a request.
+		c.Producer.Timeout, c.Gateway.QueryTimeout = 2*time.Second, 2*time.Second
+		c.HTTP.WriteTimeout = 2500 * time.Millisecond
+		c.Tail.PingInterval = 50 * time.Millisecond
+	})
+	s := openTail(t, p, "source=late", nil, true)
+	// Pings for well past both timeouts.
+	for pings := 0; pings < 60; {
+		select {
+		case e, ok := <-s.events:
+			if !ok {
+				t.Fatalf("the stream ended after %d pings", pings)
+			}
+			if e.comment {
+				pings++
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no ping")
+		}
+	}
+	if r := postJSON(t, p.producer+"/api/v1/logs", map[string]any{"message": "still here", "level": "INFO", "source": "late"}); r.status != 202 {
+		t.Fatal(r.status)
+	}
+	if e := s.next(t); !strings.Contains(e.data, "still here") {
+		t.Errorf("got %+v", e)
+	}
+}

@@ -143,12 +143,18 @@ func selects(sel []Matcher, ls Labels) bool {
 // order, and calls fn with each log and its labels after the pipeline;
 // fn returns false to stop. More than MaxScan logs read is refused.
 func (en *Engine) scan(ctx context.Context, l *LogExpr, start, end time.Time, asc bool, st *scanStats, fn func(e *logs.Event, ls Labels) bool) error {
+	return en.scanPages(ctx, l, start, end, asc, en.lim.MaxPageSize, st, fn)
+}
+
+// scanPages is scan with the size of its first page: a log query that
+// wants a few lines should not read a thousand.
+func (en *Engine) scanPages(ctx context.Context, l *LogExpr, start, end time.Time, asc bool, firstPage int, st *scanStats, fn func(e *logs.Event, ls Labels) bool) error {
 	base, empty := en.pushdown(l)
 	if empty || end.Before(start) {
 		return nil
 	}
 	q := base
-	q.Start, q.End, q.Asc, q.Size, q.CountLimit = start.UTC(), end.UTC(), asc, en.lim.MaxPageSize, 1
+	q.Start, q.End, q.Asc, q.Size, q.CountLimit = start.UTC(), end.UTC(), asc, min(max(firstPage, 1), en.lim.MaxPageSize), 1
 	narrowed := len(q.Sources) > 0 || len(q.Meta) > 0
 	if q.Keyword != "" && !narrowed && en.lim.MaxKeywordWindow > 0 && q.End.Sub(q.Start) > en.lim.MaxKeywordWindow {
 		return &TooExpensiveError{Msg: fmt.Sprintf("a line filter without a source or metadata selector over %s exceeds the limit of %s (--max-keyword-window); narrow the time range or add a selector",
@@ -191,7 +197,7 @@ func (en *Engine) scan(ctx context.Context, l *LogExpr, start, end time.Time, as
 		if read >= en.cfg.MaxScan {
 			return &TooExpensiveError{Msg: fmt.Sprintf("the query reads more than %d logs (--loki-max-scan) because some of its filters (regular expressions, parsers, label filters) are checked log by log; narrow the time range or select by source, level or an exact metadata label", en.cfg.MaxScan)}
 		}
-		q.Page = 0
+		q.Page, q.Size = 0, en.lim.MaxPageSize
 		cur, err := query.DecodeCursor(page.NextCursor)
 		if err != nil {
 			return err
@@ -226,7 +232,7 @@ func (en *Engine) Logs(ctx context.Context, l *LogExpr, start, end time.Time, li
 	byKey := map[string]*Stream{}
 	var order []string
 	n := 0
-	err := en.scan(ctx, l, start, end.Add(-time.Nanosecond), forward, st, func(e *logs.Event, ls Labels) bool {
+	err := en.scanPages(ctx, l, start, end.Add(-time.Nanosecond), forward, limit, st, func(e *logs.Event, ls Labels) bool {
 		k := ls.Key()
 		s, ok := byKey[k]
 		if !ok {
