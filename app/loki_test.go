@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/resilience/resiliencetest"
 )
 
@@ -247,5 +248,33 @@ func TestLokiTailWebsocket(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.gateway, "http")+"/loki/api/v1/tail?query="+url.QueryEscape(`{a="b"} | line_format "x"`), nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("unsupported tail query: %v %v", err, resp)
+	}
+}
+
+// TestLokiScanLimit: a query whose filters are checked log by log stops
+// at --loki-max-scan with 422, while one the store filters is answered.
+func TestLokiScanLimit(t *testing.T) {
+	p := startPipeline(t, func(c *configs.Config) { c.Loki.MaxScan = 50 })
+	var batch []map[string]any
+	for i := range 120 {
+		batch = append(batch, map[string]any{"level": "INFO", "source": []string{"a", "b"}[i%2], "message": "line " + strconv.Itoa(i)})
+	}
+	if r := postJSON(t, p.producer+"/api/v1/logs/batch", batch); r.status != 202 {
+		t.Fatalf("batch: %d %s", r.status, r.raw)
+	}
+	p.waitProcessed(float64(len(batch)))
+	ask := func(query string) response {
+		return get(t, p.gateway+"/loki/api/v1/query_range?"+url.Values{"query": {query}, "limit": {"5000"}}.Encode())
+	}
+	if r := ask(`{source=~"a"} |~ "line 1.*"`); r.status != 422 || !strings.Contains(r.body["error"].(string), "loki-max-scan") {
+		t.Errorf("a scan past the limit: %d %s", r.status, r.raw)
+	}
+	r := ask(`{source="a"}`)
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	result := r.body["data"].(map[string]any)["result"].([]any)
+	if len(result) != 1 || len(result[0].(map[string]any)["values"].([]any)) != 60 {
+		t.Errorf("{source=\"a\"}: %s", r.raw)
 	}
 }

@@ -26,9 +26,10 @@ type Querier interface {
 
 // Config bounds what one Loki API query may cost.
 type Config struct {
-	// MaxScan is how many logs one query may read when its filters cannot
-	// all be given to the store (a regular expression, a parser, a label
-	// filter); past it the query is refused with 422.
+	// MaxScan is how many logs one query may read that its answer does not
+	// return (filtered out by a regular expression, a parser, a label
+	// filter, or aggregated one by one); past it the query is refused
+	// with 422.
 	MaxScan   int
 	MaxSeries int
 	MaxPoints int
@@ -43,7 +44,7 @@ func DefaultConfig() Config {
 
 // RegisterFlags binds the settings to flags whose defaults are c's values.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.IntVar(&c.MaxScan, "loki-max-scan", c.MaxScan, "logs one Loki API query may read when its filters cannot all be given to the store (422 beyond)")
+	fs.IntVar(&c.MaxScan, "loki-max-scan", c.MaxScan, "logs one Loki API query may read without returning them, or aggregate one by one (422 beyond)")
 	fs.IntVar(&c.MaxSeries, "loki-max-series", c.MaxSeries, "series one Loki API metric query may return (422 beyond)")
 	fs.IntVar(&c.MaxPoints, "loki-max-points", c.MaxPoints, "points per series of one Loki API range query (400 beyond: choose a longer step)")
 	fs.IntVar(&c.MaxLimit, "loki-max-limit", c.MaxLimit, "most lines one Loki API log query returns (a larger limit is 400)")
@@ -143,12 +144,15 @@ func selects(sel []Matcher, ls Labels) bool {
 // order, and calls fn with each log and its labels after the pipeline;
 // fn returns false to stop. More than MaxScan logs read is refused.
 func (en *Engine) scan(ctx context.Context, l *LogExpr, start, end time.Time, asc bool, st *scanStats, fn func(e *logs.Event, ls Labels) bool) error {
-	return en.scanPages(ctx, l, start, end, asc, en.lim.MaxPageSize, st, fn)
+	return en.scanPages(ctx, l, start, end, asc, en.lim.MaxPageSize, true, st, fn)
 }
 
-// scanPages is scan with the size of its first page: a log query that
-// wants a few lines should not read a thousand.
-func (en *Engine) scanPages(ctx context.Context, l *LogExpr, start, end time.Time, asc bool, firstPage int, st *scanStats, fn func(e *logs.Event, ls Labels) bool) error {
+// scanPages is scan with the size of its first page (a log query that
+// wants a few lines should not read a thousand). Unless countKept, the
+// logs fn is given do not count against MaxScan: a log query's lines are
+// bounded by its limit, and only the logs it reads in vain are a cost
+// without bound.
+func (en *Engine) scanPages(ctx context.Context, l *LogExpr, start, end time.Time, asc bool, firstPage int, countKept bool, st *scanStats, fn func(e *logs.Event, ls Labels) bool) error {
 	base, empty := en.pushdown(l)
 	if empty || end.Before(start) {
 		return nil
@@ -175,14 +179,18 @@ func (en *Engine) scanPages(ctx context.Context, l *LogExpr, start, end time.Tim
 			if err != nil {
 				return err
 			}
-			read++
 			st.lines++
 			st.bytes += int64(len(e.Message))
 			stream := StreamLabels(&e)
-			if !selects(l.Selector, stream) {
-				continue
+			ls, ok := Labels(nil), selects(l.Selector, stream)
+			if ok {
+				ls, ok = process(l.Pipeline, e.Message, stream)
 			}
-			ls, ok := process(l.Pipeline, e.Message, stream)
+			if !ok || countKept {
+				if read++; read > en.cfg.MaxScan {
+					return &TooExpensiveError{Msg: fmt.Sprintf("the query reads more than %d logs (--loki-max-scan) because some of its filters (regular expressions, parsers, label filters) are checked log by log, or it aggregates them one by one; narrow the time range or select by source, level or an exact metadata label", en.cfg.MaxScan)}
+				}
+			}
 			if !ok {
 				continue
 			}
@@ -193,9 +201,6 @@ func (en *Engine) scanPages(ctx context.Context, l *LogExpr, start, end time.Tim
 		}
 		if page.NextCursor == "" || len(page.Content) == 0 {
 			return nil
-		}
-		if read >= en.cfg.MaxScan {
-			return &TooExpensiveError{Msg: fmt.Sprintf("the query reads more than %d logs (--loki-max-scan) because some of its filters (regular expressions, parsers, label filters) are checked log by log; narrow the time range or select by source, level or an exact metadata label", en.cfg.MaxScan)}
 		}
 		q.Page, q.Size = 0, en.lim.MaxPageSize
 		cur, err := query.DecodeCursor(page.NextCursor)
@@ -232,7 +237,7 @@ func (en *Engine) Logs(ctx context.Context, l *LogExpr, start, end time.Time, li
 	byKey := map[string]*Stream{}
 	var order []string
 	n := 0
-	err := en.scanPages(ctx, l, start, end.Add(-time.Nanosecond), forward, limit, st, func(e *logs.Event, ls Labels) bool {
+	err := en.scanPages(ctx, l, start, end.Add(-time.Nanosecond), forward, limit, false, st, func(e *logs.Event, ls Labels) bool {
 		k := ls.Key()
 		s, ok := byKey[k]
 		if !ok {
