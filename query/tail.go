@@ -90,6 +90,7 @@ func (t *Tail) Config() TailConfig { return t.cfg }
 // live tail is an extra of the gateway and must not stop it.
 func (t *Tail) Run(ctx context.Context) error {
 	if t.src == nil {
+		<-ctx.Done() // a loop that ends would stop the process
 		return nil
 	}
 	backoff := time.Second

@@ -36,9 +36,22 @@ func (s *chanSource) Tail(ctx context.Context, ready func(), deliver func([]logs
 }
 
 func TestTailFanOutAndBounds(t *testing.T) {
-	if _, err := NewTail(DefaultTailConfig(), nil, slog.Default(), prometheus.NewRegistry()).Subscribe("sse", nil); !errors.Is(err, ErrTailOff) {
+	off := NewTail(DefaultTailConfig(), nil, slog.Default(), prometheus.NewRegistry())
+	if _, err := off.Subscribe("sse", nil); !errors.Is(err, ErrTailOff) {
 		t.Fatalf("no source: %v, want ErrTailOff", err)
 	}
+	// Without a source, Run still lasts as long as the process: a loop
+	// that returned would stop it.
+	offCtx, offCancel := context.WithCancel(context.Background())
+	offDone := make(chan struct{})
+	go func() { _ = off.Run(offCtx); close(offDone) }()
+	select {
+	case <-offDone:
+		t.Fatal("Run without a source returned before its context ended")
+	case <-time.After(50 * time.Millisecond):
+	}
+	offCancel()
+	<-offDone
 	src := &chanSource{ready: make(chan struct{}), events: make(chan []logs.Event)}
 	cfg := DefaultTailConfig()
 	cfg.MaxSubscribers, cfg.Buffer = 2, 2
