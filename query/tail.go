@@ -18,8 +18,7 @@ import (
 // TailSource reads the events the log topic receives from now on; the
 // gateway's Kafka reader (in ingest) is one. Tail calls ready once it reads
 // from the end of every partition, then deliver with each batch of events,
-// in order, until ctx ends. deliver keeps the slice: a source must not
-// reuse it.
+// in order, until ctx ends. deliver does not keep the slice.
 type TailSource interface {
 	Tail(ctx context.Context, ready func(), deliver func([]logs.Event)) error
 }
@@ -195,13 +194,19 @@ func (t *Tail) dispatch(events []logs.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range events {
-		e := &events[i]
+		// Subscribers get a copy of their own, so that a slow one holds
+		// only the events it buffered, not whole polls.
+		var shared *logs.Event
 		for s := range t.subs {
-			if !s.match(e) {
+			if !s.match(&events[i]) {
 				continue
 			}
+			if shared == nil {
+				shared = new(logs.Event)
+				*shared = events[i]
+			}
 			select {
-			case s.events <- e:
+			case s.events <- shared:
 				t.metrics.Sent.WithLabelValues(s.protocol).Inc()
 			default:
 				t.end(s, fmt.Sprintf("the client did not keep up: %d events were waiting to be sent", t.cfg.Buffer), "slow")
