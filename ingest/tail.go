@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/logengine/logengine/ingest/event"
@@ -23,6 +24,8 @@ type TailReader struct {
 	kafka  KafkaConfig
 	logger *slog.Logger
 	reg    prometheus.Registerer
+	// adm lists end offsets for End, while Tail runs.
+	adm atomic.Pointer[kadm.Client]
 }
 
 // NewTailReader reads kafka's log topic; nothing connects before Tail.
@@ -36,7 +39,7 @@ const tailPollRecords = 1000
 // Tail connects, finds the end of every partition, calls ready, then
 // delivers the decoded events of each poll until ctx ends. Records that
 // do not decode (they go to the DLQ through the consumer) are skipped.
-func (r *TailReader) Tail(ctx context.Context, ready func(), deliver func([]logs.Event)) error {
+func (r *TailReader) Tail(ctx context.Context, ready func(), deliver func([]logs.Event, []logs.Position)) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(r.kafka.Brokers...),
 		kgo.ClientID("logengine-tail"),
@@ -51,11 +54,18 @@ func (r *TailReader) Tail(ctx context.Context, ready func(), deliver func([]logs
 		return fmt.Errorf("kafka tail reader: %w", err)
 	}
 	defer cl.Close()
-	ends, err := r.endOffsets(ctx, kadm.NewClient(cl))
+	adm := kadm.NewClient(cl)
+	ends, err := r.endOffsets(ctx, adm)
 	if err != nil {
 		return err
 	}
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.kafka.Topic: ends})
+	r.adm.Store(adm)
+	defer r.adm.Store(nil)
+	offsets := make(map[int32]kgo.Offset, len(ends))
+	for p, o := range ends {
+		offsets[p] = kgo.NewOffset().At(o)
+	}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.kafka.Topic: offsets})
 	ready()
 	r.logger.Info("live tail reading kafka", "topic", r.kafka.Topic, "partitions", len(ends))
 	for {
@@ -69,19 +79,30 @@ func (r *TailReader) Tail(ctx context.Context, ready func(), deliver func([]logs
 			}
 		})
 		events := make([]logs.Event, 0, fetches.NumRecords())
+		positions := make([]logs.Position, 0, fetches.NumRecords())
 		fetches.EachRecord(func(rec *kgo.Record) {
 			if e, err := event.Decode(rec.Value); err == nil {
 				events = append(events, e)
+				positions = append(positions, logs.Position{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset})
 			}
 		})
 		if len(events) > 0 {
-			deliver(events)
+			deliver(events, positions)
 		}
 	}
 }
 
+// End is the next offset of every partition of the log topic now.
+func (r *TailReader) End(ctx context.Context) (map[int32]int64, error) {
+	adm := r.adm.Load()
+	if adm == nil {
+		return nil, errors.New("the tail reader is not connected")
+	}
+	return r.endOffsets(ctx, adm)
+}
+
 // endOffsets lists the end of every partition of the log topic.
-func (r *TailReader) endOffsets(ctx context.Context, adm *kadm.Client) (map[int32]kgo.Offset, error) {
+func (r *TailReader) endOffsets(ctx context.Context, adm *kadm.Client) (map[int32]int64, error) {
 	listed, err := adm.ListEndOffsets(ctx, r.kafka.Topic)
 	if err == nil {
 		err = listed.Error()
@@ -89,8 +110,8 @@ func (r *TailReader) endOffsets(ctx context.Context, adm *kadm.Client) (map[int3
 	if err != nil {
 		return nil, fmt.Errorf("list the end offsets of %s: %w", r.kafka.Topic, err)
 	}
-	out := map[int32]kgo.Offset{}
-	listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = kgo.NewOffset().At(o.Offset) })
+	out := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
 	if len(out) == 0 {
 		return nil, fmt.Errorf("topic %s has no partitions", r.kafka.Topic)
 	}

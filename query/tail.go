@@ -17,10 +17,14 @@ import (
 
 // TailSource reads the events the log topic receives from now on; the
 // gateway's Kafka reader (in ingest) is one. Tail calls ready once it reads
-// from the end of every partition, then deliver with each batch of events,
-// in order, until ctx ends. deliver does not keep the slice.
+// from the end of every partition, then deliver with each batch of events
+// and where the topic holds each (positions[i] is events[i]'s), in order,
+// until ctx ends. deliver keeps neither slice.
 type TailSource interface {
-	Tail(ctx context.Context, ready func(), deliver func([]logs.Event)) error
+	Tail(ctx context.Context, ready func(), deliver func(events []logs.Event, positions []logs.Position)) error
+	// End is the next offset of every partition now: a record at or past
+	// it was acknowledged after this call began.
+	End(ctx context.Context) (map[int32]int64, error)
 }
 
 // TailConfig bounds the live tail.
@@ -126,39 +130,81 @@ func (t *Tail) endAll(reason string) {
 	}
 }
 
+// TailItem is an event queued for one subscription.
+type TailItem struct {
+	event     *logs.Event
+	partition int32
+	offset    int64
+}
+
 // Subscription is one client's stream of matching events.
 type Subscription struct {
-	match    func(*logs.Event) bool
-	events   chan *logs.Event
+	match  func(*logs.Event) bool
+	events chan TailItem
+	// from is where the stream starts, per partition: records before it
+	// were acknowledged before the subscription, even if the reader
+	// delivers them after. Set once, under the tail's lock, before
+	// Subscribe returns.
+	from     map[int32]int64
 	done     chan struct{}
 	reason   string // set before done closes
 	protocol string
 	tail     *Tail
 }
 
-// Subscribe starts a stream of the events match accepts, from this moment
-// on. match runs on the tail's goroutine, one event at a time.
-func (t *Tail) Subscribe(protocol string, match func(*logs.Event) bool) (*Subscription, error) {
+// Subscribe starts a stream of the events match accepts that reach the
+// log topic from this moment on. match runs on the tail's goroutine, one
+// event at a time.
+func (t *Tail) Subscribe(ctx context.Context, protocol string, match func(*logs.Event) bool) (*Subscription, error) {
 	if t.src == nil {
 		return nil, ErrTailOff
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.ready {
+	s := &Subscription{match: match, events: make(chan TailItem, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t}
+	if err := t.add(s); err != nil {
+		return nil, err
+	}
+	// Registered first, then the end of the topic is read: every record
+	// acknowledged after that read is at or past it and reaches s; those
+	// before it are left out, however late the reader delivers them.
+	end, err := t.src.End(ctx)
+	if err != nil {
+		s.Close()
+		t.logger.Warn("live tail: reading the end of the log topic", "err", err)
 		return nil, ErrTailStarting
 	}
-	if len(t.subs) >= t.cfg.MaxSubscribers {
-		t.metrics.Dropped.WithLabelValues("full").Inc()
-		return nil, ErrTailFull
-	}
-	s := &Subscription{match: match, events: make(chan *logs.Event, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t}
-	t.subs[s] = struct{}{}
-	t.metrics.Subscribers.Set(float64(len(t.subs)))
+	t.mu.Lock()
+	s.from = end
+	t.mu.Unlock()
 	return s, nil
 }
 
-// Events are the matching events; read them until Done.
-func (s *Subscription) Events() <-chan *logs.Event { return s.events }
+func (t *Tail) add(s *Subscription) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ready {
+		return ErrTailStarting
+	}
+	if len(t.subs) >= t.cfg.MaxSubscribers {
+		t.metrics.Dropped.WithLabelValues("full").Inc()
+		return ErrTailFull
+	}
+	t.subs[s] = struct{}{}
+	t.metrics.Subscribers.Set(float64(len(t.subs)))
+	return nil
+}
+
+// Events are the matching events; read them until Done, and pass each
+// through Event.
+func (s *Subscription) Events() <-chan TailItem { return s.events }
+
+// Event is the item's event, or false when it reached the log topic
+// before the subscription began (queued while Subscribe found that out).
+func (s *Subscription) Event(it TailItem) (*logs.Event, bool) {
+	if from, ok := s.from[it.partition]; ok && it.offset < from {
+		return nil, false
+	}
+	return it.event, true
+}
 
 // Done is closed when the tail ended the subscription; Reason says why.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
@@ -189,24 +235,28 @@ func (t *Tail) end(s *Subscription, reason, metric string) {
 // dispatch hands each event to every subscription that wants it. A
 // subscription whose buffer is full is ended at once: one slow client
 // costs neither memory nor the others' latency.
-func (t *Tail) dispatch(events []logs.Event) {
+func (t *Tail) dispatch(events []logs.Event, positions []logs.Position) {
 	t.metrics.Events.Add(float64(len(events)))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range events {
+		e, pos := &events[i], positions[i]
 		// Subscribers get a copy of their own, so that a slow one holds
 		// only the events it buffered, not whole polls.
 		var shared *logs.Event
 		for s := range t.subs {
-			if !s.match(&events[i]) {
+			if from, ok := s.from[pos.Partition]; ok && pos.Offset < from {
+				continue
+			}
+			if !s.match(e) {
 				continue
 			}
 			if shared == nil {
 				shared = new(logs.Event)
-				*shared = events[i]
+				*shared = *e
 			}
 			select {
-			case s.events <- shared:
+			case s.events <- TailItem{event: shared, partition: pos.Partition, offset: pos.Offset}:
 				t.metrics.Sent.WithLabelValues(s.protocol).Inc()
 			default:
 				t.end(s, fmt.Sprintf("the client did not keep up: %d events were waiting to be sent", t.cfg.Buffer), "slow")

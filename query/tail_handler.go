@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/store/block"
-	"github.com/logengine/logengine/store/logs"
 )
 
 // TailHandler serves GET /api/v1/logs/tail: the logs arriving from now on
@@ -79,7 +78,7 @@ func (h *TailHandler) sse(c echo.Context) error {
 		return badParam(err)
 	}
 	m := block.NewEventMatcher(f)
-	sub, err := h.tail.Subscribe("sse", m.Match)
+	sub, err := h.tail.Subscribe(c.Request().Context(), "sse", m.Match)
 	if err != nil {
 		return SubscribeError(c, err)
 	}
@@ -122,21 +121,24 @@ func (h *TailHandler) sse(c echo.Context) error {
 			if err := write(); err != nil {
 				return nil
 			}
-		case e := <-sub.Events():
-			if err := appendSSE(&buf, e); err != nil {
+		case it := <-sub.Events():
+			if err := appendSSE(&buf, sub, it); err != nil {
 				return err
 			}
 			// Send what else is waiting in the same write.
 		more:
 			for buf.Len() < 64<<10 {
 				select {
-				case e = <-sub.Events():
-					if err := appendSSE(&buf, e); err != nil {
+				case it = <-sub.Events():
+					if err := appendSSE(&buf, sub, it); err != nil {
 						return err
 					}
 				default:
 					break more
 				}
+			}
+			if buf.Len() == 0 {
+				continue // only events from before the subscription
 			}
 			if err := write(); err != nil {
 				return nil
@@ -147,7 +149,11 @@ func (h *TailHandler) sse(c echo.Context) error {
 
 // appendSSE writes one log as an SSE event; its JSON is one line, as JSON
 // escapes every newline inside strings.
-func appendSSE(buf *bytes.Buffer, e *logs.Event) error {
+func appendSSE(buf *bytes.Buffer, sub *Subscription, it TailItem) error {
+	e, ok := sub.Event(it)
+	if !ok {
+		return nil
+	}
 	b, err := marshal(NewLogJSON(*e))
 	if err != nil {
 		return err

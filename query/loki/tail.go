@@ -40,7 +40,7 @@ func (h *Handler) tailWS(c echo.Context) error {
 		_, ok := process(l.Pipeline, e.Message, stream)
 		return ok
 	}
-	sub, err := h.tail.Subscribe("loki", match)
+	sub, err := h.tail.Subscribe(c.Request().Context(), "loki", match)
 	if err != nil {
 		return query.SubscribeError(c, err)
 	}
@@ -81,16 +81,22 @@ func (h *Handler) tailWS(c echo.Context) error {
 			if err != nil {
 				return nil
 			}
-		case e := <-sub.Events():
-			batch := []*logs.Event{e}
+		case it := <-sub.Events():
+			var batch []*logs.Event
+			// Send what else is waiting in the same message.
 		more:
 			for len(batch) < 100 {
-				select {
-				case e = <-sub.Events():
+				if e, ok := sub.Event(it); ok {
 					batch = append(batch, e)
+				}
+				select {
+				case it = <-sub.Events():
 				default:
 					break more
 				}
+			}
+			if len(batch) == 0 {
+				continue // only events from before the subscription
 			}
 			msg, err := tailMessage(l, batch)
 			if err != nil {
