@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -232,7 +233,7 @@ func (h *Handler) queryRange(c echo.Context) error {
 		if err != nil {
 			return fail(c, err)
 		}
-		return writeJSON(c, success("streams", encodeStreams(streams, fwd), statsJSON(st, h.now().Sub(began))))
+		return writeJSON(c, success("streams", encodeStreams(streams), statsJSON(st, h.now().Sub(began))))
 	}
 	step := defaultStep(start, end)
 	if s := p.Get("step"); s != "" {
@@ -310,14 +311,14 @@ func sortSeries(s []Series) {
 	slices.SortFunc(s, func(a, b Series) int { return strings.Compare(a.Labels.Key(), b.Labels.Key()) })
 }
 
-func encodeStreams(streams []Stream, fwd bool) []any {
+// encodeStreams writes streams; their entries are in the query's order.
+func encodeStreams(streams []Stream) []any {
 	out := make([]any, 0, len(streams))
 	for _, s := range streams {
 		values := make([][2]string, len(s.Entries))
 		for i, e := range s.Entries {
 			values[i] = [2]string{strconv.FormatInt(e.TS.UnixNano(), 10), e.Line}
 		}
-		_ = fwd // entries are already in the query's direction
 		out = append(out, map[string]any{"stream": s.Labels.Map(), "values": values})
 	}
 	return out
@@ -399,13 +400,7 @@ func (h *Handler) labels(c echo.Context) error {
 	}); err != nil {
 		return fail(c, err)
 	}
-	out := slices.Sorted(func(yield func(string) bool) {
-		for n := range names {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	out := slices.Sorted(maps.Keys(names))
 	return writeJSON(c, map[string]any{"status": "success", "data": orEmpty(out)})
 }
 
@@ -420,10 +415,15 @@ func orEmpty(s []string) []string {
 // first, stopping quietly after --loki-max-scan logs: label lists serve
 // autocompletion, where the recent logs are the useful ones.
 func (h *Handler) sample(ctx context.Context, l *LogExpr, start, end time.Time, fn func(Labels)) error {
+	return h.sampleEvents(ctx, l, start, end, func(_ *logs.Event, ls Labels) { fn(ls) })
+}
+
+// sampleEvents is sample with the logs themselves.
+func (h *Handler) sampleEvents(ctx context.Context, l *LogExpr, start, end time.Time, fn func(*logs.Event, Labels)) error {
 	var st scanStats
 	n := 0
-	err := h.en.scan(ctx, l, start, end, false, &st, func(_ *logs.Event, ls Labels) bool {
-		fn(ls)
+	err := h.en.scan(ctx, l, start, end, false, &st, func(e *logs.Event, ls Labels) bool {
+		fn(e, ls)
 		n++
 		return n < h.en.cfg.MaxScan
 	})
@@ -528,13 +528,7 @@ func (h *Handler) series(c echo.Context) error {
 			return fail(c, err)
 		}
 	}
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range seen {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	keys := slices.Sorted(maps.Keys(seen))
 	out := make([]map[string]string, len(keys))
 	for i, k := range keys {
 		out[i] = seen[k].Map()
@@ -726,8 +720,10 @@ func (h *Handler) volumeRange(c echo.Context) error {
 	return writeJSON(c, map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix", "result": encodeMatrix(all, steps)}})
 }
 
-// detectedFields answers the fields Logs Drilldown offers: the labels of
-// the matching logs (parsed ones included), with their value counts.
+// detectedFields answers the fields Logs Drilldown offers: those the json
+// or logfmt parser finds in the matching lines (the first that parses a
+// line), with their type, cardinality and parser. Stream labels are not
+// fields: detected_labels lists them.
 func (h *Handler) detectedFields(c echo.Context) error {
 	p := params(c)
 	start, end, err := h.window(p)
@@ -741,38 +737,75 @@ func (h *Handler) detectedFields(c echo.Context) error {
 	if l == nil {
 		l = allLogs()
 	}
-	values := map[string]map[string]bool{}
-	if err := h.sample(c.Request().Context(), l, start, end, func(ls Labels) {
-		for _, lb := range ls {
-			if values[lb.Name] == nil {
-				values[lb.Name] = map[string]bool{}
+	type field struct {
+		values  map[string]bool
+		parsers map[string]bool
+	}
+	fields := map[string]*field{}
+	if err := h.sampleEvents(c.Request().Context(), l, start, end, func(e *logs.Event, _ Labels) {
+		for _, parser := range []string{"json", "logfmt"} {
+			var parsed Labels
+			if parser == "json" {
+				parsed = parseJSON(nil, nil, e.Message)
+			} else {
+				parsed = parseLogfmt(nil, nil, e.Message)
 			}
-			values[lb.Name][lb.Value] = true
+			if _, failed := parsed.Get("__error__"); failed {
+				continue
+			}
+			found := false
+			for _, lb := range parsed {
+				if lb.Value == "" {
+					continue
+				}
+				f := fields[lb.Name]
+				if f == nil {
+					f = &field{values: map[string]bool{}, parsers: map[string]bool{}}
+					fields[lb.Name] = f
+				}
+				f.values[lb.Value] = true
+				f.parsers[parser] = true
+				found = true
+			}
+			if found {
+				return
+			}
 		}
 	}); err != nil {
 		return fail(c, err)
 	}
-	fields := []any{}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for n := range values {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
-		typ := "string"
-		numeric := true
-		for v := range values[name] {
-			if _, err := strconv.ParseFloat(v, 64); err != nil {
-				numeric = false
-			}
-		}
-		if numeric {
-			typ = "float"
-		}
-		fields = append(fields, map[string]any{"label": name, "type": typ, "cardinality": len(values[name])})
+	out := []any{}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[name]
+		out = append(out, map[string]any{"label": name, "type": fieldType(f.values), "cardinality": len(f.values),
+			"parsers": slices.Sorted(maps.Keys(f.parsers))})
 	}
-	return writeJSON(c, map[string]any{"fields": fields, "limit": h.en.cfg.MaxScan})
+	return writeJSON(c, map[string]any{"fields": out, "limit": h.en.cfg.MaxScan})
+}
+
+// fieldType is the narrowest of Loki's field types all values have.
+func fieldType(values map[string]bool) string {
+	isInt, isFloat, isBool := true, true, true
+	for v := range values {
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			isInt = false
+		}
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			isFloat = false
+		}
+		if v != "true" && v != "false" {
+			isBool = false
+		}
+	}
+	switch {
+	case isInt:
+		return "int"
+	case isFloat:
+		return "float"
+	case isBool:
+		return "boolean"
+	}
+	return "string"
 }
 
 // detectedLabels answers the stream labels of the window with their
@@ -802,13 +835,7 @@ func (h *Handler) detectedLabels(c echo.Context) error {
 		return fail(c, err)
 	}
 	out := []any{}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for n := range values {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		out = append(out, map[string]any{"label": name, "cardinality": len(values[name])})
 	}
 	return writeJSON(c, map[string]any{"detectedLabels": out})
