@@ -19,6 +19,7 @@ import (
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/query/loki"
+	"github.com/logengine/logengine/query/web"
 	"github.com/logengine/logengine/store"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -304,7 +305,7 @@ func (a *App) initProducer() (started, error) {
 	h := ingest.NewHandler(hc, p, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
-	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
+	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register, nil)
 	st.add(srv)
 	return st, err
 }
@@ -339,7 +340,7 @@ func (a *App) initConsumer() (started, error) {
 			return nil
 		}},
 	}
-	srv, err := a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil)
+	srv, err := a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil, nil)
 	st.add(srv)
 	return st, err
 }
@@ -374,11 +375,17 @@ func (a *App) initGateway() (started, error) {
 		}},
 		{name: "redis", required: false, check: a.cache.Ping},
 	}
-	st, err := a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, func(e *echo.Echo) {
+	ui, err := web.New()
+	if err != nil {
+		return started{}, fmt.Errorf("web UI: %w", err)
+	}
+	routes := func(e *echo.Echo) {
 		h.Register(e)
 		th.Register(e)
 		lh.Register(e)
-	})
+		ui.Register(e)
+	}
+	st, err := a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, routes, ui.Page)
 	// The tail's loop ends its streams when the process stops, before
 	// the server waits for open requests to finish.
 	st.runs = append(st.runs, a.tail.Run)

@@ -309,7 +309,7 @@ func (acceptAll) Publish(context.Context, []logs.Event, []ingest.DeadLetter, str
 
 func ingestRoutes(reg prometheus.Registerer) func(*echo.Echo) {
 	return func(e *echo.Echo) {
-		ingest.NewHandler(ingest.HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 1 << 20, MaxBatchEvents: 10},
+		ingest.NewHandler(ingest.HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 1 << 20, MaxBodyBytesInFlight: 4 << 20, MaxBatchEvents: 10},
 			acceptAll{}, slog.New(slog.DiscardHandler), reg).Register(e)
 	}
 }

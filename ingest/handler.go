@@ -5,16 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/configs/flagvalue"
+	"github.com/logengine/logengine/ingest/body"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/store/logs"
@@ -30,9 +28,12 @@ type Publisher interface {
 
 // HandlerConfig bounds what the ingest API takes.
 type HandlerConfig struct {
-	Limits         event.Limits
-	MaxBodyBytes   int64
-	MaxBatchEvents int
+	Limits       event.Limits
+	MaxBodyBytes int64
+	// MaxBodyBytesInFlight bounds the memory of every ingest body being
+	// read or handled at once (503 with Retry-After past it).
+	MaxBodyBytesInFlight int64
+	MaxBatchEvents       int
 	// RetryAfter is the Retry-After of a 503 answer.
 	RetryAfter time.Duration
 	// MaxUnstored bounds the records accepted but not stored yet, when
@@ -46,13 +47,15 @@ type HandlerConfig struct {
 
 // DefaultHandlerConfig holds the limits API.md documents.
 func DefaultHandlerConfig() HandlerConfig {
-	return HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 10 << 20, MaxBatchEvents: 10000, RetryAfter: time.Second,
-		MaxUnstored: 100_000}
+	return HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 10 << 20, MaxBodyBytesInFlight: 128 << 20,
+		MaxBatchEvents: 10000, RetryAfter: time.Second, MaxUnstored: 100_000}
 }
 
 // RegisterFlags binds the limits to flags whose defaults are c's values.
 func (c *HandlerConfig) RegisterFlags(fs *pflag.FlagSet) {
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest accepted request body (413 beyond)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest accepted request body, counted decompressed (413 beyond)")
+	fs.Int64Var(&c.MaxBodyBytesInFlight, "max-body-bytes-in-flight", c.MaxBodyBytesInFlight,
+		"memory all ingest request bodies being read or handled may hold at once (503 with Retry-After beyond); at least --max-body-bytes plus 8 MiB (or twice --max-body-bytes when smaller)")
 	fs.IntVar(&c.MaxBatchEvents, "max-batch-events", c.MaxBatchEvents, "most events in one batch request (413 beyond)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of a 503 answer when Kafka cannot take a request now")
 	fs.Int64Var(&c.MaxUnstored, "max-unstored-records", c.MaxUnstored, "with the embedded broker (which keeps records in memory), records accepted but not stored yet at most; past it ingest answers 503")
@@ -64,6 +67,10 @@ func (c *HandlerConfig) Validate() error {
 	var p flagvalue.Problems
 	p.AtLeast1(map[string]int64{"max-body-bytes": c.MaxBodyBytes, "max-batch-events": int64(c.MaxBatchEvents), "max-unstored-records": c.MaxUnstored})
 	p.Positive(map[string]time.Duration{"retry-after": c.RetryAfter})
+	// A lone body of the largest size, compressed, must fit.
+	if need := c.MaxBodyBytes + body.DecoderReserve(c.MaxBodyBytes); c.MaxBodyBytes >= 1 && c.MaxBodyBytesInFlight < need {
+		p.Add("max-body-bytes-in-flight", "must be at least %d (--max-body-bytes plus a zstd decoder's window), not %d", need, c.MaxBodyBytesInFlight)
+	}
 	return errors.Join(p.Err(), c.Limits.Validate())
 }
 
@@ -74,17 +81,23 @@ type Handler struct {
 	logger  *slog.Logger
 	metrics *metrics.Producer
 	now     func() time.Time
+	bodies  *body.Reader
 }
 
 // NewHandler builds the ingest API over a publisher.
 func NewHandler(cfg HandlerConfig, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
-	return &Handler{cfg: cfg, pub: pub, logger: logger, metrics: metrics.NewProducer(reg), now: time.Now}
+	bodies := body.NewReader(body.Limits{MaxBytes: cfg.MaxBodyBytes, MaxInFlightBytes: cfg.MaxBodyBytesInFlight, RetryAfter: cfg.RetryAfter}, reg)
+	return &Handler{cfg: cfg, pub: pub, logger: logger, metrics: metrics.NewProducer(reg), now: time.Now, bodies: bodies}
 }
 
-// Register mounts the routes.
+// Bodies reads request bodies for every ingest endpoint of the process,
+// within one in-flight budget; other ingest protocols read theirs with it.
+func (h *Handler) Bodies() *body.Reader { return h.bodies }
+
 // Config is the configuration the handler runs with.
 func (h *Handler) Config() HandlerConfig { return h.cfg }
 
+// Register mounts the routes.
 func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/api/v1/logs", h.postOne)
 	e.POST("/api/v1/logs/batch", h.postBatch)
@@ -220,37 +233,21 @@ func (h *Handler) reject(inv event.Invalid) {
 	h.metrics.Rejected.WithLabelValues(reason).Inc()
 }
 
-// readBody checks the content type and reads at most MaxBodyBytes. A
-// non-nil *echo.HTTPError is the answer to give instead.
+// readBody reads a JSON body (see body.Reader.Read). A non-nil
+// *echo.HTTPError is the answer to give instead.
 func (h *Handler) readBody(c echo.Context) ([]byte, *echo.HTTPError) {
-	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
-				fmt.Sprintf("Content-Type must be application/json, not %q", ct))
-		}
-	}
-	tooLarge := echo.NewHTTPError(http.StatusRequestEntityTooLarge,
-		fmt.Sprintf("request body is larger than the limit of %d bytes", h.cfg.MaxBodyBytes))
-	if c.Request().ContentLength > h.cfg.MaxBodyBytes {
-		return nil, tooLarge
-	}
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, h.cfg.MaxBodyBytes+1))
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, echo.NewHTTPError(http.StatusRequestTimeout,
-			"the request body did not arrive within the server's read timeout; send it faster or in smaller batches")
-	}
+	b, err := h.bodies.Read(c, echo.MIMEApplicationJSON)
 	if err != nil {
-		return nil, echo.NewHTTPError(http.StatusBadRequest, "could not read request body: "+err.Error())
+		var he *echo.HTTPError
+		if !errors.As(err, &he) {
+			he = echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		}
+		return nil, he
 	}
-	if int64(len(body)) > h.cfg.MaxBodyBytes {
-		return nil, tooLarge
-	}
-	h.metrics.ReceivedBytes.Add(float64(len(body)))
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "request body is empty")
 	}
-	return body, nil
+	return b, nil
 }
 
 // defaults gives events without a timestamp the time of receipt, and
