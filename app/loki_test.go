@@ -3,7 +3,10 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,5 +280,70 @@ func TestLokiScanLimit(t *testing.T) {
 	result := r.body["data"].(map[string]any)["result"].([]any)
 	if len(result) != 1 || len(result[0].(map[string]any)["values"].([]any)) != 60 {
 		t.Errorf("{source=\"a\"}: %s", r.raw)
+	}
+}
+
+// TestLokiTailWebsocketDropsASlowClient: a websocket client that does not
+// read is closed with "try again later" and the reason, once its buffer
+// is full, instead of growing the gateway's memory.
+func TestLokiTailWebsocketDropsASlowClient(t *testing.T) {
+	p := startPipeline(t, func(c *configs.Config) { c.Tail.Buffer = 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	opts := &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}}
+	u := "ws" + strings.TrimPrefix(p.gateway, "http") + "/loki/api/v1/tail?" + url.Values{"query": {`{source="flood"}`}}.Encode()
+	var conn *websocket.Conn
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		c, resp, err := websocket.Dial(ctx, u, opts)
+		if err != nil {
+			if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
+				return false, "tail not ready"
+			}
+			t.Fatalf("dial: %v", err)
+		}
+		conn = c
+		return true, ""
+	})
+	defer conn.CloseNow()
+	conn.SetReadLimit(-1)
+	big := strings.Repeat("y", 60000)
+	sent := 0
+	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+		batch := make([]map[string]any, 20)
+		for i := range batch {
+			batch[i] = map[string]any{"message": strconv.Itoa(sent+i) + " " + big, "level": "INFO", "source": "flood"}
+		}
+		if r := postJSON(t, p.producer+"/api/v1/logs/batch", batch); r.status != 202 {
+			t.Fatalf("batch: %d %s", r.status, r.raw)
+		}
+		sent += len(batch)
+		return p.metric("tail_dropped_total") >= 1, fmt.Sprintf("%d logs sent, the slow client was not dropped", sent)
+	})
+	// Reading now: the messages written before the drop, then the close.
+	lines := 0
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			if status := websocket.CloseStatus(err); status != websocket.StatusTryAgainLater {
+				t.Fatalf("the stream ended with %v (status %d), want status %d", err, status, websocket.StatusTryAgainLater)
+			}
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "did not keep up") {
+				t.Errorf("close reason %q", ce.Reason)
+			}
+			break
+		}
+		lines += strings.Count(string(data), big)
+	}
+	if lines >= sent {
+		t.Errorf("the slow client got all %d lines: it was never behind", sent)
 	}
 }
