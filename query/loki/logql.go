@@ -715,10 +715,12 @@ func (p *parser) parseStage() (Stage, error) {
 		}
 		return Stage{Drop: names}, p.err
 	}
-	if _, ok := unsupportedWords[word]; ok {
+	switch word {
+	case "line_format", "label_format", "regexp", "pattern", "unpack", "decolorize", "keep", "distinct", "unwrap":
 		return Stage{}, p.unexpected("")
 	}
-	// A label filter: name op value.
+	// A label filter: name op value. (Any other word is a label name,
+	// even one LogQL uses elsewhere, such as count or offset.)
 	p.next()
 	if p.tok.kind != tOp {
 		return Stage{}, p.unexpected("a comparison operator")

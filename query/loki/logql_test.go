@@ -32,6 +32,7 @@ func TestParseSupported(t *testing.T) {
 		`sum(rate({source="api"}[1m])) * 60`,
 		`1 + 2 * 3`,
 		`{source="api"} # a comment`,
+		`{source="api"} | logfmt | count > 5 | offset="x" | min=~"a.*" | on != "y"`,
 	} {
 		if _, err := Parse(q); err != nil {
 			t.Errorf("Parse(%s): %v", q, err)
