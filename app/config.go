@@ -29,9 +29,9 @@ func (a *App) runningConfig() string {
 		eff.Ingest = a.handler.Config()
 		eff.Ingest.RegisterFlags(fs)
 	}
-	if a.loki != nil {
-		eff.Loki = a.loki.Config()
-		eff.Loki.RegisterFlags(fs)
+	if a.lokiPush != nil {
+		eff.LokiPush = a.lokiPush.Config()
+		eff.LokiPush.RegisterFlags(fs)
 	}
 	if a.elastic != nil {
 		eff.Elastic = a.elastic.Config()
@@ -61,6 +61,10 @@ func (a *App) runningConfig() string {
 		eff.QueryLimits = a.queryHandler.Limits()
 		eff.Gateway.RegisterFlags(fs)
 		eff.QueryLimits.RegisterFlags(fs)
+		eff.Tail = a.tail.Config()
+		eff.Tail.RegisterFlags(fs)
+		eff.Loki = a.loki.Config()
+		eff.Loki.RegisterFlags(fs)
 	}
 	var b strings.Builder
 	fs.VisitAll(func(f *pflag.Flag) {

@@ -14,9 +14,10 @@ import (
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/ingest/elastic"
-	"github.com/logengine/logengine/ingest/loki"
+	lokipush "github.com/logengine/logengine/ingest/loki"
 	"github.com/logengine/logengine/ingest/syslog"
 	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/query/loki"
 	"github.com/logengine/logengine/store"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -39,7 +40,7 @@ type Config struct {
 	Kafka       ingest.KafkaConfig
 	Producer    ingest.ProducerConfig
 	Ingest      ingest.HandlerConfig
-	Loki        loki.Config
+	LokiPush    lokipush.Config
 	Elastic     elastic.Config
 	Syslog      syslog.Config
 	Consumer    ingest.ConsumerConfig
@@ -47,6 +48,8 @@ type Config struct {
 	Redis       cache.Config
 	Gateway     query.ServiceConfig
 	QueryLimits query.Limits
+	Tail        query.TailConfig
+	Loki        loki.Config
 	HTTP        HTTP
 	Log         Log
 	Tracing     Tracing
@@ -73,7 +76,7 @@ func Default() Config {
 		Kafka:       ingest.DefaultKafkaConfig(),
 		Producer:    ingest.DefaultProducerConfig(),
 		Ingest:      ingest.DefaultHandlerConfig(),
-		Loki:        loki.DefaultConfig(),
+		LokiPush:    lokipush.DefaultConfig(),
 		Elastic:     elastic.DefaultConfig(),
 		Syslog:      syslog.DefaultConfig(),
 		Consumer:    ingest.DefaultConsumerConfig(),
@@ -81,6 +84,8 @@ func Default() Config {
 		Redis:       cache.DefaultConfig(),
 		Gateway:     query.DefaultServiceConfig(),
 		QueryLimits: query.DefaultLimits(),
+		Tail:        query.DefaultTailConfig(),
+		Loki:        loki.DefaultConfig(),
 		HTTP:        DefaultHTTP(),
 		Log:         Log{Level: "info", Format: "json"},
 		Tracing:     Tracing{SampleRatio: 1},
@@ -95,7 +100,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Kafka.RegisterFlags(fs)
 	c.Producer.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
-	c.Loki.RegisterFlags(fs)
+	c.LokiPush.RegisterFlags(fs)
 	c.Elastic.RegisterFlags(fs)
 	c.Syslog.RegisterFlags(fs)
 	c.Consumer.RegisterFlags(fs)
@@ -103,6 +108,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Redis.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 	c.QueryLimits.RegisterFlags(fs)
+	c.Tail.RegisterFlags(fs)
+	c.Loki.RegisterFlags(fs)
 }
 
 // RegisterProcessFlags binds the settings of the process as a whole (its
@@ -258,6 +265,7 @@ func (c *Config) Validate() error {
 		p.Add("http-write-timeout", "must be longer than --http-read-timeout (%s) plus the longer of --produce-timeout and --query-timeout (%s)",
 			c.HTTP.ReadTimeout, wait)
 	}
-	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Loki.Validate(), c.Elastic.Validate(), c.Syslog.Validate(), c.Consumer.Validate(),
-		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), p.Err())
+	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.LokiPush.Validate(), c.Elastic.Validate(), c.Syslog.Validate(),
+		c.Consumer.Validate(),
+		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(), c.HTTP.Validate(), p.Err())
 }

@@ -63,12 +63,16 @@ func everything(reg prometheus.Registerer) {
 	ca.Hits.WithLabelValues("local").Inc()
 	ca.Misses.WithLabelValues("hot").Inc()
 	ca.Duration.WithLabelValues("get").Observe(0.001)
+	ca.Refusals.WithLabelValues("budget").Inc()
 	b := metrics.NewBreaker(reg)
 	b.State.WithLabelValues("postgres").Set(0)
 	b.Transitions.WithLabelValues("postgres", "open").Inc()
 	h := metrics.NewHTTP(reg)
 	h.Requests.WithLabelValues("gateway", "/api/v1/logs", "200").Inc()
 	h.Duration.WithLabelValues("gateway", "/api/v1/logs").Observe(0.01)
+	tl := metrics.NewTail(reg)
+	tl.Sent.WithLabelValues("sse").Inc()
+	tl.Dropped.WithLabelValues("slow").Inc()
 }
 
 func TestConstructorsRegisterWhatTheyExport(t *testing.T) {
@@ -84,8 +88,10 @@ func TestConstructorsRegisterWhatTheyExport(t *testing.T) {
 		"log_queries_total", "log_query_duration_seconds",
 		"cache_hits_total", "cache_misses_total", "cache_errors_total", "cache_local_bytes",
 		"cache_local_entries", "cache_operation_duration_seconds",
+		"cache_redis_bytes", "cache_evictions_total", "cache_refusals_total",
 		"breaker_state", "breaker_transitions_total",
 		"http_requests_total", "http_request_duration_seconds",
+		"tail_subscribers", "tail_events_total", "tail_events_sent_total", "tail_dropped_total",
 	}
 	var got []string
 	for name := range families(t, reg) {
