@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,9 @@ func TestElasticsearchBulkIndexer(t *testing.T) {
 	checkFields(t, "flat document", flat, map[string]any{"message": "flat", "logLevel": "ERROR",
 		"timestamp": ts.Add(time.Second).Format(time.RFC3339Nano), "traceId": nil})
 	checkFields(t, "flat metadata", flat["metadata"].(map[string]any), map[string]any{"user_id": 7, "_index": index})
+	if lines := p.lokiLines(t, `{source="`+index+`", user_id="7"}`, ts.Add(-time.Minute)); !slices.Equal(lines, []string{"flat"}) {
+		t.Errorf("Loki query API: %q", lines)
+	}
 	if n := p.protocolEvents("elastic", "rejected"); n != 1 {
 		t.Errorf("elastic rejected = %v, want 1", n)
 	}

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,6 +101,13 @@ func TestLokiPush(t *testing.T) {
 	// service_name comes before app among the source labels.
 	checkFields(t, "json entry", got[3], map[string]any{"message": "from json", "logLevel": "FATAL", "traceId": "abc123"})
 	checkFields(t, "json metadata", got[3]["metadata"].(map[string]any), map[string]any{"app": "other", "pod": "p-7", "service_name": app})
+
+	// Found again through the gateway's Loki query API, by the source and
+	// a label kept as metadata.
+	lines := p.lokiLines(t, `{source="`+app+`", env="prod"}`, ts.Add(-time.Minute))
+	if !slices.Equal(lines, []string{"db timeout", "slow response 1200ms"}) {
+		t.Errorf("Loki query API: lines %q", lines)
+	}
 
 	// An entry that cannot be stored: the others are, the request answers
 	// 400 as Loki does, and the entry is in the DLQ.

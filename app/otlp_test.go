@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,6 +94,9 @@ func TestOTLPFromTheGoSDK(t *testing.T) {
 			wantMeta["severityText"] = s.text
 		}
 		checkFields(t, "metadata of "+s.want, meta, wantMeta)
+	}
+	if lines := p.lokiLines(t, `{source="`+service+`", level="error"}`, ts.Add(-time.Minute)); !slices.Equal(lines, []string{"payment declined #e", "payment declined #g"}) {
+		t.Errorf("Loki query API, errors: %q", lines)
 	}
 	last := got[len(got)-1]
 	checkFields(t, "structured body", last, map[string]any{"message": `{"event":"login","user":7}`, "traceId": nil, "logLevel": "INFO"})

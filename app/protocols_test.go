@@ -3,6 +3,8 @@ package app_test
 import (
 	"fmt"
 	"net/url"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -104,4 +106,27 @@ func (p *pipeline) storedAtLeast(t *testing.T, total int, source string) map[str
 		return true, ""
 	})
 	return first
+}
+
+// lokiLines asks the gateway's Loki query API for the lines a LogQL query
+// selects from since until now, sorted.
+func (p *pipeline) lokiLines(t *testing.T, query string, since time.Time) []string {
+	t.Helper()
+	q := url.Values{"query": {query}, "limit": {"1000"}, "direction": {"forward"},
+		"start": {strconv.FormatInt(since.UnixNano(), 10)}, "end": {strconv.FormatInt(time.Now().UnixNano(), 10)}}
+	r := get(t, p.gateway+"/loki/api/v1/query_range?"+q.Encode())
+	if r.status != 200 {
+		t.Fatalf("Loki query %s: %d %s", query, r.status, r.raw)
+	}
+	var lines []string
+	data, _ := r.body["data"].(map[string]any)
+	results, _ := data["result"].([]any)
+	for _, res := range results {
+		values, _ := res.(map[string]any)["values"].([]any)
+		for _, v := range values {
+			lines = append(lines, v.([]any)[1].(string))
+		}
+	}
+	slices.Sort(lines)
+	return lines
 }

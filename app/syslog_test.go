@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,9 @@ action(type="omfwd" target=%q port=%q protocol="tcp" TCP_Framing="octet-counted"
 	e = stored("udp-" + id)
 	checkFields(t, "RFC 5424 over UDP", e, map[string]any{"message": "udp message", "logLevel": "DEBUG"})
 	checkFields(t, "RFC 5424 over UDP metadata", e["metadata"].(map[string]any), map[string]any{"facility": "daemon", "severity": 7})
+	if lines := p.lokiLines(t, `{source="octet-`+id+`", msgid="REQ"}`, time.Now().Add(-time.Hour)); !slices.Equal(lines, []string{"tcp octet-counted message"}) {
+		t.Errorf("Loki query API: %q", lines)
+	}
 	e = stored(source)
 	checkFields(t, "through rsyslog", e, map[string]any{"message": "through rsyslog", "logLevel": "FATAL"})
 	checkFields(t, "through rsyslog metadata", e["metadata"].(map[string]any), map[string]any{"facility": "local3", "severity": 2})
