@@ -44,13 +44,15 @@ func TestElasticsearchBulkIndexer(t *testing.T) {
 		succeeded, failed []string
 		failedReason      string
 	)
+	// A UUID _id is the event's id; another _id is kept as metadata.
+	clientID := uuid.NewString()
 	for i, d := range docs {
-		action := "index"
+		action, docID := "index", clientID
 		if i == 1 {
-			action = "create"
+			action, docID = "create", "order-17"
 		}
 		err := bi.Add(context.Background(), esutil.BulkIndexerItem{
-			Action: action, Body: strings.NewReader(d),
+			Action: action, Body: strings.NewReader(d), DocumentID: docID,
 			OnSuccess: func(_ context.Context, _ esutil.BulkIndexerItem, r esutil.BulkIndexerResponseItem) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -76,7 +78,10 @@ func TestElasticsearchBulkIndexer(t *testing.T) {
 
 	got := p.stored(t, 2, service, 1)
 	checkFields(t, "ECS document", got[0], map[string]any{"message": "invoice <42> & sent", "logLevel": "WARN",
-		"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "timestamp": ts.Format(time.RFC3339Nano), "id": succeeded[0]})
+		"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "timestamp": ts.Format(time.RFC3339Nano), "id": clientID})
+	if !slices.Contains(succeeded, clientID) {
+		t.Errorf("the answer's _id values %v do not include the client's %s", succeeded, clientID)
+	}
 	meta := got[0]["metadata"].(map[string]any)
 	checkFields(t, "ECS metadata", meta, map[string]any{"_index": index, "host": map[string]any{"name": "web-1"},
 		"http": map[string]any{"status": 502}, "tags": []any{"a", "b"}, "log": map[string]any{"logger": "mail"},
@@ -84,7 +89,7 @@ func TestElasticsearchBulkIndexer(t *testing.T) {
 	flat := p.stored(t, 2, index, 1)[0]
 	checkFields(t, "flat document", flat, map[string]any{"message": "flat", "logLevel": "ERROR",
 		"timestamp": ts.Add(time.Second).Format(time.RFC3339Nano), "traceId": nil})
-	checkFields(t, "flat metadata", flat["metadata"].(map[string]any), map[string]any{"user_id": 7, "_index": index})
+	checkFields(t, "flat metadata", flat["metadata"].(map[string]any), map[string]any{"user_id": 7, "_index": index, "_id": "order-17"})
 	if lines := p.lokiLines(t, `{source="`+index+`", user_id="7"}`, ts.Add(-time.Minute)); !slices.Equal(lines, []string{"flat"}) {
 		t.Errorf("Loki query API: %q", lines)
 	}

@@ -11,7 +11,8 @@
 // --elastic-trace-id-fields the traceId; a field name may be a dotted path
 // into nested objects (log.level) or a flat key with dots. Every other
 // field of the document is metadata, with its JSON type, and the index is
-// metadata "_index".
+// metadata "_index". An action's _id that is a UUID is the event's id (a
+// retry with it is stored once); another _id is metadata "_id".
 package elastic
 
 import (
@@ -24,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest"
@@ -238,6 +240,7 @@ func (h *Handler) parse(body []byte, defaultIndex string) ([]item, []event.Draft
 		}
 		var action map[string]struct {
 			Index string `json:"_index"`
+			ID    string `json:"_id"`
 		}
 		if err := json.Unmarshal(line, &action); err != nil || len(action) != 1 {
 			return nil, nil, fmt.Errorf("line %d: malformed action, expected {\"index\":{…}} or {\"create\":{…}}", i+1)
@@ -257,6 +260,14 @@ func (h *Handler) parse(body []byte, defaultIndex string) ([]item, []event.Draft
 				if err != nil {
 					it.err = err.Error()
 					break
+				}
+				if meta.ID != "" {
+					if id, err := uuid.Parse(meta.ID); err == nil && id != uuid.Nil {
+						// A client's retry with the same _id is stored once.
+						d.ID = id.String()
+					} else {
+						d.Metadata.SetString("_id", meta.ID)
+					}
 				}
 				it.draft = len(drafts)
 				drafts = append(drafts, d)

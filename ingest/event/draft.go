@@ -23,6 +23,9 @@ type Draft struct {
 	Message  string
 	Metadata Object
 	TraceID  string
+	// ID is a UUID the client chose, so that its retries are stored
+	// once; empty assigns one.
+	ID string
 }
 
 // AppendJSON appends the draft as the native API's JSON object.
@@ -37,6 +40,10 @@ func (d *Draft) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"timestamp":"`...)
 		dst = d.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
 		dst = append(dst, '"')
+	}
+	if d.ID != "" {
+		dst = append(dst, `,"id":`...)
+		dst = appendString(dst, d.ID)
 	}
 	if d.TraceID != "" {
 		dst = append(dst, `,"traceId":`...)
