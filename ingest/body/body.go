@@ -51,11 +51,59 @@ type Reader struct {
 	lim      Limits
 	inFlight atomic.Int64
 	metrics  *metrics.Bodies
+
+	// open counts the requests whose body is reserved; once stopped is
+	// set, no request starts and idle is closed when open reaches 0.
+	mu      sync.Mutex
+	open    int
+	stopped bool
+	idle    chan struct{}
 }
 
 // NewReader builds a Reader and registers its metrics on reg.
 func NewReader(lim Limits, reg prometheus.Registerer) *Reader {
-	return &Reader{lim: lim, metrics: metrics.NewBodies(reg)}
+	return &Reader{lim: lim, metrics: metrics.NewBodies(reg), idle: make(chan struct{})}
+}
+
+// Drain stops accepting bodies (every Read answers 503 from now on) and
+// waits until the requests that were reading or handling one have ended,
+// or ctx ends. Their events are then in Kafka or were refused.
+func (r *Reader) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	if !r.stopped {
+		r.stopped = true
+		if r.open == 0 {
+			close(r.idle)
+		}
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.idle:
+		return nil
+	case <-ctx.Done():
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return fmt.Errorf("%d ingest requests still in progress: %w", r.open, ctx.Err())
+	}
+}
+
+// enter counts a request in, unless the reader is draining.
+func (r *Reader) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return false
+	}
+	r.open++
+	return true
+}
+
+func (r *Reader) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open--; r.open == 0 && r.stopped {
+		close(r.idle)
+	}
 }
 
 // Limits are the limits the reader applies.
@@ -74,8 +122,9 @@ func (r *Reader) InFlight() int64 { return r.inFlight.Load() }
 // Limits.MaxInFlightBytes, 408 for a body that did not arrive within the
 // server's read timeout, 400 for a stream that cannot be decompressed.
 //
-// The memory the body takes is reserved until the request's context ends,
-// which net/http does when the handler returns.
+// The memory the body takes is reserved, and the request counted as in
+// progress for Drain, until the request's context ends, which net/http does
+// when the handler returns. While draining, Read answers 503.
 func (r *Reader) Read(c echo.Context, accept ...string) ([]byte, error) {
 	req := c.Request()
 	if err := checkContentType(req.Header.Get(echo.HeaderContentType), accept); err != nil {
@@ -94,6 +143,12 @@ func (r *Reader) Read(c echo.Context, accept ...string) ([]byte, error) {
 		// The bytes on the wire count too: a compressed body is not larger
 		// than what it expands to unless it is not worth compressing.
 		return nil, r.tooLarge()
+	}
+	if !r.enter() {
+		r.metrics.Refused.WithLabelValues("shutting_down").Inc()
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(r.lim.RetryAfter.Seconds()+0.5)))
+		return nil, echo.NewHTTPError(http.StatusServiceUnavailable,
+			"the producer is shutting down; nothing was accepted, retry later or at another producer")
 	}
 	res := &reservation{r: r}
 	stop := context.AfterFunc(req.Context(), res.release)
@@ -273,6 +328,7 @@ func (res *reservation) release() {
 		res.r.inFlight.Add(-res.held)
 		res.r.metrics.InFlight.Add(-float64(res.held))
 		res.held, res.released = 0, true
+		res.r.leave()
 	}
 }
 
