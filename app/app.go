@@ -350,6 +350,8 @@ func (a *App) initProducer() (started, error) {
 		return st, err
 	}
 	hc := a.cfg.Ingest
+	// An event older than the store keeps would be deleted at once.
+	hc.Limits.Retention = a.cfg.Postgres.Maintenance.Retention
 	if a.broker != nil {
 		// The embedded broker keeps records in memory: what the consumer
 		// has not stored yet is bounded. The consumer module starts after

@@ -26,6 +26,8 @@ type DLQOptions struct {
 	Since string
 	Limit int  // at most this many letters; 0 = all
 	JSON  bool // print JSON instead of a table
+	// RetryRefused makes replay send the letters the store refused too.
+	RetryRefused bool
 }
 
 // dlqReasons are the values --reason accepts.
@@ -110,6 +112,7 @@ func dlqSetup(cfg configs.Config, opts DLQOptions, now time.Time) ([]string, ing
 		errs = append(errs, fmt.Errorf("--limit: must not be negative (0 = all)"))
 	}
 	f.Limit = opts.Limit
+	f.RetryRefused = opts.RetryRefused
 	if err := errors.Join(errs...); err != nil {
 		return nil, f, nil, err
 	}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest/body"
@@ -162,9 +164,22 @@ func (h *Handler) postBatch(c echo.Context) error {
 			Error: fmt.Sprintf("batch has %d events, more than the limit of %d; split it", batch.Len, h.cfg.MaxBatchEvents),
 		})
 	}
-	events := batch.Events
+	events, repeated := withoutRepeatedIDs(batch)
 	var letters []DeadLetter
 	errs := []itemError{}
+	for _, r := range repeated {
+		// The store keeps one event per client id: the first stands, a
+		// later one is refused (kept in the DLQ) instead of counted as
+		// accepted and silently dropped.
+		h.metrics.Rejected.WithLabelValues("id").Inc()
+		raw, err := event.Encode(&r.ev)
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("invalid event: id: repeats the id of element %d of this batch; one event is stored per id, so this one was not accepted", r.first)
+		errs = append(errs, itemError{Index: r.index, Error: msg})
+		letters = append(letters, DeadLetter{Value: raw, Reason: ReasonValidation, Err: msg, Stage: "producer", CorrelationID: cid})
+	}
 	for _, r := range batch.Rejected {
 		h.reject(r.Err)
 		errs = append(errs, itemError{Index: r.Index, Error: r.Err.Error()})
@@ -174,6 +189,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 			Value: r.Raw, Reason: ReasonValidation, Err: r.Err.Error(), Stage: "producer", CorrelationID: cid,
 		})
 	}
+	slices.SortFunc(errs, func(a, b itemError) int { return a.Index - b.Index })
 	h.metrics.Received.Add(float64(len(events)))
 	if err := h.publish(c, events, letters, cid); err != nil {
 		return err
@@ -195,6 +211,50 @@ func (h *Handler) postBatch(c echo.Context) error {
 		"ids":           ids,
 		"correlationId": cid,
 	})
+}
+
+// repeatedID is a batch element whose client id an earlier one has.
+type repeatedID struct {
+	index, first int
+	ev           logs.Event
+}
+
+// withoutRepeatedIDs drops from the batch's events those whose client id
+// an earlier element has, and says which they are, by element index.
+func withoutRepeatedIDs(b event.Batch) ([]logs.Event, []repeatedID) {
+	var seen map[uuid.UUID]int
+	var repeated []repeatedID
+	kept := b.Events[:0:0]
+	// Events are the elements not rejected, in order.
+	index, rejected := 0, 0
+	for i, ev := range b.Events {
+		for rejected < len(b.Rejected) && b.Rejected[rejected].Index == index {
+			rejected++
+			index++
+		}
+		if ev.ClientID {
+			if seen == nil {
+				seen = map[uuid.UUID]int{}
+			}
+			if first, dup := seen[ev.ID]; dup {
+				if repeated == nil {
+					kept = append(kept, b.Events[:i]...)
+				}
+				repeated = append(repeated, repeatedID{index: index, first: first, ev: ev})
+				index++
+				continue
+			}
+			seen[ev.ID] = index
+		}
+		if repeated != nil {
+			kept = append(kept, ev)
+		}
+		index++
+	}
+	if repeated == nil {
+		return b.Events, nil
+	}
+	return kept, repeated
 }
 
 // publish waits for Kafka; when it cannot take the events the client gets
