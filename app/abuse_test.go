@@ -3,8 +3,15 @@ package app_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,4 +185,111 @@ func TestAbuseTimestampsStored(t *testing.T) {
 			t.Errorf("%q stored at %q, want %s", msg, got[msg], want)
 		}
 	}
+}
+
+// vmRSS is a process's resident memory.
+func vmRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmRSS %q: %v", rest, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// stallUpload opens a connection, announces a body of size bytes, sends
+// sent of them and stops: a slow or hostile client.
+func stallUpload(t *testing.T, addr string, size, sent int) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	t.Cleanup(func() { conn.Close() })
+	head := fmt.Sprintf("POST /api/v1/logs/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size)
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Error(err)
+		return conn
+	}
+	chunk := bytes.Repeat([]byte(" "), 64<<10)
+	for n := 0; n < sent; n += len(chunk) {
+		if _, err := conn.Write(chunk[:min(len(chunk), sent-n)]); err != nil {
+			// Refused (503) before the body was read: the server answered
+			// and closed; that is what past the budget means.
+			return conn
+		}
+	}
+	return conn
+}
+
+// Thirty uploads of 9 MB that stall half way hold at most the in-flight
+// budget, not 270 MB: past it the server answers 503 with Retry-After at
+// once. When they are gone, ingest takes logs again and loses none.
+func TestAbuseStalledUploadsAreBounded(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	prod, cons, gw, kafka := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	proc := startProcess(t, buildBinary(t), "logengine", "serve", "--role=all", "--embedded-kafka-addr="+kafka,
+		"--producer-addr="+prod, "--consumer-addr="+cons, "--gateway-addr="+gw,
+		"--postgres-url="+cfg.Postgres.URL, "--cache-prefix="+cfg.Redis.Prefix, "--partitions=3", "--flush-interval=50ms",
+		"--max-body-bytes-in-flight=33554432", "--log-level=warn")
+	waitReady(t, proc, "http://"+prod)
+	waitReady(t, proc, "http://"+cons)
+	producer := "http://" + prod
+	// Warm up the paths a body takes, so the baseline holds their memory.
+	if r := do(t, http.MethodPost, producer+"/api/v1/logs/batch", "application/json",
+		[]byte(`[{"message":"warm","level":"INFO","source":"abuse-stall"}]`)); r.status != 202 {
+		t.Fatalf("warm-up: %d %s", r.status, r.raw)
+	}
+	before := vmRSS(t, proc.cmd.Process.Pid)
+	// At once, as a crowd of clients would: a refused upload waits for its
+	// connection to close.
+	conns := make([]net.Conn, 30)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() { conns[i] = stallUpload(t, prod, 9<<20, 8<<20) })
+	}
+	wg.Wait()
+	// The fault bit: the budget is full, so a new body is refused at once.
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		v := scrape(t, producer, "ingest_body_bytes_in_flight")
+		return len(v) == 1 && v[0] >= 24<<20, fmt.Sprintf("ingest_body_bytes_in_flight %v; want the stalled bodies to hold most of the 32 MiB", v)
+	})
+	r := do(t, http.MethodPost, producer+"/api/v1/logs/batch", "application/json", bytes.Repeat([]byte(" "), 9<<20))
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("a body past the budget: %d %q %s; want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.raw)
+	}
+	grown := vmRSS(t, proc.cmd.Process.Pid) - before
+	t.Logf("ABUSE stalled-uploads uploads=30x9MB rss_growth=%dMB budget=32MB", grown>>20)
+	if grown > 100<<20 {
+		t.Errorf("RSS grew by %d MB with 30 stalled 9 MB uploads; the in-flight budget is 32 MB", grown>>20)
+	}
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		v := scrape(t, producer, "ingest_body_bytes_in_flight")
+		return len(v) == 1 && v[0] == 0, fmt.Sprintf("ingest_body_bytes_in_flight %v after the uploads closed, want 0", v)
+	})
+	// Nothing lost: what is accepted now is stored.
+	l := newLoader(producer)
+	l.send(context.Background(), chaosEvents(500, "after-stall"), 100, 0)
+	o := settle(t, cfg.Postgres.URL, l.ids(), []string{kafka}, cfg.Kafka.DLQTopic)
+	if o.accepted != 500 || o.lost != 0 || o.duplicates != 0 || o.dlq != 0 {
+		t.Errorf("after the stalled uploads: accepted %d, stored %d, lost %d, duplicates %d", o.accepted, o.stored, o.lost, o.duplicates)
+	}
+	proc.stop(t)
 }
