@@ -3,7 +3,8 @@
 #   PostgreSQL on 127.0.0.1:5432 (role "postgres", no password, pg_trgm available)
 #   Redis      on 127.0.0.1:6379
 # and that promtool and prometheus are installed (the alert rule and dashboard
-# tests run them; nothing is left running).
+# tests run them; nothing is left running), and Chromium (the web UI tests
+# drive it headless).
 #
 # For each one: if it already answers, nothing is done; if it is installed, it
 # is started; if it is missing and this runs as root on Debian/Ubuntu, it is
@@ -337,6 +338,32 @@ ensure_prometheus() {
 	prom_help
 }
 
+# ------------------------------------------------------------------ Chromium
+
+chromium_installed() { have chromium || have chromium-browser || have google-chrome; }
+
+chromium_help() {
+	warn "chromium: not found; the web UI tests (app/webtest) drive it headless and fail without it."
+	warn "  Install Chromium (Debian: apt-get install chromium; Ubuntu: a chromium that is not a snap)"
+	warn "  so that chromium is on PATH."
+}
+
+ensure_chromium() {
+	if chromium_installed; then
+		say "chromium: installed"
+		return 0
+	fi
+	if can_apt; then
+		apt_install chromium || true
+		if chromium_installed; then
+			say "chromium: installed"
+			return 0
+		fi
+	fi
+	# Not fatal: only the web UI tests need it, not `make run`.
+	chromium_help
+}
+
 ensure_postgres
 if [ "$FAILED" -eq 0 ]; then
 	ensure_pg_trgm
@@ -344,4 +371,5 @@ if [ "$FAILED" -eq 0 ]; then
 fi
 ensure_redis
 ensure_prometheus
+ensure_chromium
 exit "$FAILED"

@@ -12,11 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/query/web"
 	"github.com/logengine/logengine/store"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -366,7 +368,7 @@ func (a *App) initProducer() (started, error) {
 	h := ingest.NewHandler(hc, p, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
-	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register)
+	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register, nil)
 	st.add(srv)
 	return st, err
 }
@@ -401,7 +403,7 @@ func (a *App) initConsumer() (started, error) {
 			return nil
 		}},
 	}
-	srv, err := a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil)
+	srv, err := a.serve(RoleConsumer, a.cfg.HTTP.ConsumerAddr, health, nil, nil)
 	st.add(srv)
 	return st, err
 }
@@ -423,7 +425,15 @@ func (a *App) initGateway() (started, error) {
 		}},
 		{name: "redis", required: false, check: a.cache.Ping},
 	}
-	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, h.Register)
+	ui, err := web.New()
+	if err != nil {
+		return started{}, fmt.Errorf("web UI: %w", err)
+	}
+	routes := func(e *echo.Echo) {
+		h.Register(e)
+		ui.Register(e)
+	}
+	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, routes, ui.Page)
 }
 
 // listen opens a role's listener now, so a port conflict fails the start.

@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/query/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -62,18 +63,21 @@ type serverConfig struct {
 	config echo.HandlerFunc
 	// routes mounts the role's own API, if it has one.
 	routes func(*echo.Echo)
+	// page, if set, answers GET / for a client that asks for HTML (a
+	// browser); every other client gets the JSON index.
+	page echo.HandlerFunc
 }
 
 // serve opens a role's listener with the routes every role has, plus the
 // role's own. The server starts with the loops and stops in reverse order.
-func (a *App) serve(role Role, addr string, health []component, routes func(*echo.Echo)) (started, error) {
+func (a *App) serve(role Role, addr string, health []component, routes func(*echo.Echo), page echo.HandlerFunc) (started, error) {
 	ln, err := listen(addr)
 	if err != nil {
 		return started{}, err
 	}
 	s, err := newServer(serverConfig{
 		role: role, version: a.version, http: a.cfg.HTTP, logger: a.logger, reg: a.reg,
-		tracer: a.tracer(), ready: &a.ready, health: health, config: a.configHandler, routes: routes,
+		tracer: a.tracer(), ready: &a.ready, health: health, config: a.configHandler, routes: routes, page: page,
 	}, ln)
 	if err != nil {
 		_ = ln.Close()
@@ -141,7 +145,7 @@ func newServer(cfg serverConfig, ln net.Listener) (*server, error) {
 		cfg.routes(e)
 	}
 	var endpoints []string
-	e.GET("/", index(cfg.role, cfg.version, &endpoints))
+	e.GET("/", index(cfg.role, cfg.version, &endpoints, cfg.page))
 	endpoints = routeList(e) // every route is registered now, the index too
 	s.ln = netutil.LimitListener(ln, cfg.http.MaxConns)
 	s.http = &http.Server{
@@ -305,14 +309,21 @@ func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
 
 // index answers GET / with the role's description and endpoints; the list
 // is read from the router once every route is registered, so it cannot
-// miss one.
-func index(role Role, version string, endpoints *[]string) echo.HandlerFunc {
+// miss one. With a page, a browser (Accept: text/html) gets the page
+// instead, and the answer varies by Accept so caches keep both.
+func index(role Role, version string, endpoints *[]string, page echo.HandlerFunc) echo.HandlerFunc {
 	description := map[Role]string{
 		RoleProducer: "Validates log events and writes them to Kafka",
 		RoleConsumer: "Reads log events from Kafka in batches and stores them in PostgreSQL",
 		RoleGateway:  "Searches logs and serves statistics, with a Redis cache",
 	}[role]
 	return func(c echo.Context) error {
+		if page != nil {
+			c.Response().Header().Add("Vary", "Accept")
+			if web.WantsHTML(c.Request()) {
+				return page(c)
+			}
+		}
 		return c.JSON(http.StatusOK, map[string]any{
 			"service": "logengine-" + string(role), "status": "running", "version": version,
 			"description": description, "endpoints": *endpoints,

@@ -102,8 +102,8 @@ func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) error {
 			errs = append(errs, fmt.Errorf("expire fresh blocks: %w", err))
 		}
 	}
-	errs = append(errs, s.vacuumMerged(ctx, conn.Conn()))
-	for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level",
+	errs = append(errs, s.vacuumPartitions(ctx, conn.Conn()))
+	for _, table := range []string{"log_rollup_minutes", "log_rollup_hour", "log_rollup_minutes_level", "log_rollup_hour_level",
 		"client_ids", "consumer_offsets", "log_blocks_fresh"} {
 		// Autovacuum may be off: the upserts leave dead rows that only a
 		// vacuum reclaims, and the planner needs current statistics (and
@@ -157,8 +157,13 @@ func (s *Store) expireFresh(ctx context.Context, conn *pgx.Conn, cutoff time.Tim
 		if _, err := tx.Exec(ctx, "DELETE FROM log_blocks_fresh WHERE max_ts < $1", keep); err != nil {
 			return err
 		}
-		for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level"} {
+		for _, table := range []string{"log_rollup_hour", "log_rollup_hour_level"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE bucket < $1", keep); err != nil {
+				return err
+			}
+		}
+		for _, table := range []string{"log_rollup_minutes", "log_rollup_minutes_level"} {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE hour < $1", keep); err != nil {
 				return err
 			}
 		}
@@ -174,8 +179,14 @@ func (s *Store) dropPartition(ctx context.Context, db beginner, p partition) err
 		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.name}.Sanitize()); err != nil {
 			return err
 		}
-		for _, table := range []string{"log_rollup_minute", "log_rollup_hour", "log_rollup_minute_level", "log_rollup_hour_level"} {
+		for _, table := range []string{"log_rollup_hour", "log_rollup_hour_level"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE bucket >= $1 AND bucket < $2", p.start, p.end); err != nil {
+				return err
+			}
+		}
+		// Partition periods are whole hours: an hour's row lies in one.
+		for _, table := range []string{"log_rollup_minutes", "log_rollup_minutes_level"} {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE hour >= $1 AND hour < $2", p.start, p.end); err != nil {
 				return err
 			}
 		}

@@ -110,6 +110,7 @@ func TestRetentionDropsExpiredPartitions(t *testing.T) {
 			t.Errorf("partition %s (current or ahead) missing", hourly(p))
 		}
 	}
+	minuteSnapshot(t, conn)
 	for _, table := range []string{"log_rollup_minute", "log_rollup_hour"} {
 		if n := queryInt(t, conn, "SELECT count(*) FROM "+table+" WHERE bucket >= $1 AND bucket < $2",
 			oldHour, oldHour.Add(time.Hour)); n != 0 {

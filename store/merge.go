@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -112,14 +113,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 			return compareKeys(logs.Cursor{TS: a.Timestamp, ID: a.ID}, logs.Cursor{TS: b.Timestamp, ID: b.ID})
 		})
 		var batch pgx.Batch
-		target := s.cfg.Maintenance.MergeRows
-		for len(events) > 0 {
-			n := min(len(events), target)
-			// A block shorter than half the target would stay small: give
-			// the remainder to this one instead.
-			if rest := len(events) - n; rest > 0 && rest < target/2 {
-				n = len(events)
-			}
+		for _, n := range mergedSizes(len(events), s.cfg.Maintenance.MergeRows) {
 			blk, err := s.merged.Encode(events[:n])
 			if err != nil {
 				return err
@@ -144,9 +138,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 	s.m.blocksMerged.Add(float64(len(inputs)))
 	s.m.rowsMerged.Add(float64(rowsOf(inputs)))
 	s.m.mergeDuration.Observe(time.Since(start).Seconds())
-	s.mu.Lock()
-	s.mergedSinceVacuum[s.partitionName(period)] = struct{}{}
-	s.mu.Unlock()
+	s.noteWritten(period)
 	// The fresh blocks' space is reused only once vacuumed: often, so
 	// that the table stays about the size of what is not merged yet.
 	if time.Since(s.freshVacuumed) > freshVacuumEvery {
@@ -279,20 +271,37 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// vacuumMerged reclaims the space of the blocks merges replaced, and
-// refreshes the planner's statistics, in each partition merged into since
-// the last call. Autovacuum may be off, and is late on fresh partitions
-// anyway.
-func (s *Store) vacuumMerged(ctx context.Context, conn *pgx.Conn) error {
+// noteWritten marks a period's partition for the next vacuumPartitions.
+func (s *Store) noteWritten(period time.Time) {
 	s.mu.Lock()
-	names := make([]string, 0, len(s.mergedSinceVacuum))
-	for n := range s.mergedSinceVacuum {
-		names = append(names, n)
-	}
-	clear(s.mergedSinceVacuum)
+	s.writtenSinceVacuum[s.partitionName(period)] = struct{}{}
 	s.mu.Unlock()
+}
+
+// vacuumPartitions reclaims the space of the blocks merges replaced, and
+// refreshes the planner's statistics, in each partition written into since
+// it was last analyzed, by this process or (as PostgreSQL's statistics
+// tell) any other. Autovacuum may be off, and is late on fresh partitions
+// anyway.
+func (s *Store) vacuumPartitions(ctx context.Context, conn *pgx.Conn) error {
+	s.mu.Lock()
+	written := slices.Collect(maps.Keys(s.writtenSinceVacuum))
+	clear(s.writtenSinceVacuum)
+	s.mu.Unlock()
+	rows, err := conn.Query(ctx, `SELECT s.relname FROM pg_stat_user_tables s
+		JOIN pg_inherits i ON i.inhrelid = s.relid
+		WHERE i.inhparent = 'log_blocks'::regclass AND (s.n_mod_since_analyze > 0 OR s.n_dead_tup > 0)
+		ORDER BY s.relname`)
+	if err != nil {
+		return fmt.Errorf("list partitions written: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list partitions written: %w", err)
+	}
+	names = append(names, written...)
 	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Compact(names) {
 		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{n}.Sanitize()); err != nil {
 			if strings.Contains(err.Error(), "does not exist") {
 				continue // dropped by retention meanwhile

@@ -49,6 +49,14 @@ type beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
+// knowsDay reports whether the partition of period d is known to exist.
+func (s *Store) knowsDay(d time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.partitions[s.partitionName(d)]
+	return ok
+}
+
 // ensureDays creates the partitions of periods (each a periodOf) not
 // known to exist.
 func (s *Store) ensureDays(ctx context.Context, db beginner, days []time.Time) error {

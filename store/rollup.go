@@ -15,7 +15,7 @@ import (
 
 // counting is a count over a window, grouped by some of time bucket, level
 // and source. It reads whole hours from log_rollup_hour, whole minutes from
-// log_rollup_minute and only the partial minutes at the edges from the
+// the minute rollups and only the partial minutes at the edges from the
 // blocks.
 type counting struct {
 	start, end time.Time // inclusive
@@ -38,10 +38,28 @@ func ceilTo(t time.Time, d time.Duration) time.Time {
 // timeRange is [from, to).
 type timeRange struct{ from, to time.Time }
 
-// sql builds the statement over the rollups and its arguments, and lists
-// the ranges the rollups cannot answer (partial minutes), which count
-// reads from the blocks.
-func (c counting) sql() (string, pgx.NamedArgs, []timeRange) {
+// bucket is the start of t's bucket: the zero time without an interval.
+func (c counting) bucket(t time.Time) time.Time {
+	if c.interval <= 0 {
+		return time.Time{}
+	}
+	epoch := time.Unix(0, 0).UTC()
+	b := epoch.Add(t.Sub(epoch) / c.interval * c.interval)
+	if b.After(t) { // before 1970
+		b = b.Add(-c.interval)
+	}
+	return b
+}
+
+// perSource tells whether the count needs the rollups per source; without
+// a source to filter or group by, those of all sources answer with a
+// fiftieth of the rows.
+func (c counting) perSource() bool { return len(c.sources) > 0 || c.bySource }
+
+// sql builds the statement over the hour rollups and its arguments, and
+// lists the whole minutes the minute rollups answer and the ranges no
+// rollup can (partial minutes), which count reads from the blocks.
+func (c counting) sql() (string, pgx.NamedArgs, []timeRange, []timeRange) {
 	args := pgx.NamedArgs{}
 	// Shared filters, written once per branch with the same arguments.
 	var filters string
@@ -65,10 +83,8 @@ func (c counting) sql() (string, pgx.NamedArgs, []timeRange) {
 	start := ceilTo(c.start, time.Microsecond)
 	endExcl := c.end.Truncate(time.Microsecond).Add(time.Microsecond)
 
-	// Without a source filter or grouping, the rollups without the source
-	// answer with a fiftieth of the rows.
 	suffix, sourceCol := "", "source"
-	if len(c.sources) == 0 && !c.bySource {
+	if !c.perSource() {
 		suffix, sourceCol = "_level", "''::text"
 	}
 	var branches []string
@@ -80,10 +96,15 @@ func (c counting) sql() (string, pgx.NamedArgs, []timeRange) {
 		branches = append(branches, "SELECT "+timeExpr+" AS t, level, "+sourceCol+" AS source, count AS n FROM "+table+suffix+
 			" WHERE bucket >= @"+name+"_from AND bucket < @"+name+"_to"+filters)
 	}
-	var raw []timeRange
+	var raw, minutes []timeRange
 	rawRange := func(from, to time.Time) {
 		if from.Before(to) {
 			raw = append(raw, timeRange{from, to})
+		}
+	}
+	minuteRange := func(from, to time.Time) {
+		if from.Before(to) {
+			minutes = append(minutes, timeRange{from, to})
 		}
 	}
 	useMinutes := c.interval%time.Minute == 0
@@ -96,16 +117,16 @@ func (c counting) sql() (string, pgx.NamedArgs, []timeRange) {
 		h0, h1 := ceilTo(m0, time.Hour), m1.Truncate(time.Hour)
 		if useHours && h0.Before(h1) {
 			rollup("hours", "log_rollup_hour", h0, h1)
-			rollup("minutes_head", "log_rollup_minute", m0, h0)
-			rollup("minutes_tail", "log_rollup_minute", h1, m1)
+			minuteRange(m0, h0)
+			minuteRange(h1, m1)
 		} else {
-			rollup("minutes", "log_rollup_minute", m0, m1)
+			minuteRange(m0, m1)
 		}
 		rawRange(start, m0)
 		rawRange(m1, endExcl)
 	}
 	if len(branches) == 0 {
-		return "", args, raw
+		return "", args, minutes, raw
 	}
 	level, source := "0::smallint", "''::text"
 	group := []string{"t"}
@@ -118,7 +139,7 @@ func (c counting) sql() (string, pgx.NamedArgs, []timeRange) {
 		group = append(group, "source")
 	}
 	return "SELECT t, " + level + ", " + source + ", sum(n)::bigint FROM (" + strings.Join(branches, " UNION ALL ") +
-		") s GROUP BY " + strings.Join(group, ", "), args, raw
+		") s GROUP BY " + strings.Join(group, ", "), args, minutes, raw
 }
 
 // countRow is one group of a count: a time bucket (zero without one), a
@@ -130,12 +151,14 @@ type countRow struct {
 	n      int64
 }
 
-// count runs c: the rollups in PostgreSQL, the partial minutes at the
-// edges from the blocks' rows. cache holds the blocks already read.
+// count runs c: the hour rollups in PostgreSQL, the minute rollups, and
+// the partial minutes at the edges from the blocks' rows. Groups may be
+// reported more than once, to be added up. cache holds the blocks already
+// read.
 // known, when not nil, are the blocks of the whole window with c's
 // filters, which a search has listed already.
 func (s *Store) count(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, known []candidate, c counting, fn func(countRow)) error {
-	sql, args, raw := c.sql()
+	sql, args, minutes, raw := c.sql()
 	if sql != "" {
 		rows, err := tx.Query(ctx, sql, args)
 		if err != nil {
@@ -152,6 +175,21 @@ func (s *Store) count(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Rea
 			}
 			fn(r)
 			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, rg := range minutes {
+		err := readMinutes(ctx, tx, rg.from, rg.to, c.levels, c.sources, c.perSource(), func(m minuteRow) {
+			r := countRow{t: c.bucket(m.minute), n: m.n}
+			if c.byLevel {
+				r.level = m.level
+			}
+			if c.bySource {
+				r.source = m.source
+			}
+			fn(r)
 		})
 		if err != nil {
 			return err
@@ -181,22 +219,12 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block
 		}
 	}
 	groups := map[countRow]int64{}
-	epoch := time.Unix(0, 0).UTC()
-	bucket := func(t time.Time) time.Time {
-		if c.interval <= 0 {
-			return time.Time{}
-		}
-		b := epoch.Add(t.Sub(epoch) / c.interval * c.interval)
-		if b.After(t) { // before 1970
-			b = b.Add(-c.interval)
-		}
-		return b
-	}
+	bucket := c.bucket
 	// Without a source to filter or group by, a block wholly inside a
 	// range (and inside one bucket) is counted from its summary; only the
 	// blocks across a boundary are read. At a high rate the partial
 	// minutes hold many blocks.
-	if len(c.sources) == 0 && !c.bySource {
+	if !c.perSource() {
 		var read []candidate
 		for _, cand := range cands {
 			inside := slices.ContainsFunc(ranges, func(rg timeRange) bool {

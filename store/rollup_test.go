@@ -194,6 +194,7 @@ func checkRollups(t *testing.T, conn *pgx.Conn, when string) {
 // comparisons.
 func rollupRows(t *testing.T, conn *pgx.Conn, table string) []string {
 	t.Helper()
+	minuteSnapshot(t, conn)
 	rows, err := conn.Query(context.Background(),
 		"SELECT bucket::text || ' ' || level || ' ' || source || ' ' || count FROM "+table+" ORDER BY bucket, level, source")
 	if err != nil {
@@ -284,6 +285,7 @@ func TestRollupsMatchLogs(t *testing.T) {
 			}
 		}
 	}
+	minuteSnapshot(t, conn)
 	if n := queryInt(t, conn, "SELECT count(*) FROM log_rollup_minute WHERE count <= 0"); n != 0 {
 		t.Errorf("%d minute rollup rows with a count <= 0", n)
 	}

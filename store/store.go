@@ -35,18 +35,24 @@ type Config struct {
 	// PartitionPeriod is the time range of one partition: 24h or a whole
 	// number of hours dividing a day.
 	PartitionPeriod time.Duration
+	// PartitionsPerWrite bounds the partitions one batch's write creates;
+	// logs of other new periods wait in fresh blocks for the merger to
+	// create theirs.
+	PartitionsPerWrite int
 	// Maintenance is what RunMaintenance does.
 	Maintenance MaintenanceConfig
 }
 
 // DefaultConfig is the configuration with nothing set. Open takes a zero
-// MaxConns or PartitionPeriod to mean these defaults.
+// MaxConns, PartitionPeriod, PartitionsPerWrite or merge setting to mean
+// these defaults.
 func DefaultConfig() Config {
 	return Config{
-		URL:              "postgres://postgres@127.0.0.1:5432/logengine?sslmode=disable",
-		MaxConns:         8,
-		StatementTimeout: 10 * time.Second,
-		PartitionPeriod:  24 * time.Hour,
+		URL:                "postgres://postgres@127.0.0.1:5432/logengine?sslmode=disable",
+		MaxConns:           8,
+		StatementTimeout:   10 * time.Second,
+		PartitionPeriod:    24 * time.Hour,
+		PartitionsPerWrite: 2,
 		Maintenance: MaintenanceConfig{
 			Every:      time.Minute,
 			Retention:  7 * 24 * time.Hour,
@@ -63,6 +69,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&c.MaxConns, "postgres-max-conns", c.MaxConns, "PostgreSQL connection pool size")
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", c.StatementTimeout, "PostgreSQL statement timeout of one query (0 = none)")
 	fs.DurationVar(&c.PartitionPeriod, "partition-period", c.PartitionPeriod, "time range of one log partition: 24h or whole hours dividing a day; fixed when the database is created")
+	fs.IntVar(&c.PartitionsPerWrite, "partitions-per-write", c.PartitionsPerWrite, "most partitions one batch's write creates; logs of further new periods wait for the merger, which creates theirs off the ingest path")
 	flagvalue.DaysVar(fs, &c.Maintenance.Retention, "retention", "drop partitions older than this (e.g. 7d, 36h); 0 keeps everything")
 	fs.DurationVar(&c.Maintenance.Every, "maintenance-interval", c.Maintenance.Every, "pause between maintenance passes (partitions ahead, retention, vacuum and statistics)")
 	fs.DurationVar(&c.Maintenance.MergeEvery, "merge-interval", c.Maintenance.MergeEvery, "pause between merges of fresh blocks when there is nothing to merge")
@@ -79,6 +86,7 @@ func (c *Config) Validate() error {
 	if err := ValidPartitionPeriod(c.PartitionPeriod); err != nil {
 		p.Add("partition-period", "%v", err)
 	}
+	p.AtLeast1(map[string]int64{"partitions-per-write": int64(c.PartitionsPerWrite)})
 	p.NotNegative(map[string]time.Duration{"statement-timeout": c.StatementTimeout, "retention": c.Maintenance.Retention})
 	p.Positive(map[string]time.Duration{"maintenance-interval": c.Maintenance.Every, "merge-interval": c.Maintenance.MergeEvery})
 	if c.Maintenance.MergeRows < 1000 || c.Maintenance.MergeRows > block.MaxRows {
@@ -108,9 +116,10 @@ type Store struct {
 
 	mu         sync.Mutex
 	partitions map[string]struct{} // partitions known to exist
-	// mergedSinceVacuum names the partitions the merger wrote into since
-	// maintenance last vacuumed them.
-	mergedSinceVacuum map[string]struct{}
+	// writtenSinceVacuum names the partitions this process wrote blocks
+	// into since maintenance last vacuumed them (PostgreSQL's statistics
+	// tell of other processes' writes, but up to seconds late).
+	writtenSinceVacuum map[string]struct{}
 	// freshVacuumed is when the merger last vacuumed the fresh blocks
 	// (only the merger, one goroutine, uses it).
 	freshVacuumed time.Time
@@ -132,6 +141,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	cfg.StatementTimeout = max(cfg.StatementTimeout, 0)
 	if cfg.PartitionPeriod == 0 {
 		cfg.PartitionPeriod = DefaultConfig().PartitionPeriod
+	}
+	if cfg.PartitionsPerWrite == 0 {
+		cfg.PartitionsPerWrite = DefaultConfig().PartitionsPerWrite
 	}
 	if cfg.Maintenance.MergeRows == 0 {
 		cfg.Maintenance.MergeRows = DefaultConfig().Maintenance.MergeRows
@@ -170,16 +182,15 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	}
 
 	s := &Store{
-		cfg:        cfg,
-		pool:       pool,
-		log:        logger,
-		reg:        reg,
-		target:     target,
-		timeout:    cfg.StatementTimeout,
-		period:     cfg.PartitionPeriod,
-		partitions: make(map[string]struct{}),
-
-		mergedSinceVacuum: make(map[string]struct{}),
+		cfg:                cfg,
+		pool:               pool,
+		log:                logger,
+		reg:                reg,
+		target:             target,
+		timeout:            cfg.StatementTimeout,
+		period:             cfg.PartitionPeriod,
+		partitions:         make(map[string]struct{}),
+		writtenSinceVacuum: make(map[string]struct{}),
 	}
 	// Fresh blocks are written on the ingest path, and merged away soon:
 	// the fastest compression. The merger writes what is kept, at zstd's
@@ -218,6 +229,9 @@ func (s *Store) open(ctx context.Context) error {
 	now := time.Now().UTC()
 	if err := s.EnsurePartitions(ctx, now.Add(-s.period), now.Add(s.period)); err != nil {
 		return err
+	}
+	if err := s.convertMinuteRollups(ctx); err != nil {
+		return fmt.Errorf("store: convert the minute rollups: %w", err)
 	}
 	return s.convertRows(ctx)
 }

@@ -82,6 +82,54 @@ func snapshot(t testing.TB, conn *pgx.Conn) {
 		pgx.CopyFromRows(src)); err != nil {
 		t.Fatalf("copy snapshot: %v", err)
 	}
+	minuteSnapshot(t, conn)
+}
+
+// minuteSnapshot decodes the minute rollups (a row per hour and source)
+// into temporary tables log_rollup_minute and log_rollup_minute_level of
+// a row per (bucket, level, source), which SQL can compare with the logs.
+func minuteSnapshot(t testing.TB, conn *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tb := range []struct{ from, to string }{
+		{"log_rollup_minutes", "log_rollup_minute"},
+		{"log_rollup_minutes_level", "log_rollup_minute_level"},
+	} {
+		rows, err := conn.Query(ctx, "SELECT hour, source, counts FROM "+tb.from)
+		if err != nil {
+			t.Fatalf("read %s: %v", tb.from, err)
+		}
+		var (
+			src    [][]any
+			hour   time.Time
+			source string
+			counts []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&hour, &source, &counts}, func() error {
+			cells, err := store.MinuteCounts(counts)
+			if err != nil {
+				return err
+			}
+			for cell, n := range cells {
+				src = append(src, []any{hour.Add(time.Duration(cell/logs.NumLevels) * time.Minute), int16(cell % logs.NumLevels), source, n})
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("decode %s: %v", tb.from, err)
+		}
+		for _, sql := range []string{
+			"CREATE TEMP TABLE IF NOT EXISTS " + tb.to + " (bucket timestamptz, level smallint, source text, count bigint)",
+			"TRUNCATE " + tb.to,
+		} {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		if _, err := conn.CopyFrom(ctx, pgx.Identifier{tb.to}, []string{"bucket", "level", "source", "count"}, pgx.CopyFromRows(src)); err != nil {
+			t.Fatalf("copy %s: %v", tb.to, err)
+		}
+	}
 }
 
 // mergeAll runs the merger until no fresh block is left, so that every

@@ -54,19 +54,23 @@ func (s *Store) Write(ctx context.Context, b Batch) (stored int64, err error) {
 	start := time.Now()
 	defer func() { s.m.writeDuration.Observe(time.Since(start).Seconds()) }()
 
-	// Fresh blocks need no partition; the merger will write these logs
-	// into theirs, made now, off its transaction.
-	if err := s.ensureDays(ctx, s.pool, s.distinctPeriods(b.Events)); err != nil {
-		return 0, err
-	}
 	// Compression runs before the transaction, so locks are held only for
 	// the writes; in the rare batch where some events are skipped, the
 	// rest is encoded again.
-	blocks, err := s.encodeFresh(b.Events)
+	blocks, err := s.encodeBatch(ctx, b.Events)
 	if err != nil {
 		return 0, err
 	}
 	stored, err = s.write(ctx, b, blocks, false)
+	if isNoPartition(err) {
+		// Retention dropped a partition since this Store last saw it: make
+		// it again (maintenance drops it once more if it is old).
+		s.forgetDays(s.distinctPeriods(b.Events))
+		if blocks, err = s.encodeBatch(ctx, b.Events); err != nil {
+			return 0, err
+		}
+		stored, err = s.write(ctx, b, blocks, false)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: write batch of %d events: %w", len(b.Events), err)
 	}
@@ -83,11 +87,8 @@ var errDryRun = errors.New("dry run")
 // reach the DLQ before the rest is stored.
 func (s *Store) Check(ctx context.Context, b Batch) error {
 	b.Consumed = nil
-	blocks, err := s.encodeFresh(b.Events)
+	blocks, err := s.encodeBatch(ctx, b.Events)
 	if err != nil {
-		return err
-	}
-	if err := s.ensureDays(ctx, s.pool, s.distinctPeriods(b.Events)); err != nil {
 		return err
 	}
 	_, err = s.write(ctx, b, blocks, true)
@@ -97,7 +98,7 @@ func (s *Store) Check(ctx context.Context, b Batch) error {
 	return err
 }
 
-func (s *Store) write(ctx context.Context, b Batch, blocks []block.Block, dryRun bool) (int64, error) {
+func (s *Store) write(ctx context.Context, b Batch, blocks []batchBlock, dryRun bool) (int64, error) {
 	var stored int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		keep, next, err := s.admit(ctx, tx, b)
@@ -112,11 +113,11 @@ func (s *Store) write(ctx context.Context, b Batch, blocks []block.Block, dryRun
 					events = append(events, b.Events[i])
 				}
 			}
-			if blocks, err = s.encodeFresh(events); err != nil {
+			if blocks, err = s.encodeBatch(ctx, events); err != nil {
 				return err
 			}
 		}
-		if err := insertBlocks(ctx, tx, blocks); err != nil {
+		if err := s.insertBlocks(ctx, tx, blocks); err != nil {
 			return err
 		}
 		if err := addRollups(ctx, tx, events); err != nil {
@@ -134,9 +135,23 @@ func (s *Store) write(ctx context.Context, b Batch, blocks []block.Block, dryRun
 	return stored, err
 }
 
-// encodeFresh makes the blocks of a batch: one or more per partition
-// period, as a block lies in one partition.
-func (s *Store) encodeFresh(events []logs.Event) ([]block.Block, error) {
+// batchBlock is one block of a batch, and where it goes.
+type batchBlock struct {
+	block.Block
+	merged bool
+}
+
+// encodeBatch makes the blocks of a batch: one or more per partition
+// period, as a block lies in one partition. A period's logs that fill at
+// least half a merged block are sorted and written as merged blocks into
+// their partition at once: logs that arrive in volume are then written
+// once, not once fresh and again by the merger, which halves their WAL
+// and spares the merger's decode and re-encode. Fewer logs go into fresh
+// blocks for the merger, as do those of a period whose partition is
+// missing once the batch made Config.PartitionsPerWrite new ones, so
+// that a batch spread over many days does not stall on DDL: the merger
+// makes those partitions, off the ingest path.
+func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBlock, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -161,30 +176,73 @@ func (s *Store) encodeFresh(events []logs.Event) ([]block.Block, error) {
 			break
 		}
 	}
-	var out []block.Block
+	var out []batchBlock
+	created := 0
+	target := s.cfg.Maintenance.MergeRows
 	for _, p := range slices.SortedFunc(maps.Keys(byPeriod), func(a, b time.Time) int { return a.Compare(b) }) {
 		group := byPeriod[p]
+		known := s.knowsDay(p)
+		if !known && created < s.cfg.PartitionsPerWrite {
+			if err := s.ensureDays(ctx, s.pool, []time.Time{p}); err != nil {
+				return nil, err
+			}
+			known = true
+			created++
+		}
+		direct := known && len(group) >= target/2
+		if direct {
+			sorted := slices.Clone(group)
+			slices.SortStableFunc(sorted, func(a, b logs.Event) int {
+				return compareKeys(logs.Cursor{TS: a.Timestamp, ID: a.ID}, logs.Cursor{TS: b.Timestamp, ID: b.ID})
+			})
+			for _, n := range mergedSizes(len(sorted), target) {
+				blk, err := s.merged.Encode(sorted[:n])
+				if err != nil {
+					return nil, &DataError{Reason: err.Error()}
+				}
+				out = append(out, batchBlock{blk, true})
+				sorted = sorted[n:]
+			}
+			s.noteWritten(p)
+			continue
+		}
 		for len(group) > 0 {
 			n := min(len(group), freshBlockRows)
 			blk, err := s.fresh.Encode(group[:n])
 			if err != nil {
 				return nil, &DataError{Reason: err.Error()}
 			}
-			out = append(out, blk)
+			out = append(out, batchBlock{blk, false})
 			group = group[n:]
 		}
 	}
 	return out, nil
 }
 
+// mergedSizes splits rows into merged blocks of target rows, but for a
+// remainder shorter than half the target, which would stay small: the
+// last block takes it instead.
+func mergedSizes(rows, target int) []int {
+	var sizes []int
+	for rows > 0 {
+		n := min(rows, target)
+		if rest := rows - n; rest > 0 && rest < target/2 {
+			n = rows
+		}
+		sizes = append(sizes, n)
+		rows -= n
+	}
+	return sizes
+}
+
 // insertBlocks writes blocks with their summaries.
-func insertBlocks(ctx context.Context, tx pgx.Tx, blocks []block.Block) error {
+func (s *Store) insertBlocks(ctx context.Context, tx pgx.Tx, blocks []batchBlock) error {
 	if len(blocks) == 0 {
 		return nil
 	}
 	var batch pgx.Batch
 	for _, blk := range blocks {
-		queueBlock(&batch, blk, false)
+		queueBlock(&batch, blk.Block, blk.merged)
 	}
 	return tx.SendBatch(ctx, &batch).Close()
 }
@@ -213,7 +271,7 @@ type rollupKey struct {
 	source string
 }
 
-// addRollups adds the events to the per-minute and per-hour counts. Keys
+// addRollups adds the events to the per-hour and per-minute counts. Keys
 // are upserted in order, so that two writers lock them in one order.
 func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 	if len(events) == 0 {
@@ -222,7 +280,7 @@ func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 	for _, r := range []struct {
 		table string
 		unit  time.Duration
-	}{{"log_rollup_minute", time.Minute}, {"log_rollup_hour", time.Hour}} {
+	}{{"log_rollup_hour", time.Hour}} {
 		counts := map[rollupKey]int64{}
 		for i := range events {
 			e := &events[i]
@@ -262,7 +320,7 @@ func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 			return err
 		}
 	}
-	return nil
+	return addMinutes(ctx, tx, events)
 }
 
 // partitionKey names one partition of one topic.

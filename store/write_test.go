@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -364,5 +366,127 @@ func TestWriteBatchDataError(t *testing.T) {
 	}
 	if store.IsDataError(nil) {
 		t.Error("IsDataError(nil) is true")
+	}
+}
+
+// A batch with enough logs of one period is written as merged blocks at
+// once, sorted and cut as the merger would; a small group of another
+// period waits in a fresh block for the merger.
+func TestWriteLargeGroupsAsMergedBlocks(t *testing.T) {
+	t.Parallel()
+	s, dbURL := open(t)
+	conn := sqlConn(t, dbURL)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	r := rand.New(rand.NewPCG(1, 2))
+	var batch []logs.Event
+	for range 12_000 {
+		batch = append(batch, ev(now.Add(-time.Duration(r.Int64N(int64(time.Hour)))).Truncate(time.Microsecond), logs.LevelInfo, "api", "bulk"))
+	}
+	yesterday := now.AddDate(0, 0, -1)
+	for range 10 {
+		batch = append(batch, ev(yesterday, logs.LevelWarn, "db", "few"))
+	}
+	r.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+	if n := mustWrite(t, s, batch...); n != int64(len(batch)) {
+		t.Fatalf("stored %d, want %d", n, len(batch))
+	}
+	if n := queryInt(t, conn, "SELECT coalesce(sum(row_count), 0)::bigint FROM log_blocks_fresh"); n != 10 {
+		t.Errorf("fresh blocks hold %d logs, want the small group's 10", n)
+	}
+	rows, err := conn.Query(context.Background(), "SELECT min_ts, max_ts, row_count FROM log_blocks WHERE merged ORDER BY min_ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prevMax time.Time
+	total := 0
+	for rows.Next() {
+		var lo, hi time.Time
+		var n int
+		if err := rows.Scan(&lo, &hi, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n < 2500 || n >= 7500 {
+			t.Errorf("merged block of %d rows, want between half and one and a half of 5000", n)
+		}
+		if lo.Before(prevMax) {
+			t.Errorf("merged blocks overlap: one starts at %s before the previous ends at %s", lo, prevMax)
+		}
+		prevMax, total = hi, total+n
+	}
+	if rows.Err() != nil || total != 12_000 {
+		t.Errorf("merged blocks hold %d logs (err %v), want 12000", total, rows.Err())
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM log_blocks WHERE merged AND max_ts < min_ts"); n != 0 {
+		t.Errorf("%d blocks with max_ts < min_ts", n)
+	}
+	// The merger has only the small group to do.
+	mergeAll(t, s)
+	if n := queryInt(t, conn, "SELECT count(*) FROM log_blocks_fresh"); n != 0 {
+		t.Errorf("%d fresh blocks left after merging", n)
+	}
+	got := storetest.StoredLogs(t, dbURL)
+	if len(got) != len(batch) {
+		t.Fatalf("%d logs stored, want %d", len(got), len(batch))
+	}
+	want := map[uuid.UUID]bool{}
+	for _, e := range batch {
+		want[e.ID] = true
+	}
+	for _, e := range got {
+		if !want[e.ID] {
+			t.Fatalf("stored log %s was not sent (or is stored twice)", e.ID)
+		}
+		delete(want, e.ID)
+	}
+	// Newest first across merged blocks.
+	res, err := s.Search(context.Background(), logs.Search{Start: now.Add(-2 * time.Hour), End: now.Add(time.Second), Size: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(batch, func(a, b logs.Event) int { return b.Timestamp.Compare(a.Timestamp) })
+	if len(res.Events) != 100 || !res.Events[0].Timestamp.Equal(batch[0].Timestamp) || !res.Events[99].Timestamp.Equal(batch[99].Timestamp) {
+		t.Errorf("newest 100: %d logs, first %v last %v; want %v .. %v", len(res.Events),
+			res.Events[0].Timestamp, res.Events[len(res.Events)-1].Timestamp, batch[0].Timestamp, batch[99].Timestamp)
+	}
+}
+
+// A batch spread over many periods creates only a few partitions on the
+// ingest path; the merger creates the rest, and nothing is lost.
+func TestWriteBatchOverManyPeriods(t *testing.T) {
+	t.Parallel()
+	s, dbURL := open(t)
+	conn := sqlConn(t, dbURL)
+	partitions := func() int64 {
+		return queryInt(t, conn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'log_blocks'::regclass")
+	}
+	before := partitions()
+	first := time.Date(2020, 1, 1, 12, 0, 0, 0, time.UTC)
+	var batch []logs.Event
+	const days = 30
+	for d := range days {
+		batch = append(batch, ev(first.AddDate(0, 0, d), logs.LevelInfo, "api", fmt.Sprint("day ", d)))
+	}
+	if n := mustWrite(t, s, batch...); n != days {
+		t.Fatalf("stored %d, want %d", n, days)
+	}
+	if got := partitions(); got > before+int64(store.DefaultConfig().PartitionsPerWrite) {
+		t.Errorf("one write made %d partitions, want at most %d", got-before, store.DefaultConfig().PartitionsPerWrite)
+	}
+	if n := storetest.StoredCount(t, dbURL); n != days {
+		t.Errorf("%d logs readable before merging, want %d", n, days)
+	}
+	st, err := s.Stats(context.Background(), logs.Stats{Start: first.Add(-time.Hour), End: first.AddDate(1, 0, 0)})
+	if err != nil || st.Total != days {
+		t.Errorf("Stats: total %d (err %v), want %d", st.Total, err, days)
+	}
+	mergeAll(t, s)
+	if got := partitions(); got != before+days {
+		t.Errorf("after merging: %d new partitions, want %d", got-before, days)
+	}
+	for _, d := range []int{0, days / 2, days - 1} {
+		name := "log_blocks_p" + first.AddDate(0, 0, d).Format("20060102")
+		if n := queryInt(t, conn, "SELECT coalesce(sum(row_count), 0)::bigint FROM "+name); n != 1 {
+			t.Errorf("%s holds %d rows, want 1", name, n)
+		}
 	}
 }
