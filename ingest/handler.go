@@ -57,7 +57,7 @@ func DefaultHandlerConfig() HandlerConfig {
 func (c *HandlerConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest accepted request body, counted decompressed (413 beyond)")
 	fs.Int64Var(&c.MaxBodyBytesInFlight, "max-body-bytes-in-flight", c.MaxBodyBytesInFlight,
-		"memory all ingest request bodies being read or handled may hold at once (503 with Retry-After beyond); at least --max-body-bytes plus 8 MiB (or twice --max-body-bytes when smaller)")
+		"memory all ingest request bodies being read or handled may hold at once (503 with Retry-After beyond); at least twice --max-body-bytes plus 128 KiB (a zstd body also holds its decoder's window)")
 	fs.IntVar(&c.MaxBatchEvents, "max-batch-events", c.MaxBatchEvents, "most events in one batch request (413 beyond)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of a 503 answer when Kafka cannot take a request now")
 	fs.Int64Var(&c.MaxUnstored, "max-unstored-records", c.MaxUnstored, "with the embedded broker (which keeps records in memory), records accepted but not stored yet at most; past it ingest answers 503")
@@ -71,7 +71,7 @@ func (c *HandlerConfig) Validate() error {
 	p.Positive(map[string]time.Duration{"retry-after": c.RetryAfter})
 	// A lone body of the largest size, compressed, must fit.
 	if need := c.MaxBodyBytes + body.DecoderReserve(c.MaxBodyBytes); c.MaxBodyBytes >= 1 && c.MaxBodyBytesInFlight < need {
-		p.Add("max-body-bytes-in-flight", "must be at least %d (--max-body-bytes plus a zstd decoder's window), not %d", need, c.MaxBodyBytesInFlight)
+		p.Add("max-body-bytes-in-flight", "must be at least %d (twice --max-body-bytes plus 128 KiB: a body and its zstd decoder's window), not %d", need, c.MaxBodyBytesInFlight)
 	}
 	return errors.Join(p.Err(), c.Limits.Validate())
 }

@@ -5,6 +5,7 @@
 package body
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -38,12 +39,17 @@ type Limits struct {
 
 // zstdMaxWindow is the largest zstd window a body may declare: the 8 MiB
 // every zstd decoder should support. The decoder holds a window's worth of
-// history, so a zstd body reserves it from the in-flight budget.
+// history, so a zstd body reserves its window from the in-flight budget.
 const zstdMaxWindow = 8 << 20
 
-// DecoderReserve is what a compressed body reserves for its decoder on top
-// of its bytes; a budget below MaxBytes plus this could refuse a lone body.
-func DecoderReserve(maxBytes int64) int64 { return min(zstdMaxWindow, maxBytes) }
+// zstdBlockBytes is the largest zstd block, which the decoder holds beside
+// its window.
+const zstdBlockBytes = 128 << 10
+
+// DecoderReserve is the most a compressed body reserves for its decoder on
+// top of its bytes (a single-segment zstd frame's window is its whole
+// content); a budget below maxBytes plus this could refuse a lone body.
+func DecoderReserve(maxBytes int64) int64 { return maxBytes + zstdBlockBytes }
 
 // Reader reads request bodies within Limits. One Reader is shared by every
 // ingest endpoint of a process, so they share one in-flight budget.
@@ -177,11 +183,28 @@ func (r *Reader) read(c echo.Context, enc string, res *reservation) ([]byte, err
 		defer zr.Close()
 		src = zr
 	case "zstd":
-		if !res.acquire(DecoderReserve(r.lim.MaxBytes)) {
+		// The decoder keeps a window of history: reserve what the first
+		// frame declares (a small body's is its size) rather than the
+		// largest, and hold later frames to it.
+		br := bufio.NewReaderSize(wire, 64)
+		head, _ := br.Peek(zstd.HeaderMaxSize)
+		window := min(int64(zstdMaxWindow), r.lim.MaxBytes)
+		var h zstd.Header
+		if h.Decode(head) == nil && !h.Skippable {
+			if h.SingleSegment {
+				// The whole frame is the window; the decoder refuses one
+				// larger than the body limit.
+				window = int64(min(h.FrameContentSize, uint64(r.lim.MaxBytes)))
+			} else {
+				window = int64(min(h.WindowSize, uint64(window)))
+			}
+		}
+		window = max(window, zstd.MinWindowSize)
+		if !res.acquire(window + zstdBlockBytes) {
 			return nil, r.busy(c)
 		}
-		zr, err := zstd.NewReader(wire, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(uint64(DecoderReserve(r.lim.MaxBytes))), zstd.WithDecoderMaxMemory(uint64(r.lim.MaxBytes)+1))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(uint64(window)), zstd.WithDecoderMaxMemory(uint64(r.lim.MaxBytes)+1))
 		if err != nil {
 			return nil, r.streamError(c, wire, "zstd", err)
 		}
@@ -253,10 +276,14 @@ func (r *Reader) streamError(c echo.Context, wire *wireReader, enc string, err e
 		r.metrics.Refused.WithLabelValues("malformed").Inc()
 		return echo.NewHTTPError(http.StatusBadRequest, "could not read request body: "+err.Error())
 	}
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return r.tooLarge() // the frame says it holds more than the limit
+	}
 	r.metrics.Refused.WithLabelValues("malformed").Inc()
-	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf(
-			"the zstd body needs a window larger than %d bytes; compress with a smaller window", DecoderReserve(r.lim.MaxBytes)))
+			"the zstd body needs a window larger than its first frame's, or than %d bytes; send one frame with a smaller window",
+			min(zstdMaxWindow, r.lim.MaxBytes)))
 	}
 	return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the body is not valid %s: %v", enc, err))
 }

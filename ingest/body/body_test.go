@@ -237,3 +237,20 @@ func TestDrainWaitsForRequestsInProgress(t *testing.T) {
 		t.Errorf("Drain past its deadline: %v", err)
 	}
 }
+
+// A zstd body reserves the window its frame declares, not the largest: a
+// budget that holds two largest windows holds many small zstd bodies.
+func TestSmallZstdBodiesReserveSmallWindows(t *testing.T) {
+	r := newReader(2*maxBytes + 256<<10)
+	small := zstded([]byte(`[{"level":"INFO","source":"api","message":"hello"}]`))
+	for i := range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel) // every body stays reserved until the end
+		if _, status, _ := read(t, r, ctx, bytes.NewReader(small), "Content-Encoding", "zstd"); status != http.StatusOK {
+			t.Fatalf("small zstd body %d: status %d with %d bytes reserved", i, status, r.InFlight())
+		}
+	}
+	if n := r.InFlight(); n > 50*(256<<10) {
+		t.Errorf("50 small zstd bodies reserve %d bytes", n)
+	}
+}
