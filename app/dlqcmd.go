@@ -58,7 +58,9 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	if err != nil {
 		return err
 	}
-	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, cfg.Ingest.Limits, logger)
+	lim := cfg.Ingest.Limits
+	lim.Retention = cfg.Postgres.Maintenance.Retention
+	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, lim, logger)
 	if err != nil {
 		return dlqTopicHint(err)
 	}
