@@ -8,13 +8,16 @@ package cache
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/logengine/logengine/configs/flagvalue"
@@ -41,6 +44,13 @@ type Config struct {
 	LocalTTL   time.Duration
 	// EpochTTL is how long an unused epoch counter lives.
 	EpochTTL time.Duration
+	// MaxBytes is the byte budget of the answers cached in Redis under
+	// Prefix, their last good copies included, enforced by logengine
+	// itself: past it the oldest are evicted.
+	MaxBytes int64
+	// MaxEntryBytes is the largest answer cached; larger ones are served
+	// but never stored.
+	MaxEntryBytes int
 }
 
 // DefaultConfig is the configuration with nothing set.
@@ -53,6 +63,9 @@ func DefaultConfig() Config {
 		LocalBytes: 32 << 20,
 		LocalTTL:   time.Minute,
 		EpochTTL:   30 * 24 * time.Hour,
+		MaxBytes:   256 << 20,
+		// A page of 1,000 typical logs is a few hundred kilobytes.
+		MaxEntryBytes: 1 << 20,
 	}
 }
 
@@ -62,12 +75,17 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Prefix, "cache-prefix", c.Prefix, "prefix of every cache key in Redis")
 	fs.IntVar(&c.LocalBytes, "cache-local-bytes", c.LocalBytes, "bytes of the in-process cache tier per Redis connection")
 	fs.DurationVar(&c.Timeout, "cache-timeout", c.Timeout, "deadline of one Redis operation; past it the operation counts as a miss")
+	fs.Int64Var(&c.MaxBytes, "cache-max-bytes", c.MaxBytes, "byte budget of the answers cached in Redis under --cache-prefix, last good copies included; past it the oldest are evicted")
+	fs.IntVar(&c.MaxEntryBytes, "cache-max-entry-bytes", c.MaxEntryBytes, "largest answer cached in Redis; larger answers are served but not cached")
 }
 
 // Validate reports every setting that cannot work, naming its flag.
 func (c *Config) Validate() error {
 	var p flagvalue.Problems
-	p.AtLeast1(map[string]int64{"cache-local-bytes": int64(c.LocalBytes)})
+	p.AtLeast1(map[string]int64{"cache-local-bytes": int64(c.LocalBytes), "cache-max-bytes": c.MaxBytes, "cache-max-entry-bytes": int64(c.MaxEntryBytes)})
+	if c.MaxBytes > 0 && int64(c.MaxEntryBytes) > c.MaxBytes {
+		p.Add("cache-max-entry-bytes", "must not be more than --cache-max-bytes (%d), not %d", c.MaxBytes, c.MaxEntryBytes)
+	}
 	p.Positive(map[string]time.Duration{"cache-timeout": c.Timeout})
 	return p.Err()
 }
@@ -97,9 +115,9 @@ type Cache struct {
 // made on first use and retried while the breaker lets calls through.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Cache {
 	m := metrics.NewCache(reg)
-	// A missing key is a miss and a caller that gave up says nothing about
-	// Redis: neither may open the breaker (a cold cache would switch Redis off).
-	redisDown := func(err error) bool { return !rueidis.IsRedisNil(err) && !errors.Is(err, context.Canceled) }
+	for _, reason := range []string{"too_large", "budget"} {
+		m.Refusals.WithLabelValues(reason).Add(0)
+	}
 	return &Cache{
 		cfg:     cfg,
 		logger:  logger,
@@ -108,13 +126,38 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Cache {
 	}
 }
 
+// errBudgetReply is a reply of the budget script this code does not know.
+var errBudgetReply = errors.New("cache: unexpected reply from the budget script")
+
+// redisDown tells whether err says Redis is unreachable or too slow: only
+// transport errors and timeouts count against the breaker. An answer
+// Redis gave (a missing key, an error reply such as WRONGTYPE or OOM) and
+// a caller that gave up say nothing about its health; counting them let
+// a cold cache, or one odd key, switch Redis off for every request.
+func redisDown(err error) bool {
+	var re *rueidis.RedisError
+	var ne net.Error
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &re):
+		return false
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne):
+		return true
+	}
+	return errors.Is(err, rueidis.ErrClosing) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
 // Key builds a namespaced key of a kind ("search", "stats") from the parts
-// that identify a request; the parts are hashed to keep keys short.
+// that identify a request; the parts are hashed to keep keys short. Each
+// part is length-prefixed before hashing, so no two lists of parts share
+// a key whatever bytes they hold.
 func (c *Cache) Key(kind string, parts ...string) string {
 	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
 	for _, p := range parts {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
 		h.Write([]byte(p))
-		h.Write([]byte{0})
 	}
 	prefix := DefaultConfig().Prefix
 	if c != nil {
@@ -275,14 +318,20 @@ func (c *Cache) Invalidate(ctx context.Context, times []time.Time) error {
 	return nil
 }
 
-// Set stores value for ttl; a failure is logged and otherwise ignored.
+// Set stores value for ttl within the byte budget; a value over
+// MaxEntryBytes is not stored. A failure is logged and otherwise ignored.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) {
 	if c == nil {
 		return
 	}
+	if len(value) > c.cfg.MaxEntryBytes {
+		c.metrics.Refusals.WithLabelValues("too_large").Inc()
+		return
+	}
 	start := time.Now()
 	err := c.do(ctx, func(ctx context.Context, cl rueidis.Client) error {
-		return cl.Do(ctx, cl.B().Set().Key(key).Value(rueidis.BinaryString(value)).Px(ttl).Build()).Error()
+		_, err := c.setBudgeted(ctx, cl, key, value, ttl)
+		return err
 	})
 	c.metrics.Duration.WithLabelValues("set").Observe(time.Since(start).Seconds())
 	if err != nil {

@@ -185,6 +185,11 @@ type Cache struct {
 	// The local (in-process) tier's size, summed over connections.
 	LocalBytes   prometheus.Gauge
 	LocalEntries prometheus.Gauge
+	// The Redis byte budget: bytes it counts (as of this process's last
+	// write), entries evicted to make room, and answers not stored.
+	Bytes     prometheus.Gauge
+	Evictions prometheus.Counter
+	Refusals  *prometheus.CounterVec // by reason: too_large, budget
 }
 
 // NewCache registers the cache metrics.
@@ -195,6 +200,10 @@ func NewCache(reg prometheus.Registerer) *Cache {
 		Errors:       counter(reg, "cache_errors_total", "Cache operations that failed (Redis down or slow)."),
 		LocalBytes:   register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "cache_local_bytes", Help: "Approximate bytes held by the in-process cache tier."})),
 		LocalEntries: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "cache_local_entries", Help: "Entries held by the in-process cache tier."})),
+		Bytes: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "cache_redis_bytes",
+			Help: "Bytes of cached answers in Redis the cache's byte budget counts, as of this process's last write."})),
+		Evictions: counter(reg, "cache_evictions_total", "Cached answers evicted from Redis, oldest first, to keep within the byte budget."),
+		Refusals:  counterVec(reg, "cache_refusals_total", "Answers not cached, by reason: too_large (over --cache-max-entry-bytes) or budget (no room could be made).", "reason"),
 		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "cache_operation_duration_seconds", Help: "Time of one cache operation, local tier included, by operation.",
 			Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},

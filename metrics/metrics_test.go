@@ -61,6 +61,7 @@ func everything(reg prometheus.Registerer) {
 	ca.Hits.WithLabelValues("local").Inc()
 	ca.Misses.WithLabelValues("hot").Inc()
 	ca.Duration.WithLabelValues("get").Observe(0.001)
+	ca.Refusals.WithLabelValues("budget").Inc()
 	b := metrics.NewBreaker(reg)
 	b.State.WithLabelValues("postgres").Set(0)
 	b.Transitions.WithLabelValues("postgres", "open").Inc()
@@ -82,6 +83,7 @@ func TestConstructorsRegisterWhatTheyExport(t *testing.T) {
 		"log_queries_total", "log_query_duration_seconds",
 		"cache_hits_total", "cache_misses_total", "cache_errors_total", "cache_local_bytes",
 		"cache_local_entries", "cache_operation_duration_seconds",
+		"cache_redis_bytes", "cache_evictions_total", "cache_refusals_total",
 		"breaker_state", "breaker_transitions_total",
 		"http_requests_total", "http_request_duration_seconds",
 	}

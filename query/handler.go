@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -43,14 +45,18 @@ func (h *Handler) Register(e *echo.Echo) {
 }
 
 func (h *Handler) search(c echo.Context) error {
-	p := c.QueryParams()
-	return h.runSearch(c, "search", rawSearch{
+	return h.runSearch(c, "search", searchParams(c.QueryParams()))
+}
+
+// searchParams reads a search from GET /api/v1/logs's query parameters.
+func searchParams(p url.Values) rawSearch {
+	return rawSearch{
 		StartTime: p.Get("startTime"), EndTime: p.Get("endTime"),
 		LogLevel: strings.Join(p["logLevel"], ","), Source: strings.Join(p["source"], ","),
 		Keyword: p.Get("keyword"), TraceID: p.Get("traceId"),
 		Page: p.Get("page"), Size: p.Get("size"), Cursor: p.Get("cursor"), Sort: p.Get("sort"),
 		Meta: MetaParams(p),
-	})
+	}
 }
 
 // flexString takes a JSON string, number or list of strings, so that both
@@ -91,30 +97,55 @@ type queryBody struct {
 	Meta map[string]flexString `json:"meta"`
 }
 
+// maxQueryBody bounds the body of POST /api/v1/logs/query: a search fits
+// in a few hundred bytes.
+const maxQueryBody = 1 << 20
+
 func (h *Handler) searchBody(c echo.Context) error {
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 1<<20))
+	req := c.Request()
+	if req.ContentLength > maxQueryBody {
+		return tooLarge()
+	}
+	// One byte past the limit tells a body over it from one exactly at it.
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxQueryBody+1))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return echo.NewHTTPError(http.StatusRequestTimeout, "the request body did not arrive within the server's read timeout")
 	}
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "could not read request body")
 	}
+	if len(body) > maxQueryBody {
+		return tooLarge()
+	}
+	raw, err := decodeQueryBody(body)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	return h.runSearch(c, "query", raw)
+}
+
+func tooLarge() error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the query body is over the limit of %d bytes", maxQueryBody))
+}
+
+// decodeQueryBody reads the JSON body of POST /api/v1/logs/query.
+func decodeQueryBody(body []byte) (rawSearch, error) {
 	var b queryBody
 	if err := json.Unmarshal(body, &b); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "malformed JSON query: "+err.Error())
+		return rawSearch{}, errors.New("malformed JSON query: " + err.Error())
 	}
 	if b.StartTime == "" {
-		return echo.NewHTTPError(http.StatusBadRequest, "parameter startTime: is required")
+		return rawSearch{}, paramErr("startTime", "is required")
 	}
 	if b.EndTime == "" {
-		return echo.NewHTTPError(http.StatusBadRequest, "parameter endTime: is required")
+		return rawSearch{}, paramErr("endTime", "is required")
 	}
-	return h.runSearch(c, "query", rawSearch{
+	return rawSearch{
 		StartTime: string(b.StartTime), EndTime: string(b.EndTime), LogLevel: string(b.LogLevel),
 		Source: string(b.Source), Keyword: string(b.Keyword), TraceID: string(b.TraceID),
 		Page: string(b.Page), Size: string(b.Size), Cursor: string(b.Cursor), Sort: string(b.Sort),
 		Meta: flexMap(b.Meta),
-	})
+	}, nil
 }
 
 func flexMap(m map[string]flexString) map[string]string {
@@ -188,8 +219,11 @@ func (h *Handler) answer(c echo.Context, endpoint string, start time.Time, body 
 			return echo.NewHTTPError(http.StatusTooManyRequests, "too many queries are running; retry in a second")
 		}
 		if errors.Is(err, ErrRefused) {
+			// PostgreSQL's own words stay in the log: they help an operator,
+			// not a client, and tell an attacker about the schema.
+			h.logger.Info("query refused by the store", "endpoint", endpoint, "err", err)
 			return echo.NewHTTPError(http.StatusUnprocessableEntity,
-				"the query is too expensive or was refused ("+err.Error()+"); narrow the time window or add a level, source or traceId filter")
+				"the query is too expensive: it ran past the store's time limit or was refused; narrow the time window or add a level, source or traceId filter")
 		}
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/configs/flagvalue"
@@ -53,6 +55,9 @@ func (l *Limits) Validate() error {
 		"max-buckets": int64(l.MaxBuckets), "max-meta-filters": int64(l.MaxMetaFilters),
 	})
 	p.NotNegative(map[string]time.Duration{"max-keyword-window": l.MaxKeywordWindow})
+	if l.MaxBuckets < minMaxBuckets {
+		p.Add("max-buckets", "must be at least %d, so that an automatic interval can cover any window; not %d", minMaxBuckets, l.MaxBuckets)
+	}
 	return p.Err()
 }
 
@@ -144,7 +149,22 @@ func parseLevels(s string, lim Limits) ([]logs.Level, error) {
 	return out, nil
 }
 
+// checkText refuses what PostgreSQL cannot compare as text (NUL, bytes
+// that are not UTF-8), naming the parameter, before it reaches a query.
+func checkText(param, s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return paramErr(param, "must not contain a NUL character")
+	}
+	if !utf8.ValidString(s) {
+		return paramErr(param, "must be valid UTF-8")
+	}
+	return nil
+}
+
 func parseSources(s string, lim Limits) ([]string, error) {
+	if err := checkText("source", s); err != nil {
+		return nil, err
+	}
 	items := splitList(s)
 	if len(items) > lim.MaxListItems {
 		return nil, paramErr("source", "lists more than %d sources", lim.MaxListItems)
@@ -193,8 +213,11 @@ func parseSearch(r rawSearch, now time.Time, lim Limits) (logs.Search, error) {
 	if len(q.Keyword) > lim.MaxKeyword {
 		return q, paramErr("keyword", "is longer than %d bytes", lim.MaxKeyword)
 	}
-	if strings.IndexByte(q.Keyword, 0) >= 0 {
-		return q, paramErr("keyword", "must not contain a NUL character")
+	if err := checkText("keyword", q.Keyword); err != nil {
+		return q, err
+	}
+	if err := checkText("traceId", r.TraceID); err != nil {
+		return q, err
 	}
 	q.TraceID = strings.TrimSpace(r.TraceID)
 	if q.Page, err = parseInt("page", r.Page, 0); err != nil {
@@ -232,6 +255,12 @@ func parseSearch(r rawSearch, now time.Time, lim Limits) (logs.Search, error) {
 		if k == "" {
 			return q, paramErr("meta.", "needs a key, as in meta.userId=42")
 		}
+		if err := checkText("meta", k); err != nil {
+			return q, err
+		}
+		if err := checkText("meta."+k, v); err != nil {
+			return q, err
+		}
 		q.Meta = append(q.Meta, logs.MetaMatch{Key: k, Value: v})
 	}
 	slices.SortFunc(q.Meta, func(a, b logs.MetaMatch) int { return strings.Compare(a.Key, b.Key) })
@@ -265,6 +294,10 @@ func niceIntervals() []time.Duration {
 		time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
 }
 
+// minMaxBuckets is the least --max-buckets: enough for automatic
+// intervals over the longest window a time can express.
+const minMaxBuckets = 50
+
 // autoBuckets is how many buckets an automatic interval aims at, at most.
 const autoBuckets = 120
 
@@ -273,7 +306,7 @@ func ParseInterval(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 {
+		if err != nil || n <= 0 || n > int(math.MaxInt64/int64(24*time.Hour)) {
 			return 0, fmt.Errorf("bad day count %q", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
@@ -301,32 +334,64 @@ func formatInterval(d time.Duration) string {
 }
 
 // parseHistogram reads a histogram request: the stats parameters plus an
-// interval, chosen when missing so the window has at most autoBuckets.
+// interval, chosen when missing so the window has at most autoBuckets
+// (and never more than lim.MaxBuckets, however long the window).
 func parseHistogram(startS, endS, levels, sources, interval string, now time.Time, lim Limits) (logs.Histogram, error) {
 	var q logs.Histogram
 	var err error
 	if q.Start, q.End, q.Levels, q.Sources, err = parseScope(startS, endS, levels, sources, now, lim); err != nil {
 		return q, err
 	}
-	span := q.End.Sub(q.Start)
 	if interval == "" {
-		ladder := niceIntervals()
-		q.Interval = ladder[len(ladder)-1]
-		for _, iv := range ladder {
-			if span/iv < autoBuckets {
-				q.Interval = iv
-				break
-			}
-		}
+		q.Interval = autoInterval(q.Start, q.End, min(autoBuckets, lim.MaxBuckets))
 		return q, nil
 	}
 	if q.Interval, err = ParseInterval(interval); err != nil || q.Interval < time.Second || q.Interval%time.Second != 0 {
 		return q, paramErr("interval", "must be a whole number of seconds at least 1s, such as 30s, 1m, 1h or 1d; not %q", interval)
 	}
-	if n := span/q.Interval + 1; int(n) > lim.MaxBuckets {
-		return q, paramErr("interval", "%s over %s makes %d buckets, more than %d; choose a longer interval", formatInterval(q.Interval), span, n, lim.MaxBuckets)
+	if n := bucketCount(q.Start, q.End, q.Interval); n > int64(lim.MaxBuckets) {
+		return q, paramErr("interval", "%s over %s makes %d buckets, more than %d; choose a longer interval",
+			formatInterval(q.Interval), q.End.Sub(q.Start), n, lim.MaxBuckets)
 	}
 	return q, nil
+}
+
+// bucketCount is how many buckets of width iv, aligned to the Unix epoch,
+// overlap [start, end]. It works in whole seconds, because time.Time.Sub
+// saturates at about 292 years and a window may span millennia.
+func bucketCount(start, end time.Time, iv time.Duration) int64 {
+	w := int64(iv / time.Second)
+	return floorDiv(end.Unix(), w) - floorDiv(start.Unix(), w) + 1
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// autoInterval is the shortest nice interval that cuts [start, end] into
+// at most most buckets; past the ladder's longest, a whole number of days.
+func autoInterval(start, end time.Time, most int) time.Duration {
+	for _, iv := range niceIntervals() {
+		if bucketCount(start, end, iv) <= int64(most) {
+			return iv
+		}
+	}
+	const day = 24 * 60 * 60
+	// Any window RFC 3339 can express (years 0000 to 9999) fits in
+	// minMaxBuckets buckets of at most maxDays, so this ends below it.
+	const maxDays = int64(math.MaxInt64 / int64(24*time.Hour))
+	spanDays := (end.Unix()-start.Unix())/day + 1
+	// most-1 buckets of days cover the span with room for the partial
+	// buckets at both ends.
+	days := min(spanDays/int64(max(most-1, 1))+1, maxDays)
+	for days < maxDays && bucketCount(start, end, time.Duration(days)*24*time.Hour) > int64(most) {
+		days++
+	}
+	return time.Duration(days) * 24 * time.Hour
 }
 
 // A cursor is opaque to clients: base64url of "<unix micros>.<uuid>".

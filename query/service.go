@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/logengine/logengine/configs/flagvalue"
@@ -33,6 +33,9 @@ type Store interface {
 	Search(ctx context.Context, q logs.Search) (logs.Page, error)
 	Stats(ctx context.Context, q logs.Stats) (logs.StatsResult, error)
 	Histogram(ctx context.Context, q logs.Histogram) (logs.HistogramResult, error)
+	// Identity names the database answers come from; cache keys include
+	// it, so that deployments sharing one Redis never serve each other's.
+	Identity(ctx context.Context) (string, error)
 }
 
 // Cache holds encoded answers. Get and Set never fail: a problem is a miss.
@@ -85,6 +88,9 @@ type ServiceConfig struct {
 	// waits at most MaxWait for a place, then gets ErrBusy.
 	MaxConcurrent int
 	MaxWait       time.Duration
+	// MaxResponseBytes bounds the JSON of one search page: past it the
+	// page ends early with a cursor to continue, as a full page does.
+	MaxResponseBytes int
 	// Tracer records a span per query; nil records nothing. Set by the
 	// caller, like IsQueryError, not by a flag.
 	Tracer trace.TracerProvider
@@ -102,6 +108,9 @@ func DefaultServiceConfig() ServiceConfig {
 		Breaker:       resilience.BreakerConfig{Failures: 3, Delay: 10 * time.Second},
 		MaxConcurrent: 16,
 		MaxWait:       100 * time.Millisecond,
+		// A thousand logs of a few hundred bytes fit many times over; a
+		// thousand of 80 KB do not.
+		MaxResponseBytes: 8 << 20,
 	}
 }
 
@@ -115,6 +124,7 @@ func (c *ServiceConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", c.QueryTimeout, "deadline of one gateway query")
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent-queries", c.MaxConcurrent, "database queries the gateway runs at once (429 beyond)")
 	fs.DurationVar(&c.MaxWait, "query-queue-wait", c.MaxWait, "how long a query waits for a free place before 429")
+	fs.IntVar(&c.MaxResponseBytes, "max-response-bytes", c.MaxResponseBytes, "largest JSON answer of one search page; past it the page ends early with a nextCursor to continue (one log larger than this is still sent alone)")
 	fs.IntVar(&c.Breaker.Failures, "breaker-failures", c.Breaker.Failures, "consecutive PostgreSQL failures that open the gateway's breaker")
 	fs.DurationVar(&c.Breaker.Delay, "breaker-delay", c.Breaker.Delay, "how long the breaker stays open before it probes again")
 }
@@ -128,6 +138,9 @@ func (c *ServiceConfig) Validate() error {
 		"cache-ttl-stale": c.StaleTTL, "hot-window": c.HotWindow, "query-timeout": c.QueryTimeout, "breaker-delay": c.Breaker.Delay,
 	})
 	p.NotNegative(map[string]time.Duration{"query-queue-wait": c.MaxWait})
+	if c.MaxResponseBytes < minResponseBytes {
+		p.Add("max-response-bytes", "must be at least %d, not %d", minResponseBytes, c.MaxResponseBytes)
+	}
 	return p.Err()
 }
 
@@ -142,6 +155,8 @@ type Service struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	tracer   trace.Tracer
+
+	identity atomic.Pointer[string] // the store's, once known
 }
 
 // NewService builds the service.
@@ -174,12 +189,9 @@ func (s *Service) Search(ctx context.Context, q logs.Search) ([]byte, string, er
 	// Cursor pages of a walk are not kept for outages: worth little, and a
 	// long walk would fill Redis with them.
 	keepStale := q.After == nil
-	return s.cached(ctx, "search", keepStale, q.Start, q.End, searchKey(q), func(ctx context.Context) ([]byte, error) {
-		page, err := s.store.Search(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		return encodePage(q, page)
+	parts := append(searchKey(q), "maxBytes:"+strconv.Itoa(s.cfg.MaxResponseBytes))
+	return s.cached(ctx, "search", keepStale, q.Start, q.End, parts, func(ctx context.Context) ([]byte, error) {
+		return s.boundedPage(ctx, q)
 	})
 }
 
@@ -229,11 +241,20 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 		}
 		span.End()
 	}()
+	cache := s.cache
+	id, idErr := s.storeIdentity(ctx)
+	if idErr != nil {
+		// Without the store's identity no key is safe to read or write.
+		// The query itself most likely fails too, and says so.
+		s.logger.Debug("the store's identity is unknown: answering without the cache", "err", idErr)
+		cache = noCache{}
+	}
+	parts = append([]string{"store=" + id}, parts...)
 	// The last good answer, for outages, is kept under the plain key.
-	staleKey := s.cache.Key(kind, parts...) + ":stale"
+	staleKey := cache.Key(kind, parts...) + ":stale"
 	tier, ttl := "hot", s.cfg.CacheTTL
 	if end.Before(s.now().Add(-s.cfg.HotWindow)) && end.Sub(start) <= maxEpochWindow {
-		if fp, ok := s.cache.Epochs(ctx, start, end); ok {
+		if fp, ok := cache.Epochs(ctx, start, end); ok {
 			tier, ttl = "closed", s.cfg.ClosedTTL
 			if kind != "search" {
 				ttl = s.cfg.AggregateTTL
@@ -241,9 +262,9 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 			parts = append(parts, "epochs:"+fp)
 		}
 	}
-	key := s.cache.Key(kind, parts...)
+	key := cache.Key(kind, parts...)
 	if !skipsCache(ctx) {
-		if body, ok := s.cache.Get(ctx, tier, key); ok {
+		if body, ok := cache.Get(ctx, tier, key); ok {
 			return body, CacheHit, nil
 		}
 	}
@@ -262,9 +283,9 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 		if err != nil {
 			return nil, err
 		}
-		s.cache.Set(qctx, key, body, ttl)
+		cache.Set(qctx, key, body, ttl)
 		if keepStale {
-			s.cache.Set(qctx, staleKey, body, s.cfg.StaleTTL)
+			cache.Set(qctx, staleKey, body, s.cfg.StaleTTL)
 		}
 		return body, nil
 	})
@@ -280,13 +301,56 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 	if s.cfg.IsQueryError(err) {
 		return nil, "", fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	if body, ok := s.cache.Get(ctx, "stale", staleKey); ok {
+	if body, ok := cache.Get(ctx, "stale", staleKey); ok {
 		s.logger.Warn("serving a stale answer; the store failed", "kind", kind, "err", err)
 		return body, CacheStale, nil
 	}
 	s.logger.Warn("query failed", "kind", kind, "err", err)
 	return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
+
+// storeIdentity is the store's identity, asked once and then remembered
+// (a database keeps it for life). Concurrent first callers share one
+// question, which goes through the breaker, so a store known to be down
+// is not asked again and again.
+func (s *Service) storeIdentity(ctx context.Context) (string, error) {
+	if id := s.identity.Load(); id != nil {
+		return *id, nil
+	}
+	// The flight's keys are cache keys, which never start with a NUL.
+	v, err, _ := s.flight.Do("\x00identity", func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.QueryTimeout)
+		defer cancel()
+		var id string
+		err := s.breaker.Run(ctx, func(ctx context.Context) error {
+			var err error
+			id, err = s.store.Identity(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.identity.Store(&id)
+		return id, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// noCache always misses: the service's cache while it cannot tell whose
+// answers a key would hold.
+type noCache struct{}
+
+func (noCache) Key(kind string, parts ...string) string {
+	// Still a key: concurrent identical misses share one query by it.
+	return kind + "\x00" + listKey(parts)
+}
+
+func (noCache) Get(context.Context, string, string) ([]byte, bool)          { return nil, false }
+func (noCache) Set(context.Context, string, []byte, time.Duration)          {}
+func (noCache) Epochs(context.Context, time.Time, time.Time) (string, bool) { return "", false }
 
 // maxEpochWindow bounds the hours whose epochs one key carries (one
 // client-side cached GET each); longer windows use the hot tier's TTL.
@@ -304,10 +368,23 @@ func searchKey(q logs.Search) []string {
 		cursor = encodeCursor(*q.After)
 	}
 	return []string{
-		timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"),
+		timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources),
 		strings.ToLower(q.Keyword), q.TraceID, strconv.Itoa(q.Page), strconv.Itoa(q.Size),
 		cursor, strconv.FormatBool(q.Asc), strconv.Itoa(q.CountLimit), metaKey(q.Meta),
 	}
+}
+
+// listKey encodes a list so that no two lists share a form: each item is
+// preceded by its length, so "a,b" as one source and "a" and "b" as two
+// differ whatever bytes the items hold.
+func listKey(items []string) string {
+	var b strings.Builder
+	for _, it := range items {
+		b.WriteString(strconv.Itoa(len(it)))
+		b.WriteByte(':')
+		b.WriteString(it)
+	}
+	return b.String()
 }
 
 func metaKey(m []logs.MetaMatch) string {
@@ -323,7 +400,7 @@ func histogramKey(q logs.Histogram) []string {
 	for i, l := range q.Levels {
 		levels[i] = string(l)
 	}
-	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"), q.Interval.String()}
+	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), q.Interval.String()}
 }
 
 func statsKey(q logs.Stats) []string {
@@ -331,7 +408,7 @@ func statsKey(q logs.Stats) []string {
 	for i, l := range q.Levels {
 		levels[i] = string(l)
 	}
-	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), strings.Join(q.Sources, "\x01"), strconv.Itoa(q.Top)}
+	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), strconv.Itoa(q.Top)}
 }
 
 // LogJSON is one log as the API returns it.
@@ -378,28 +455,6 @@ type PageJSON struct {
 	Last             bool      `json:"last"`
 	Empty            bool      `json:"empty"`
 	NextCursor       string    `json:"nextCursor,omitempty"`
-}
-
-func encodePage(q logs.Search, p logs.Page) ([]byte, error) {
-	out := PageJSON{
-		Content:          make([]LogJSON, len(p.Events)),
-		TotalElements:    p.Total,
-		TotalIsEstimate:  p.TotalIsEstimate,
-		TotalPages:       int64(math.Ceil(float64(p.Total) / float64(q.Size))),
-		Size:             q.Size,
-		Number:           q.Page,
-		NumberOfElements: len(p.Events),
-		First:            q.Page == 0 && q.After == nil,
-		Last:             p.Next == nil,
-		Empty:            len(p.Events) == 0,
-	}
-	for i, e := range p.Events {
-		out.Content[i] = NewLogJSON(e)
-	}
-	if p.Next != nil {
-		out.NextCursor = encodeCursor(*p.Next)
-	}
-	return marshal(out)
 }
 
 // encodeStats writes topSources as an object in count order, which a Go

@@ -43,12 +43,20 @@ func (c counting) bucket(t time.Time) time.Time {
 	if c.interval <= 0 {
 		return time.Time{}
 	}
-	epoch := time.Unix(0, 0).UTC()
-	b := epoch.Add(t.Sub(epoch) / c.interval * c.interval)
-	if b.After(t) { // before 1970
-		b = b.Add(-c.interval)
+	return binStart(t, c.interval)
+}
+
+// binStart is the start of the bucket of width d holding t, buckets being
+// aligned on the Unix epoch as date_bin aligns them. It counts in
+// microseconds, as PostgreSQL does: a time.Duration spans only 292 years
+// either side, and windows may start in year 0.
+func binStart(t time.Time, d time.Duration) time.Time {
+	us, step := t.UnixMicro(), max(d.Microseconds(), 1)
+	b := us / step * step
+	if b > us { // before 1970: round down, not toward zero
+		b -= step
 	}
-	return b
+	return time.UnixMicro(b).UTC()
 }
 
 // perSource tells whether the count needs the rollups per source; without
@@ -325,11 +333,7 @@ func (s *Store) Histogram(ctx context.Context, q logs.Histogram) (logs.Histogram
 		return logs.HistogramResult{}, fmt.Errorf("store: histogram: %w", err)
 	}
 	var res logs.HistogramResult
-	epoch := time.Unix(0, 0).UTC()
-	first := epoch.Add(q.Start.Sub(epoch) / q.Interval * q.Interval)
-	if first.After(q.Start) { // before 1970
-		first = first.Add(-q.Interval)
-	}
+	first := binStart(q.Start, q.Interval)
 	for t := first; !t.After(q.End); t = t.Add(q.Interval) {
 		if b := byTime[t]; b != nil {
 			res.Buckets = append(res.Buckets, *b)

@@ -918,3 +918,22 @@ func TestEdgeBlocksCountedFromSummaries(t *testing.T) {
 		}
 	}
 }
+
+// Buckets stay aligned centuries before 1970, where a time.Duration from
+// the epoch no longer reaches.
+func TestHistogramBeforeDurationRange(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	at := time.Date(1500, 1, 1, 5, 30, 0, 0, time.UTC)
+	mustWrite(t, s, ev(at, logs.LevelWarn, "api", "old"))
+	res, err := s.Histogram(context.Background(), logs.Histogram{Start: at.Add(-3 * time.Hour), End: at.Add(2 * time.Hour), Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Buckets) != 6 || !res.Buckets[0].Time.Equal(time.Date(1500, 1, 1, 2, 0, 0, 0, time.UTC)) {
+		t.Fatalf("buckets %v, want 6 from 1500-01-01T02:00Z", res.Buckets)
+	}
+	if b := res.Buckets[3]; !b.Time.Equal(time.Date(1500, 1, 1, 5, 0, 0, 0, time.UTC)) || b.Counts[logs.LevelWarn] != 1 || b.Total != 1 {
+		t.Errorf("bucket 3: %+v, want 05:00 with one WARN", b)
+	}
+}
