@@ -485,8 +485,9 @@ func TestChaosConsumerKilledDuringMerge(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	c.start("producer", "producer")
-	// Merges wait long enough for many fresh blocks, so one takes a while.
-	c.start("consumer", "consumer", "--merge-interval=3s")
+	// Merges wait long enough for many fresh blocks, so one takes a while;
+	// batches below half a merged block are written fresh, for the merger.
+	c.start("consumer", "consumer", "--merge-interval=3s", "--batch-size=1000")
 	l := newLoader(c.url("producer"))
 	stop := l.sendUntilStopped(t, "merge-kill", 100, 2*time.Millisecond, 90*time.Second)
 	conn, err := pgx.Connect(context.Background(), c.cfg.Postgres.URL)
@@ -513,7 +514,7 @@ func TestChaosConsumerKilledDuringMerge(t *testing.T) {
 		t.Fatalf("the consumer did not die of SIGKILL: %v", err)
 	}
 	stop()
-	c.start("consumer", "consumer", "--merge-interval=100ms")
+	c.start("consumer", "consumer", "--merge-interval=100ms", "--batch-size=1000")
 	o := c.settle(l)
 	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
 		var fresh int
