@@ -70,12 +70,13 @@ fuzz: services
 	done
 
 ## bench-e2e: storage benchmark: a week of logs through the pipeline, 8 uncached queries, bytes per log (LOGS=2000000)
-# Starts serve --role=all on a fresh database, runs logengine bench against it and stops it.
+# Starts serve --role=all on a fresh database (a retention of 8 days, so the week of logs
+# is neither refused nor dropped while measured), runs logengine bench against it and stops it.
 LOGS     ?= 2000000
 BENCH_DB ?= postgres://postgres@127.0.0.1:5432/logengine_bench?sslmode=disable
 bench-e2e: build services
 	@psql -h 127.0.0.1 -U postgres -qc 'DROP DATABASE IF EXISTS logengine_bench WITH (FORCE)' >/dev/null 2>&1 || true
-	@log=$$(mktemp); ./$(BIN) serve --role=all --postgres-url='$(BENCH_DB)' --cache-prefix=logengine-bench: --log-level=warn $(ARGS) > $$log 2>&1 & pid=$$!; \
+	@log=$$(mktemp); ./$(BIN) serve --role=all --postgres-url='$(BENCH_DB)' --cache-prefix=logengine-bench: --log-level=warn --retention=8d $(ARGS) > $$log 2>&1 & pid=$$!; \
 	for i in $$(seq 1 60); do curl -sf http://127.0.0.1:8080/readyz >/dev/null && curl -sf http://127.0.0.1:8082/readyz >/dev/null && break; sleep 1; done; \
 	./$(BIN) bench --logs=$(LOGS) --postgres-url='$(BENCH_DB)' --server-pid=$$pid; status=$$?; \
 	kill -TERM $$pid; wait $$pid; \

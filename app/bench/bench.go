@@ -209,7 +209,7 @@ func postBatch(ctx context.Context, client *http.Client, base string, body []byt
 		case resp.StatusCode == http.StatusAccepted:
 			var a struct{ Rejected int }
 			if json.Unmarshal(answer, &a) == nil && a.Rejected > 0 {
-				return fmt.Errorf("%d logs rejected: %s", a.Rejected, answer)
+				return fmt.Errorf("%d logs rejected: %.500s", a.Rejected, answer)
 			}
 			return nil
 		case resp.StatusCode == http.StatusServiceUnavailable && attempt < 100:
