@@ -41,7 +41,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return configs.Resolve(cmd.Flags(), os.LookupEnv)
+			if err := configs.Resolve(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
+			cfg.Secrets(os.LookupEnv)
+			return nil
 		},
 	}
 	root.SetOut(stdout)

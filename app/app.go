@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/logengine/logengine/app/auth"
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
@@ -20,6 +21,7 @@ import (
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/query/web"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -48,6 +50,11 @@ type App struct {
 	spanExporter sdktrace.SpanExporter // tests only
 
 	servers map[Role]*server
+	// auth checks every listener's requests against the API keys.
+	auth      *auth.Authorizer
+	pprofAddr string
+	// tls serves every HTTP listener's certificate; nil serves plain HTTP.
+	tls *certificates
 
 	started chan struct{}
 }
@@ -76,6 +83,18 @@ func New(cfg configs.Config, version string, logger *slog.Logger, opts ...Option
 	}
 	for _, o := range opts {
 		o(a)
+	}
+	az, err := auth.New(cfg.Auth, logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.auth = az
+	if cfg.TLS.Enabled() {
+		c, err := newCertificates(cfg.TLS, logger)
+		if err != nil {
+			return nil, err
+		}
+		a.tls = c
 	}
 	needsKafka := slices.Contains(roles, RoleProducer) || slices.Contains(roles, RoleConsumer)
 	if needsKafka && !cfg.Kafka.Configured() && !(slices.Contains(roles, RoleProducer) && slices.Contains(roles, RoleConsumer)) {
@@ -145,6 +164,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 			a.logger.Warn("trace export on shutdown", "err", err)
 		}
 	}))
+	if !a.auth.Enabled() {
+		a.logger.Warn("no API keys (--auth-keys-file or " + configs.EnvAuthKeys + "): every API endpoint is open to whoever reaches it")
+	}
 	for _, m := range startOrder(a.roles) {
 		st, err := a.init(ctx, m)
 		all.add(st) // what did start is stopped even when the module failed
@@ -152,6 +174,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("start %s: %w", m, err)
 		}
 	}
+	if a.cfg.HTTP.Pprof {
+		st, err := a.servePprof()
+		all.add(st)
+		if err != nil {
+			return fmt.Errorf("start profiles: %w", err)
+		}
+	}
+	all.runs = append(all.runs, a.auth.Watch())
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -188,7 +218,11 @@ func (a *App) logStarted() {
 	a.logger.Info("logengine started", "roles", a.roles, "version", a.version)
 	for _, r := range a.roles {
 		if s, ok := a.servers[r]; ok {
-			a.logger.Info(string(r)+" listening", "role", r, "url", "http://"+clickable(s.ln.Addr().String()))
+			scheme := "http://"
+			if a.tls != nil {
+				scheme = "https://"
+			}
+			a.logger.Info(string(r)+" listening", "role", r, "url", scheme+clickable(s.ln.Addr().String()))
 		}
 	}
 	if a.broker != nil {
@@ -299,7 +333,7 @@ func (a *App) initProducer() (started, error) {
 			return 0
 		}
 	}
-	h := ingest.NewHandler(hc, p, a.logger.With("role", RoleProducer), a.reg)
+	h := ingest.NewHandler(hc, chargingPublisher{p}, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
 	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register, nil)
@@ -368,6 +402,16 @@ func (a *App) initGateway() (started, error) {
 		ui.Register(e)
 	}
 	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, routes, ui.Page)
+}
+
+// chargingPublisher counts the logs of each request against its API key's
+// logs_per_second, whichever ingest protocol decoded them; invalid events
+// (sent to the DLQ) count too.
+type chargingPublisher struct{ ingest.Publisher }
+
+func (p chargingPublisher) Publish(ctx context.Context, events []logs.Event, letters []ingest.DeadLetter, cid string) error {
+	auth.ChargeLogs(ctx, len(events)+len(letters))
+	return p.Publisher.Publish(ctx, events, letters, cid)
 }
 
 // listen opens a role's listener now, so a port conflict fails the start.

@@ -25,29 +25,40 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 	t.Cleanup(otlp.Close)
 
 	base := apptest.Config(t)
+	keysFile := writeFile(t, "keys.yaml", securedKeys)
+	ca := apptest.NewCA(t, "flags")
+	certFile, keyFile, clientCert := ca.Issue("flags")
 	// Values that must be valid and safe here; every other flag gets a
 	// generic non-default value by its type below.
 	special := map[string]string{
-		"role":                "producer,consumer,gateway",
-		"kafka-brokers":       "embedded",
-		"embedded-kafka-addr": "127.0.0.1:0",
-		"topic":               "flags-topic",
-		"dlq-topic":           "flags-dlq",
-		"consumer-group":      "flags-group",
-		"postgres-url":        base.Postgres.URL,
-		"partition-period":    "12h",
-		"retention":           "9d",
-		"max-keyword-window":  "2d",
-		"redis-addr":          "localhost:6379",
-		"cache-prefix":        base.Redis.Prefix,
-		"producer-addr":       "127.0.0.1:0",
-		"consumer-addr":       "127.0.0.1:0",
-		"gateway-addr":        "127.0.0.1:0",
-		"otlp-endpoint":       otlp.URL,
-		"otlp-sample-ratio":   "0.5",
-		"log-level":           "warn",
-		"log-format":          "text",
-		"replication-factor":  "1",
+		"role":                         "producer,consumer,gateway",
+		"kafka-brokers":                "embedded",
+		"embedded-kafka-addr":          "127.0.0.1:0",
+		"topic":                        "flags-topic",
+		"dlq-topic":                    "flags-dlq",
+		"consumer-group":               "flags-group",
+		"postgres-url":                 base.Postgres.URL,
+		"partition-period":             "12h",
+		"retention":                    "9d",
+		"max-keyword-window":           "2d",
+		"redis-addr":                   "localhost:6379",
+		"cache-prefix":                 base.Redis.Prefix,
+		"producer-addr":                "127.0.0.1:0",
+		"consumer-addr":                "127.0.0.1:0",
+		"gateway-addr":                 "127.0.0.1:0",
+		"otlp-endpoint":                otlp.URL,
+		"otlp-sample-ratio":            "0.5",
+		"log-level":                    "warn",
+		"log-format":                   "text",
+		"replication-factor":           "1",
+		"auth-keys-file":               keysFile,
+		"metrics-token-file":           writeFile(t, "token", metricsTok),
+		"pprof-addr":                   "127.0.0.1:0",
+		"cors-allowed-origins":         "https://ui.example.com",
+		"tls-cert-file":                certFile,
+		"tls-key-file":                 keyFile,
+		"tls-client-ca-file":           ca.File,
+		"auth-failure-logs-per-second": "3",
 	}
 	defaults := configs.Default()
 	defaultFlags := pflag.NewFlagSet("defaults", pflag.ContinueOnError)
@@ -82,7 +93,9 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 	}
 	a := apptest.Start(t, cfg, &apptest.LockedBuffer{})
 
-	resp, err := http.Get("http://" + a.Addr(app.RoleGateway) + "/config")
+	req, _ := http.NewRequest(http.MethodGet, "https://"+a.Addr(app.RoleGateway)+"/config", nil)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := httpsClient(t, ca.Pool, &clientCert).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,8 @@ type Config struct {
 	Gateway     query.ServiceConfig
 	QueryLimits query.Limits
 	HTTP        HTTP
+	Auth        Auth
+	TLS         TLS
 	Log         Log
 	Tracing     Tracing
 }
@@ -73,6 +75,7 @@ func Default() Config {
 		Gateway:     query.DefaultServiceConfig(),
 		QueryLimits: query.DefaultLimits(),
 		HTTP:        DefaultHTTP(),
+		Auth:        DefaultAuth(),
 		Log:         Log{Level: "info", Format: "json"},
 		Tracing:     Tracing{SampleRatio: 1},
 	}
@@ -99,6 +102,8 @@ func (c *Config) RegisterProcessFlags(fs *pflag.FlagSet) {
 	c.registerCommon(fs)
 	fs.StringVar(&c.Roles, "role", c.Roles, "roles to run: all, or a comma list of producer, consumer, gateway")
 	c.HTTP.RegisterFlags(fs)
+	c.Auth.RegisterFlags(fs)
+	c.TLS.RegisterFlags(fs)
 	c.Tracing.RegisterFlags(fs)
 }
 
@@ -247,5 +252,5 @@ func (c *Config) Validate() error {
 			c.HTTP.ReadTimeout, wait)
 	}
 	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Consumer.Validate(),
-		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), p.Err())
+		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), p.Err())
 }
