@@ -201,6 +201,7 @@ func loadtestCommand(stdout io.Writer) *cobra.Command {
 	f.IntVar(&cfg.Count, "count", cfg.Count, "send this many logs instead of running for --duration (0 = use --duration)")
 	f.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "logs per request; 1 posts single logs to /api/v1/logs")
 	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent sending workers")
+	f.BoolVar(&cfg.ClientIDs, "client-ids", cfg.ClientIDs, "send an id with every log (retries are then safe, and each log goes through the store's client-id index); without, the producer assigns ids and a request that failed without an answer is not sent again")
 	f.Float64Var(&cfg.QueryRate, "query-rate", cfg.QueryRate, "gateway queries per second while sending; 0 = none")
 	f.StringVar(&cfg.QueryMix, "query-mix", cfg.QueryMix, "weights of the query kinds recent, level, source, keyword and stats")
 	f.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated logs (the same seed gives the same levels, sources and messages)")

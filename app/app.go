@@ -19,6 +19,7 @@ import (
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/query/loki"
 	"github.com/logengine/logengine/query/web"
 	"github.com/logengine/logengine/store"
 	"github.com/logengine/logengine/store/logs"
@@ -45,6 +46,8 @@ type App struct {
 	query    *query.Service
 	// queryHandler is the gateway's API.
 	queryHandler *query.Handler
+	tail         *query.Tail
+	loki         *loki.Engine
 
 	tp           *sdktrace.TracerProvider
 	spanExporter sdktrace.SpanExporter // tests only
@@ -387,6 +390,19 @@ func (a *App) initGateway() (started, error) {
 	a.query = query.NewService(sc, a.store, c, a.logger.With("role", RoleGateway), a.reg)
 	h := query.NewHandler(a.query, a.cfg.QueryLimits, a.logger.With("role", RoleGateway), a.reg)
 	a.queryHandler = h
+	// Live tail reads Kafka directly when this process knows the brokers:
+	// the Kafka module ran (another role needs it), or they were given.
+	var src query.TailSource
+	switch {
+	case len(a.kafka.Brokers) > 0:
+		src = ingest.NewTailReader(a.kafka, a.logger.With("role", RoleGateway), a.reg)
+	case a.cfg.Kafka.Configured() && !a.cfg.Kafka.Embedded():
+		src = ingest.NewTailReader(a.cfg.Kafka, a.logger.With("role", RoleGateway), a.reg)
+	}
+	a.tail = query.NewTail(a.cfg.Tail, src, a.logger.With("role", RoleGateway), a.reg)
+	th := query.NewTailHandler(a.tail, a.cfg.QueryLimits)
+	a.loki = loki.NewEngine(a.cfg.Loki, a.query, a.cfg.QueryLimits)
+	lh := loki.NewHandler(a.loki, a.tail)
 	health := []component{
 		{name: "postgres", required: true, check: a.store.Ping, details: func() map[string]any {
 			return map[string]any{"breaker": a.query.BreakerState()}
@@ -399,9 +415,15 @@ func (a *App) initGateway() (started, error) {
 	}
 	routes := func(e *echo.Echo) {
 		h.Register(e)
+		th.Register(e)
+		lh.Register(e)
 		ui.Register(e)
 	}
-	return a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, routes, ui.Page)
+	st, err := a.serve(RoleGateway, a.cfg.HTTP.GatewayAddr, health, routes, ui.Page)
+	// The tail's loop ends its streams when the process stops, before
+	// the server waits for open requests to finish.
+	st.runs = append(st.runs, a.tail.Run)
+	return st, err
 }
 
 // chargingPublisher counts the logs of each request against its API key's

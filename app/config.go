@@ -46,6 +46,10 @@ func (a *App) runningConfig() string {
 		eff.QueryLimits = a.queryHandler.Limits()
 		eff.Gateway.RegisterFlags(fs)
 		eff.QueryLimits.RegisterFlags(fs)
+		eff.Tail = a.tail.Config()
+		eff.Tail.RegisterFlags(fs)
+		eff.Loki = a.loki.Config()
+		eff.Loki.RegisterFlags(fs)
 	}
 	var b strings.Builder
 	fs.VisitAll(func(f *pflag.Flag) {

@@ -14,6 +14,7 @@ import (
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/query"
+	"github.com/logengine/logengine/query/loki"
 	"github.com/logengine/logengine/store"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -41,6 +42,8 @@ type Config struct {
 	Redis       cache.Config
 	Gateway     query.ServiceConfig
 	QueryLimits query.Limits
+	Tail        query.TailConfig
+	Loki        loki.Config
 	HTTP        HTTP
 	Auth        Auth
 	TLS         TLS
@@ -74,6 +77,8 @@ func Default() Config {
 		Redis:       cache.DefaultConfig(),
 		Gateway:     query.DefaultServiceConfig(),
 		QueryLimits: query.DefaultLimits(),
+		Tail:        query.DefaultTailConfig(),
+		Loki:        loki.DefaultConfig(),
 		HTTP:        DefaultHTTP(),
 		Auth:        DefaultAuth(),
 		Log:         Log{Level: "info", Format: "json"},
@@ -94,6 +99,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Redis.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 	c.QueryLimits.RegisterFlags(fs)
+	c.Tail.RegisterFlags(fs)
+	c.Loki.RegisterFlags(fs)
 }
 
 // RegisterProcessFlags binds the settings of the process as a whole (its
@@ -252,5 +259,6 @@ func (c *Config) Validate() error {
 			c.HTTP.ReadTimeout, wait)
 	}
 	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Consumer.Validate(),
-		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), p.Err())
+		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(),
+		c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), p.Err())
 }

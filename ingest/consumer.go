@@ -615,15 +615,23 @@ func correlationIDs(records []*kgo.Record, max int) []string {
 // maxSpanLinks bounds the links of one batch span to the records' traces.
 const maxSpanLinks = 128
 
-// traceBatch starts a consume span per record, child of the producer span
-// in its headers, and a write span for the batch: child of the first
-// record's consume span (so a lone log's trace runs from its HTTP request
-// to the database write) and linked to the others.
+// traceBatch starts a consume span per producer span found in the
+// records' headers (the records of one request share it), its child, and
+// a write span for the batch: child of the first record's consume span (so
+// a lone log's trace runs from its HTTP request to the database write) and
+// linked to the others. A span per record cost a tenth of the consumer's
+// CPU at 100,000 logs/s, with nothing more to show.
 func (c *Consumer) traceBatch(ctx context.Context, records []*kgo.Record) (context.Context, func(error)) {
-	consumes := make([]trace.Span, 0, len(records))
+	var consumes []trace.Span
 	var links []trace.Link
 	parent := ctx
+	var last string
 	for i, r := range records {
+		tp := header(r, "traceparent")
+		if tp == "" || tp == last {
+			continue
+		}
+		last = tp
 		rctx := propagation.TraceContext{}.Extract(ctx, recordCarrier{r})
 		if !trace.SpanContextFromContext(rctx).IsValid() {
 			continue

@@ -167,6 +167,26 @@ func NewQuery(reg prometheus.Registerer) *Query {
 	}
 }
 
+// Tail holds the live tail's metrics.
+type Tail struct {
+	Subscribers prometheus.Gauge
+	Events      prometheus.Counter     // events read from Kafka by the tail reader
+	Sent        *prometheus.CounterVec // events handed to subscribers, by protocol
+	Dropped     *prometheus.CounterVec // subscribers dropped, by reason
+}
+
+// NewTail registers the live tail's metrics.
+func NewTail(reg prometheus.Registerer) *Tail {
+	return &Tail{
+		Subscribers: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tail_subscribers", Help: "Live tail clients connected to this gateway.",
+		})),
+		Events:  counter(reg, "tail_events_total", "Events the gateway's tail reader read from Kafka."),
+		Sent:    counterVec(reg, "tail_events_sent_total", "Events queued for live tail clients, by protocol.", "protocol"),
+		Dropped: counterVec(reg, "tail_dropped_total", "Live tail clients disconnected by the gateway, by reason.", "reason"),
+	}
+}
+
 // Cache holds the cache metrics, with the tutorial's names.
 type Cache struct {
 	Hits     *prometheus.CounterVec // by tier: local, hot, closed, stale

@@ -68,6 +68,9 @@ func everything(reg prometheus.Registerer) {
 	h := metrics.NewHTTP(reg)
 	h.Requests.WithLabelValues("gateway", "/api/v1/logs", "200").Inc()
 	h.Duration.WithLabelValues("gateway", "/api/v1/logs").Observe(0.01)
+	tl := metrics.NewTail(reg)
+	tl.Sent.WithLabelValues("sse").Inc()
+	tl.Dropped.WithLabelValues("slow").Inc()
 }
 
 func TestConstructorsRegisterWhatTheyExport(t *testing.T) {
@@ -86,6 +89,7 @@ func TestConstructorsRegisterWhatTheyExport(t *testing.T) {
 		"cache_redis_bytes", "cache_evictions_total", "cache_refusals_total",
 		"breaker_state", "breaker_transitions_total",
 		"http_requests_total", "http_request_duration_seconds",
+		"tail_subscribers", "tail_events_total", "tail_events_sent_total", "tail_dropped_total",
 	}
 	var got []string
 	for name := range families(t, reg) {

@@ -446,3 +446,6 @@ func parseScope(startS, endS, levels, sources string, now time.Time, lim Limits)
 	src, err = parseSources(sources, lim)
 	return
 }
+
+// DecodeCursor reads a nextCursor this server issued.
+func DecodeCursor(s string) (logs.Cursor, error) { return decodeCursor(s) }

@@ -109,9 +109,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		slices.SortStableFunc(events, func(a, b logs.Event) int {
-			return compareKeys(logs.Cursor{TS: a.Timestamp, ID: a.ID}, logs.Cursor{TS: b.Timestamp, ID: b.ID})
-		})
+		events = sortedByKey(events)
 		var batch pgx.Batch
 		for _, n := range mergedSizes(len(events), s.cfg.Maintenance.MergeRows) {
 			blk, err := s.merged.Encode(events[:n])

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -191,10 +192,7 @@ func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBl
 		}
 		direct := known && len(group) >= target/2
 		if direct {
-			sorted := slices.Clone(group)
-			slices.SortStableFunc(sorted, func(a, b logs.Event) int {
-				return compareKeys(logs.Cursor{TS: a.Timestamp, ID: a.ID}, logs.Cursor{TS: b.Timestamp, ID: b.ID})
-			})
+			sorted := sortedByKey(group)
 			for _, n := range mergedSizes(len(sorted), target) {
 				blk, err := s.merged.Encode(sorted[:n])
 				if err != nil {
@@ -217,6 +215,31 @@ func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBl
 		}
 	}
 	return out, nil
+}
+
+// sortedByKey returns the events in (timestamp, id) order, in a new slice.
+// It sorts compact keys (microseconds, the id's leading bytes, position),
+// not the events: comparing times and ids of 150-byte events took 20 ms
+// for a batch of 20,000.
+func sortedByKey(events []logs.Event) []logs.Event {
+	type key struct {
+		us     int64
+		hi, lo uint64
+		at     int32
+	}
+	keys := make([]key, len(events))
+	for i := range events {
+		e := &events[i]
+		keys[i] = key{e.Timestamp.UnixMicro(), binary.BigEndian.Uint64(e.ID[:8]), binary.BigEndian.Uint64(e.ID[8:]), int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.at, b.at))
+	})
+	out := make([]logs.Event, len(events))
+	for i, k := range keys {
+		out[i] = events[k.at]
+	}
+	return out
 }
 
 // mergedSizes splits rows into merged blocks of target rows, but for a

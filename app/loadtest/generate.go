@@ -194,12 +194,16 @@ func (g *generator) message(level string) []byte {
 
 // appendEvent appends one log as a JSON object. A unique trace id makes the
 // log findable alone by traceId.
-func (g *generator) appendEvent(buf []byte, now time.Time, uniqueTrace bool) ([]byte, eventRef) {
+func (g *generator) appendEvent(buf []byte, now time.Time, uniqueTrace, withID bool) ([]byte, eventRef) {
 	ref := eventRef{id: g.uuid(), trace: g.nextTrace(uniqueTrace), ts: now.UTC()}
 	level := g.level()
-	buf = append(buf, `{"id":"`...)
-	buf = appendUUID(buf, ref.id)
-	buf = append(buf, `","timestamp":"`...)
+	if withID {
+		buf = append(buf, `{"id":"`...)
+		buf = appendUUID(buf, ref.id)
+		buf = append(buf, `","timestamp":"`...)
+	} else {
+		buf = append(buf, `{"timestamp":"`...)
+	}
 	buf = ref.ts.AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","level":"`...)
 	buf = append(buf, level...)

@@ -20,12 +20,13 @@ func TestGeneratedLogsAreValidAndRealistic(t *testing.T) {
 	ids := map[string]bool{}
 	traces := map[string]int{}
 	for i := range n {
-		raw, ref := gen.appendEvent(nil, now, i%100 == 0)
+		withID := i%2 == 0
+		raw, ref := gen.appendEvent(nil, now, i%100 == 0, withID)
 		ev, err := event.Parse(raw, event.Defaults{Now: now}, event.DefaultLimits())
 		if err != nil {
 			t.Fatalf("generated log %s is invalid: %v", raw, err)
 		}
-		if ev.ID != ref.id || ev.TraceID != ref.trace || !ev.Timestamp.Equal(now) {
+		if ev.ClientID != withID || (withID && ev.ID != ref.id) || ev.TraceID != ref.trace || !ev.Timestamp.Equal(now) {
 			t.Fatalf("parsed %+v, ref %+v", ev, ref)
 		}
 		if !strings.HasPrefix(ev.Message, "[run 00112233aabbccdd] ") {
@@ -69,7 +70,7 @@ func TestGeneratedLogsAreReproducible(t *testing.T) {
 		gen := newGenerator(seed, run, 3)
 		var buf []byte
 		for range 50 {
-			buf, _ = gen.appendEvent(buf, now, false)
+			buf, _ = gen.appendEvent(buf, now, false, true)
 		}
 		return buf
 	}

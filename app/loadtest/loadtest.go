@@ -39,6 +39,12 @@ type Config struct {
 	BatchSize int
 	// Concurrency is the number of sending workers.
 	Concurrency int
+	// ClientIDs sends an id with every log, as a client that retries
+	// safely does. Without, the producer assigns the ids (the common case
+	// and the cheaper one to store), read back from its answers, and a
+	// request that failed without an answer is not sent again, as its
+	// logs might be stored twice.
+	ClientIDs bool
 	// QueryRate is the number of queries per second; 0 sends none.
 	QueryRate float64
 	// QueryMix weighs the kinds of queries: "recent=4,level=2,...".

@@ -39,6 +39,7 @@ func TestRunVerifiesEveryAcceptedLog(t *testing.T) {
 	cfg.GatewayURL = p.gateway
 	cfg.Count = 3000
 	cfg.BatchSize = 100
+	cfg.ClientIDs = true
 	cfg.Concurrency = 2
 	cfg.QueryRate = 20
 	cfg.JSON = true

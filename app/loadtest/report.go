@@ -64,6 +64,7 @@ type Settings struct {
 	DurationSeconds float64  `json:"duration_seconds,omitempty"`
 	Count           int      `json:"count,omitempty"`
 	BatchSize       int      `json:"batch_size"`
+	ClientIDs       bool     `json:"client_ids"`
 	Concurrency     int      `json:"concurrency"`
 	QueryRate       float64  `json:"query_rate"`
 	QueryMix        string   `json:"query_mix,omitempty"`
@@ -74,7 +75,7 @@ func settingsOf(cfg Config) Settings {
 	s := Settings{
 		ProducerURLs: cfg.ProducerURLs, GatewayURL: cfg.GatewayURL, Rate: cfg.Rate,
 		DurationSeconds: cfg.Duration.Seconds(), Count: cfg.Count, BatchSize: cfg.BatchSize,
-		Concurrency: cfg.Concurrency, QueryRate: cfg.QueryRate, Seed: cfg.Seed,
+		ClientIDs: cfg.ClientIDs, Concurrency: cfg.Concurrency, QueryRate: cfg.QueryRate, Seed: cfg.Seed,
 	}
 	if cfg.GatewayURL != "" && cfg.QueryRate > 0 {
 		s.QueryMix = cfg.QueryMix
@@ -142,8 +143,12 @@ func (r Report) Write(w io.Writer, asJSON bool) error {
 	if s.Rate > 0 {
 		rate = fmt.Sprintf("%g/s", s.Rate)
 	}
-	fmt.Fprintf(&b, "logengine loadtest  run %s  (%s, rate %s, batch %d, concurrency %d, seed %d)\n",
-		r.RunID, bound, rate, s.BatchSize, s.Concurrency, s.Seed)
+	ids := "producer's ids"
+	if s.ClientIDs {
+		ids = "client ids"
+	}
+	fmt.Fprintf(&b, "logengine loadtest  run %s  (%s, rate %s, batch %d, %s, concurrency %d, seed %d)\n",
+		r.RunID, bound, rate, s.BatchSize, ids, s.Concurrency, s.Seed)
 	fmt.Fprintf(&b, "ingest      %d accepted in %.1fs = %.0f logs/s; %d rejected, %d failed; %d requests\n",
 		r.Accepted, r.DurationSeconds, r.AcceptedPerSecond, r.Rejected, r.Failed, r.Requests)
 	fmt.Fprintf(&b, "accept      %s\n", formatLatency(r.AcceptLatency, true))

@@ -203,7 +203,7 @@ func (r *runner) buildBatch(gen *generator, buf []byte, refs []eventRef, n int, 
 			buf = append(buf, ',')
 		}
 		var ref eventRef
-		buf, ref = gen.appendEvent(buf, time.Now(), probe && i == 0)
+		buf, ref = gen.appendEvent(buf, time.Now(), probe && i == 0, r.cfg.ClientIDs)
 		refs = append(refs, ref)
 	}
 	if !single {
@@ -250,8 +250,15 @@ func (r *runner) post(ctx context.Context, next *atomic.Uint64, body []byte, ref
 			key = strconv.Itoa(status)
 		}
 		r.ledger.fail(key)
-		retriable := err != nil || status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests ||
+		// Without client ids, a request with no answer may have been
+		// stored: sending it again could store its logs twice.
+		retriable := (err != nil && r.cfg.ClientIDs) || status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests ||
 			status == http.StatusBadGateway || status == http.StatusGatewayTimeout
+		if err != nil && !retriable {
+			r.ledger.failed.Add(n)
+			r.ledger.failedBatches.Add(1)
+			return
+		}
 		if !retriable {
 			// Refused for good (400, 413, 415…): those logs are not stored.
 			r.ledger.rejected.Add(n)
@@ -276,10 +283,35 @@ func (r *runner) post(ctx context.Context, next *atomic.Uint64, body []byte, ref
 }
 
 // book records a 202: the ids it lists are stored, the others of the
-// batch were refused as invalid.
+// batch were refused as invalid. Without client ids, the ids are the
+// producer's, in the order of the accepted logs.
 func (r *runner) book(refs []eventRef, answer []byte, at time.Time, probe bool) {
 	var a acceptance
-	if err := json.Unmarshal(answer, &a); err != nil || len(a.IDs) != a.Accepted {
+	err := json.Unmarshal(answer, &a)
+	if !r.cfg.ClientIDs {
+		if err != nil || len(a.IDs) != len(refs) || a.Rejected != 0 {
+			// Generated logs are valid: an answer that does not take them
+			// all cannot be matched with them.
+			r.ledger.failed.Add(int64(len(refs)))
+			r.ledger.failedBatches.Add(1)
+			return
+		}
+		for i, s := range a.IDs {
+			id, err := uuid.Parse(s)
+			if err != nil {
+				r.ledger.failed.Add(int64(len(refs)))
+				r.ledger.failedBatches.Add(1)
+				return
+			}
+			refs[i].id = id
+		}
+		r.ledger.record(refs)
+		if probe {
+			r.probes.accepted(refs[0], at)
+		}
+		return
+	}
+	if err != nil || len(a.IDs) != a.Accepted {
 		// Not the producer's answer: trust the status.
 		a = acceptance{Accepted: len(refs)}
 		for _, ref := range refs {
