@@ -252,7 +252,7 @@ func (a *App) init(ctx context.Context, m module) (started, error) {
 	case modStore:
 		return a.initStore(ctx)
 	case modCache:
-		return a.initCache(), nil
+		return a.initCache()
 	case modProducer:
 		return a.initProducer()
 	case modConsumer:
@@ -293,14 +293,17 @@ func (a *App) initStore(ctx context.Context) (started, error) {
 	return stopping(func(context.Context) { s.Close() }), nil
 }
 
-func (a *App) initCache() started {
+func (a *App) initCache() (started, error) {
 	if a.cfg.Redis.Addr == "" {
 		a.logger.Info("no --redis-addr: the query cache is off")
-		return started{}
+		return started{}, nil
+	}
+	if err := a.cfg.Redis.Security.Check(); err != nil {
+		return started{}, err
 	}
 	c := cache.New(a.cfg.Redis, a.logger, a.reg)
 	a.cache = c
-	return stopping(func(context.Context) { c.Close() })
+	return stopping(func(context.Context) { c.Close() }), nil
 }
 
 // kafkaProducer is built once and shared by the producer and consumer

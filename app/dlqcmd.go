@@ -39,7 +39,11 @@ func DLQList(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.Wr
 	if err != nil {
 		return err
 	}
-	letters, err := ingest.ReadDLQ(ctx, brokers, cfg.Kafka.DLQTopic, filter, logger)
+	security, err := cfg.Kafka.SecurityOpts()
+	if err != nil {
+		return err
+	}
+	letters, err := ingest.ReadDLQ(ctx, brokers, cfg.Kafka.DLQTopic, filter, logger, security...)
 	if err != nil {
 		return dlqTopicHint(err)
 	}
@@ -56,7 +60,11 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	if err != nil {
 		return err
 	}
-	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, cfg.Ingest.Limits, logger)
+	security, err := cfg.Kafka.SecurityOpts()
+	if err != nil {
+		return err
+	}
+	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, cfg.Ingest.Limits, logger, security...)
 	if err != nil {
 		return dlqTopicHint(err)
 	}

@@ -117,6 +117,8 @@ func (c *Config) Secrets(lookupEnv func(string) (string, bool)) {
 	get := func(name string) string { v, _ := lookupEnv(name); return v }
 	c.Auth.Keys = get(EnvAuthKeys)
 	c.Auth.MetricsToken = strings.TrimSpace(get(EnvMetricsToken))
+	c.Kafka.Security.SASLPassword = get(EnvKafkaSASLPassword)
+	c.Redis.Security.Password = get(EnvRedisPassword)
 }
 
 // IsLoopback reports whether a listen address's host is a loopback one.
