@@ -332,3 +332,34 @@ func TestPprofOnlyOnItsLoopbackListener(t *testing.T) {
 		t.Fatalf("a pprof address on every interface: %v", err)
 	}
 }
+
+// TestCORS: off by default; with --cors-allowed-origins a page of those
+// origins may call the API, its preflight needing no key.
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	const origin = "https://ui.example.com"
+	p := startSecured(t, securedKeys, func(c *configs.Config) { c.Auth.CORSAllowedOrigins = []string{origin} })
+	pre := do(t, "OPTIONS", p.gateway+"/api/v1/logs", "", nil,
+		"Origin", origin, "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "x-api-key")
+	if pre.status != 204 || pre.header.Get("Access-Control-Allow-Origin") != origin ||
+		!strings.Contains(strings.ToLower(pre.header.Get("Access-Control-Allow-Headers")), "x-api-key") {
+		t.Fatalf("preflight from an allowed origin: %d %v", pre.status, pre.header)
+	}
+	r := do(t, "GET", p.gateway+"/api/v1/logs", "", nil, "Origin", origin, "X-API-Key", queryKey)
+	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != origin {
+		t.Fatalf("GET from an allowed origin: %d, Access-Control-Allow-Origin %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+	}
+	if r.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("an API answer without X-Content-Type-Options: nosniff")
+	}
+	other := do(t, "GET", p.gateway+"/api/v1/logs", "", nil, "Origin", "https://evil.example.com", "X-API-Key", queryKey)
+	if got := other.header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("another origin was allowed: %q", got)
+	}
+	// Without the flag no CORS header is sent.
+	open := startPipeline(t, nil)
+	r = do(t, "GET", open.gateway+"/api/v1/logs", "", nil, "Origin", origin)
+	if got := r.header.Get("Access-Control-Allow-Origin"); r.status != 200 || got != "" {
+		t.Errorf("CORS is on by default: %d %q", r.status, got)
+	}
+}

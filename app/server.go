@@ -132,6 +132,14 @@ func newServer(cfg serverConfig, ln net.Listener) (*server, error) {
 	// Outermost first: the correlation id exists before anything logs, and
 	// a recovered panic is observed as the 500 it became.
 	e.Use(correlationIDs(), observe(cfg.role, logger, cfg.tracer, metrics.NewHTTP(cfg.reg)), recoverPanics(logger, panics))
+	// No answer is to be sniffed into another type (a JSON body holding
+	// log text rendered as HTML, say).
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderXContentTypeOptions, "nosniff")
+			return next(c)
+		}
+	})
 	if len(cfg.cors) > 0 {
 		// Before the keys: a browser's preflight carries none.
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
