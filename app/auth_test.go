@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -188,6 +189,9 @@ func TestAuthEndpointsByCredential(t *testing.T) {
 	if !strings.Contains(p.logs.String(), `"msg":"request refused"`) || !strings.Contains(p.logs.String(), `"client":"127.0.0.1:`) {
 		t.Errorf("refused requests were not logged with the client's address")
 	}
+	if !strings.Contains(p.logs.String(), `"status":202,"duration_ms"`) || !strings.Contains(p.logs.String(), `"key":"shipper"`) {
+		t.Errorf("request log lines do not name their key")
+	}
 }
 
 // TestAuthKeysReloadWithoutRestart: a changed keys file takes effect
@@ -361,5 +365,33 @@ func TestCORS(t *testing.T) {
 	r = do(t, "GET", open.gateway+"/api/v1/logs", "", nil, "Origin", origin)
 	if got := r.header.Get("Access-Control-Allow-Origin"); r.status != 200 || got != "" {
 		t.Errorf("CORS is on by default: %d %q", r.status, got)
+	}
+}
+
+// TestAuthKeysFromTheEnvironment: LOGENGINE_AUTH_KEYS holds keys too, and
+// a name in both it and the file stops the start.
+func TestAuthKeysFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	const envKey = "le_from-env-0123456789"
+	env := func(c *configs.Config) {
+		c.Secrets(func(name string) (string, bool) {
+			if name == configs.EnvAuthKeys {
+				return `{"keys":[{"name":"from-env","key":"` + envKey + `","scopes":["query"]}]}`, true
+			}
+			return "", false
+		})
+	}
+	p := startSecured(t, securedKeys, env)
+	if r := do(t, "GET", p.gateway+"/api/v1/logs/stats", "", nil, "X-API-Key", envKey); r.status != 200 {
+		t.Fatalf("a key from the environment: %d", r.status)
+	}
+	if r := do(t, "GET", p.gateway+"/api/v1/logs/stats", "", nil, "X-API-Key", queryKey); r.status != 200 {
+		t.Fatalf("a key from the file beside it: %d", r.status)
+	}
+	cfg := testConfig(t)
+	cfg.Auth.KeysFile = writeFile(t, "keys.yaml", strings.Replace(securedKeys, "name: reader", "name: from-env", 1))
+	env(&cfg)
+	if _, err := app.New(cfg, "test", slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "from-env") {
+		t.Fatalf("a key named in the file and the environment: %v", err)
 	}
 }

@@ -243,9 +243,14 @@ func observe(role Role, logger *slog.Logger, tp trace.TracerProvider, m *metrics
 			m.Requests.WithLabelValues(string(role), route, strconv.Itoa(status)).Inc()
 			m.Duration.WithLabelValues(string(role), route).Observe(time.Since(start).Seconds())
 			if route != "/metrics" && route != "/healthz" && route != "/readyz" && route != "/actuator/prometheus" {
-				logger.Info("http request", "method", req.Method, "path", req.URL.Path, "status", status,
-					"duration_ms", float64(time.Since(start).Microseconds())/1000, "correlation_id", cid,
-					"trace_id", span.SpanContext().TraceID().String())
+				attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
+					"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "correlation_id", cid,
+					"trace_id", span.SpanContext().TraceID().String()}
+				// Who made it: the API key's name, never the key.
+				if p, ok := auth.FromContext(c.Request().Context()); ok {
+					attrs = append(attrs, "key", p.Name)
+				}
+				logger.Info("http request", attrs...)
 			}
 			return nil
 		}
