@@ -3,8 +3,8 @@
 #   PostgreSQL on 127.0.0.1:5432 (role "postgres", no password, pg_trgm available)
 #   Redis      on 127.0.0.1:6379
 # and that promtool and prometheus are installed (the alert rule and dashboard
-# tests run them; nothing is left running), and Chromium (the web UI tests
-# drive it headless).
+# tests run them; nothing is left running), Chromium (the web UI tests
+# drive it headless), and rsyslogd and logger (the syslog tests send with them).
 #
 # For each one: if it already answers, nothing is done; if it is installed, it
 # is started; if it is missing and this runs as root on Debian/Ubuntu, it is
@@ -338,6 +338,38 @@ ensure_prometheus() {
 	prom_help
 }
 
+# ---------------------------------------------------------------- syslog clients
+
+# The syslog tests send with rsyslog and logger (util-linux; Debian's bsdutils).
+# The packaged rsyslog daemon is not needed: the tests run their own rsyslogd.
+syslog_installed() { have logger && { have rsyslogd || [ -x /usr/sbin/rsyslogd ]; }; }
+
+rsyslog_stop_packaged() {
+	if have systemctl && [ -d /run/systemd/system ]; then
+		systemctl disable --now rsyslog >/dev/null 2>&1 || true
+	elif have service; then
+		service rsyslog stop >/dev/null 2>&1 || true
+	fi
+}
+
+ensure_syslog_clients() {
+	if syslog_installed; then
+		say "syslog: rsyslogd and logger installed"
+		return 0
+	fi
+	if can_apt; then
+		apt_install rsyslog bsdutils || true
+		rsyslog_stop_packaged
+		if syslog_installed; then
+			say "syslog: rsyslogd and logger installed"
+			return 0
+		fi
+	fi
+	warn "syslog: rsyslogd or logger not found; the syslog tests need both."
+	warn "  Debian/Ubuntu: apt-get install rsyslog bsdutils"
+	FAILED=1
+}
+
 # ------------------------------------------------------------------ Chromium
 
 chromium_installed() { have chromium || have chromium-browser || have google-chrome; }
@@ -372,4 +404,5 @@ fi
 ensure_redis
 ensure_prometheus
 ensure_chromium
+ensure_syslog_clients
 exit "$FAILED"

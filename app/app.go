@@ -17,6 +17,10 @@ import (
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/elastic"
+	lokipush "github.com/logengine/logengine/ingest/loki"
+	"github.com/logengine/logengine/ingest/otlp"
+	"github.com/logengine/logengine/ingest/syslog"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/query/loki"
@@ -42,6 +46,9 @@ type App struct {
 	cache    *cache.Cache
 	producer *ingest.Producer // also the consumer's DLQ writer
 	handler  *ingest.Handler
+	lokiPush *lokipush.Handler
+	elastic  *elastic.Handler
+	syslog   *syslog.Server
 	consumer *ingest.Consumer
 	query    *query.Service
 	// queryHandler is the gateway's API.
@@ -109,6 +116,14 @@ func New(cfg configs.Config, version string, logger *slog.Logger, opts ...Option
 
 // Registry is the process's metrics registry.
 func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// SyslogAddr is where the producer takes syslog, "" when it does not.
+func (a *App) SyslogAddr() string {
+	if a.syslog == nil {
+		return ""
+	}
+	return a.syslog.Addr()
+}
 
 // Started is closed once every module started and the listeners are open.
 func (a *App) Started() <-chan struct{} { return a.started }
@@ -342,7 +357,27 @@ func (a *App) initProducer() (started, error) {
 	h := ingest.NewHandler(hc, chargingPublisher{p}, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
-	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, h.Register, nil)
+	if a.cfg.Syslog.Addr != "" {
+		sl, err := syslog.Listen(a.cfg.Syslog, h, a.logger.With("role", RoleProducer), a.reg)
+		if err != nil {
+			return st, err
+		}
+		a.syslog = sl
+		// Stopped before the Kafka producer (stops run in reverse), so the
+		// messages in hand are still published.
+		st.runs = append(st.runs, sl.Run)
+		st.stops = append(st.stops, sl.Shutdown)
+		a.logger.Info("syslog listening (TCP and UDP)", "addr", sl.Addr())
+	}
+	srv, err := a.serve(RoleProducer, a.cfg.HTTP.ProducerAddr, health, func(e *echo.Echo) {
+		h.Register(e)
+		// The shippers' protocols, each through the same path as the native API.
+		otlp.NewHandler(h).Register(e)
+		a.lokiPush = lokipush.NewHandler(a.cfg.LokiPush, h)
+		a.lokiPush.Register(e)
+		a.elastic = elastic.NewHandler(a.cfg.Elastic, h)
+		a.elastic.Register(e)
+	}, nil)
 	st.add(srv)
 	return st, err
 }

@@ -30,6 +30,21 @@ func (a *App) runningConfig() string {
 		eff.Ingest = a.handler.Config()
 		eff.Ingest.RegisterFlags(fs)
 	}
+	if a.lokiPush != nil {
+		eff.LokiPush = a.lokiPush.Config()
+		eff.LokiPush.RegisterFlags(fs)
+	}
+	if a.elastic != nil {
+		eff.Elastic = a.elastic.Config()
+		eff.Elastic.RegisterFlags(fs)
+		// The syslog settings reach the producer with the rest of its
+		// configuration; the listener reports its own address.
+		eff.Syslog = a.cfg.Syslog
+		if a.syslog != nil {
+			eff.Syslog = a.syslog.Config()
+		}
+		eff.Syslog.RegisterFlags(fs)
+	}
 	if a.consumer != nil {
 		eff.Consumer = a.consumer.Config()
 		eff.Consumer.RegisterFlags(fs)

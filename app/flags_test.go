@@ -74,6 +74,17 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 		"redis-tls-ca-file":            ca.File,
 		"redis-tls-cert-file":          certFile,
 		"redis-tls-key-file":           keyFile,
+		"loki-source-labels":           "svc,app",
+		"loki-level-labels":            "sev",
+		"loki-trace-id-keys":           "tid",
+		"loki-default-source":          "no-source",
+		"elastic-message-fields":       "body",
+		"elastic-time-fields":          "when",
+		"elastic-level-fields":         "lvl",
+		"elastic-source-fields":        "svc",
+		"elastic-trace-id-fields":      "tid",
+		"elastic-version":              "8.11.1",
+		"syslog-addr":                  "127.0.0.1:0",
 	}
 	defaults := configs.Default()
 	defaultFlags := pflag.NewFlagSet("defaults", pflag.ContinueOnError)

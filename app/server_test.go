@@ -431,7 +431,7 @@ func TestIndexListsEveryRoute(t *testing.T) {
 		routes func(*echo.Echo)
 		api    []string
 	}{
-		{RoleProducer, ingestRoutes(prometheus.NewRegistry()), []string{"POST /api/v1/logs", "POST /api/v1/logs/batch"}},
+		{RoleProducer, ingestRoutes(prometheus.NewRegistry()), []string{"POST /api/v1/logs", "POST /api/v1/logs/batch", "POST /api/v1/logs/jsonl"}},
 		{RoleConsumer, nil, nil},
 		{RoleGateway, query.NewHandler(nil, query.DefaultLimits(), slog.New(slog.DiscardHandler), prometheus.NewRegistry()).Register,
 			[]string{"GET /api/v1/logs", "GET /api/v1/logs/histogram", "POST /api/v1/logs/query", "GET /api/v1/logs/stats"}},

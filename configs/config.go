@@ -13,6 +13,9 @@ import (
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/elastic"
+	lokipush "github.com/logengine/logengine/ingest/loki"
+	"github.com/logengine/logengine/ingest/syslog"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/query/loki"
 	"github.com/logengine/logengine/store"
@@ -37,6 +40,9 @@ type Config struct {
 	Kafka       ingest.KafkaConfig
 	Producer    ingest.ProducerConfig
 	Ingest      ingest.HandlerConfig
+	LokiPush    lokipush.Config
+	Elastic     elastic.Config
+	Syslog      syslog.Config
 	Consumer    ingest.ConsumerConfig
 	Postgres    store.Config
 	Redis       cache.Config
@@ -72,6 +78,9 @@ func Default() Config {
 		Kafka:       ingest.DefaultKafkaConfig(),
 		Producer:    ingest.DefaultProducerConfig(),
 		Ingest:      ingest.DefaultHandlerConfig(),
+		LokiPush:    lokipush.DefaultConfig(),
+		Elastic:     elastic.DefaultConfig(),
+		Syslog:      syslog.DefaultConfig(),
 		Consumer:    ingest.DefaultConsumerConfig(),
 		Postgres:    store.DefaultConfig(),
 		Redis:       cache.DefaultConfig(),
@@ -94,6 +103,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Kafka.RegisterFlags(fs)
 	c.Producer.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
+	c.LokiPush.RegisterFlags(fs)
+	c.Elastic.RegisterFlags(fs)
+	c.Syslog.RegisterFlags(fs)
 	c.Consumer.RegisterFlags(fs)
 	c.Postgres.RegisterFlags(fs)
 	c.Redis.RegisterFlags(fs)
@@ -258,7 +270,8 @@ func (c *Config) Validate() error {
 		p.Add("http-write-timeout", "must be longer than --http-read-timeout (%s) plus the longer of --produce-timeout and --query-timeout (%s)",
 			c.HTTP.ReadTimeout, wait)
 	}
-	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.Consumer.Validate(),
+	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.LokiPush.Validate(), c.Elastic.Validate(), c.Syslog.Validate(),
+		c.Consumer.Validate(),
 		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(),
 		c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), p.Err())
 }

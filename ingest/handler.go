@@ -101,6 +101,7 @@ func (h *Handler) Config() HandlerConfig { return h.cfg }
 func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/api/v1/logs", h.postOne)
 	e.POST("/api/v1/logs/batch", h.postBatch)
+	e.POST("/api/v1/logs/jsonl", h.postJSONLines)
 }
 
 // apiError is the JSON body of every 4xx and 5xx answer.
@@ -200,25 +201,47 @@ func (h *Handler) postBatch(c echo.Context) error {
 // publish waits for Kafka; when it cannot take the events the client gets
 // 503 with Retry-After, never an acceptance that could be lost.
 func (h *Handler) publish(c echo.Context, events []logs.Event, letters []DeadLetter, cid string) error {
+	if u := h.publishWait(c.Request().Context(), events, letters, cid); u != nil {
+		c.Response().Header().Set("Retry-After", u.RetryAfterSeconds())
+		return c.JSON(http.StatusServiceUnavailable, apiError{Error: u.Message})
+	}
+	return nil
+}
+
+// Unavailable is the refusal of events Kafka cannot take now: the client
+// is to retry after RetryAfter. Nothing of the request was accepted.
+type Unavailable struct {
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (u *Unavailable) Error() string { return u.Message }
+
+// RetryAfterSeconds is the Retry-After header's value.
+func (u *Unavailable) RetryAfterSeconds() string {
+	return fmt.Sprint(int(u.RetryAfter.Seconds() + 0.5))
+}
+
+// publishWait hands the events to Kafka and waits for its acknowledgement;
+// a non-nil answer means they were not accepted.
+func (h *Handler) publishWait(ctx context.Context, events []logs.Event, letters []DeadLetter, cid string) *Unavailable {
 	start := h.now()
 	if h.cfg.Unstored != nil {
 		if n := h.cfg.Unstored(); n > h.cfg.MaxUnstored {
 			h.metrics.Failed.Add(float64(len(events)))
-			c.Response().Header().Set("Retry-After", fmt.Sprint(int(h.cfg.RetryAfter.Seconds()+0.5)))
-			return c.JSON(http.StatusServiceUnavailable, apiError{Error: fmt.Sprintf(
+			return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: fmt.Sprintf(
 				"the store is behind: %d accepted records are not stored yet (--max-unstored-records %d); the log events were not accepted, retry later",
-				n, h.cfg.MaxUnstored)})
+				n, h.cfg.MaxUnstored)}
 		}
 	}
-	if err := h.pub.Publish(c.Request().Context(), events, letters, cid); err != nil {
+	if err := h.pub.Publish(ctx, events, letters, cid); err != nil {
 		h.metrics.Failed.Add(float64(len(events)))
 		h.logger.Warn("kafka did not take events", "err", err, "events", len(events), "correlation_id", cid)
-		c.Response().Header().Set("Retry-After", fmt.Sprint(int(h.cfg.RetryAfter.Seconds()+0.5)))
 		msg := "Kafka did not acknowledge the log events in time; they were not accepted, retry later (with the same ids to avoid duplicates)"
 		if errors.Is(err, ErrBufferFull) {
 			msg = "the producer is at its in-flight limit; the log events were not accepted, retry later"
 		}
-		return c.JSON(http.StatusServiceUnavailable, apiError{Error: msg})
+		return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: msg}
 	}
 	h.metrics.Sent.Add(float64(len(events)))
 	h.metrics.AcceptDuration.Observe(h.now().Sub(start).Seconds())

@@ -69,18 +69,53 @@ type Producer struct {
 	Rejected       *prometheus.CounterVec // invalid events, by reason
 	ReceivedBytes  prometheus.Counter
 	AcceptDuration prometheus.Histogram
+	// ProtocolEvents counts the events of the ingest protocols (otlp,
+	// loki, elastic, jsonl, syslog) by outcome: accepted, rejected (to
+	// the DLQ) or failed (Kafka did not take them).
+	ProtocolEvents *prometheus.CounterVec
 }
 
 // NewProducer registers the producer's metrics.
 func NewProducer(reg prometheus.Registerer) *Producer {
-	return &Producer{
+	p := &Producer{
 		Received:       counter(reg, "logs_received_total", "Log events received by the producer."),
 		Sent:           counter(reg, "logs_sent_total", "Log events acknowledged by Kafka."),
 		Failed:         counter(reg, "logs_failed_total", "Log events the producer could not hand to Kafka (answered 503)."),
 		Rejected:       counterVec(reg, "logs_rejected_total", "Invalid log events, by reason.", "reason"),
 		ReceivedBytes:  counter(reg, "logs_received_bytes_total", "Request body bytes received by the producer."),
 		AcceptDuration: histogram(reg, "logs_accept_duration_seconds", "Time from request to Kafka acknowledgement.", LatencyBuckets()),
+		ProtocolEvents: counterVec(reg, "logs_protocol_events_total",
+			"Log events of the ingest protocols (otlp, loki, elastic, jsonl, syslog), by protocol and outcome (accepted, rejected, failed).",
+			"protocol", "outcome"),
 	}
+	// Every series exists from the start: a protocol nobody used yet
+	// reads 0, not "no data", and rate() sees its first events.
+	for _, protocol := range []string{"otlp", "loki", "elastic", "jsonl", "syslog"} {
+		for _, outcome := range []string{"accepted", "rejected", "failed"} {
+			p.ProtocolEvents.WithLabelValues(protocol, outcome)
+		}
+	}
+	// The syslog listener's losses are exported by every producer, so
+	// dashboards and alerts read 0 rather than nothing where it is off.
+	NewSyslog(reg)
+	return p
+}
+
+// Syslog holds the syslog listener's own metrics; what it accepts is in
+// logs_protocol_events_total{protocol="syslog"}.
+type Syslog struct {
+	Dropped *prometheus.CounterVec // by transport and reason
+}
+
+// NewSyslog registers the syslog listener's metrics.
+func NewSyslog(reg prometheus.Registerer) *Syslog {
+	s := &Syslog{Dropped: counterVec(reg, "syslog_dropped_total",
+		"Syslog messages or connections lost before Kafka, by transport (tcp, udp) and reason (queue_full, unavailable, framing, shutdown).",
+		"transport", "reason")}
+	for _, r := range [][2]string{{"udp", "queue_full"}, {"udp", "unavailable"}, {"tcp", "framing"}, {"tcp", "unavailable"}, {"tcp", "shutdown"}} {
+		s.Dropped.WithLabelValues(r[0], r[1])
+	}
+	return s
 }
 
 // Bodies holds the metrics of the reader of ingest request bodies.

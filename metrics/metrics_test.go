@@ -50,6 +50,8 @@ func TestNewRegistryHasRuntimeAndProcessMetrics(t *testing.T) {
 // labelled family one series, so that all of them are gathered.
 func everything(reg prometheus.Registerer) {
 	metrics.NewProducer(reg).Rejected.WithLabelValues("invalid").Inc()
+	metrics.NewProducer(reg).ProtocolEvents.WithLabelValues("otlp", "accepted").Inc()
+	metrics.NewSyslog(reg).Dropped.WithLabelValues("udp", "queue_full").Inc()
 	c := metrics.NewConsumer(reg)
 	c.CommittedOffset.WithLabelValues("logs", "0").Set(-1)
 	c.Lag.WithLabelValues("logs", "0").Set(0)
@@ -78,7 +80,7 @@ func TestConstructorsRegisterWhatTheyExport(t *testing.T) {
 	everything(reg)
 	want := []string{
 		"logs_received_total", "logs_sent_total", "logs_failed_total", "logs_rejected_total",
-		"logs_received_bytes_total", "logs_accept_duration_seconds",
+		"logs_received_bytes_total", "logs_accept_duration_seconds", "logs_protocol_events_total", "syslog_dropped_total",
 		"logs_processed_total", "logs_processing_failed_total", "consumer_batch_size",
 		"consumer_flush_duration_seconds", "consumer_write_retries_total", "consumer_commit_failures_total", "consumer_records_deleted_total", "consumer_skipped_total",
 		"logs_end_to_end_seconds", "consumer_committed_offset", "consumer_lag_records",

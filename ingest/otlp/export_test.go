@@ -1,0 +1,4 @@
+package otlp
+
+// UnmarshalJSON is unmarshalJSON, for the fuzz test.
+var UnmarshalJSON = unmarshalJSON

@@ -1,0 +1,4 @@
+package syslog
+
+// ReadFrame is readFrame, for the fuzz test.
+var ReadFrame = readFrame
