@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -80,6 +81,10 @@ func TestAuthEndpointsByCredential(t *testing.T) {
 	p := startSecured(t, securedKeys, nil)
 	event := []byte(`{"level":"info","source":"auth-test","message":"hello"}`)
 	batch := []byte(`[{"level":"info","source":"auth-test","message":"hello"}]`)
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	lokiPush := []byte(`{"streams":[{"stream":{"service_name":"auth-test"},"values":[["` + now + `","via loki"]]}]}`)
+	otlpLogs := []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"` + now + `","severityText":"INFO","body":{"stringValue":"via otlp"}}]}]}]}`)
+	bulk := []byte("{\"index\":{}}\n{\"message\":\"via bulk\",\"log.level\":\"info\"}\n")
 	basic := func(user, pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	}
@@ -113,8 +118,17 @@ func TestAuthEndpointsByCredential(t *testing.T) {
 		{"POST", p.producer, "/api/v1/logs/batch", batch, ingBearer, 202},
 		{"POST", p.producer, "/api/v1/logs/batch", batch, admBearer, 202},
 		{"POST", p.producer, "/api/v1/logs/batch", batch, none, 401},
-		{"POST", p.producer, "/loki/api/v1/push", event, none, 401}, // a route added later is closed too
-		{"GET", p.producer, "/no-such-route", nil, none, 401},       // no route enumeration without a key
+		// Every shipper protocol needs ingest too, and counts as stored logs.
+		{"POST", p.producer, "/loki/api/v1/push", lokiPush, none, 401},
+		{"POST", p.producer, "/loki/api/v1/push", lokiPush, qryBearer, 403},
+		{"POST", p.producer, "/loki/api/v1/push", lokiPush, ingBasic, 204},
+		{"POST", p.producer, "/v1/logs", otlpLogs, none, 401},
+		{"POST", p.producer, "/v1/logs", otlpLogs, ingHeader, 200},
+		{"POST", p.producer, "/_bulk", bulk, none, 401},
+		{"POST", p.producer, "/_bulk", bulk, ingBearer, 200},
+		{"POST", p.producer, "/api/v1/logs/jsonl", event, none, 401},
+		{"POST", p.producer, "/api/v1/logs/jsonl", event, ingBearer, 202},
+		{"GET", p.producer, "/no-such-route", nil, none, 401}, // no route enumeration without a key
 		{"GET", p.producer, "/no-such-route", nil, ingBearer, 404},
 		// Gateway: query for the API, the web UI's files open.
 		{"GET", p.gateway, "/api/v1/logs", nil, none, 401},
@@ -166,7 +180,7 @@ func TestAuthEndpointsByCredential(t *testing.T) {
 		}
 	}
 	// The valid ingests are stored: a key lets data through, not just a status.
-	p.waitRows(5)
+	p.waitRows(9)
 
 	// Decisions are counted by key name, never by key.
 	metrics := string(do(t, "GET", p.gateway+"/metrics", "", nil, "Authorization", "Bearer "+metricsTok).raw)
@@ -260,6 +274,10 @@ func TestAuthRateLimits(t *testing.T) {
   - name: other
     key: "` + adminKey + `"
     scopes: [admin]
+  - name: loki-shipper
+    key: "le_loki-0123456789"
+    scopes: [ingest]
+    rate: {logs_per_second: 0.001}
 `
 	p := startSecured(t, keys, nil)
 	q := func() response {
@@ -289,7 +307,16 @@ func TestAuthRateLimits(t *testing.T) {
 	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
 		t.Fatalf("Retry-After %q, want whole seconds", r.header.Get("Retry-After"))
 	}
-	p.waitRows(3)
+	// The logs of every protocol count: a Loki push of three lines.
+	now := time.Now().UnixNano()
+	push := []byte(fmt.Sprintf(`{"streams":[{"stream":{"service_name":"loki"},"values":[["%d","a"],["%d","b"],["%d","c"]]}]}`, now, now+1, now+2))
+	if r := do(t, "POST", p.producer+"/loki/api/v1/push", "application/json", push, "X-API-Key", "le_loki-0123456789"); r.status != 204 {
+		t.Fatalf("first push: %d %s", r.status, r.raw)
+	}
+	if r := do(t, "POST", p.producer+"/loki/api/v1/push", "application/json", push, "X-API-Key", "le_loki-0123456789"); r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a Loki shipper past its logs/s: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	p.waitRows(6)
 	if got := p.metric("auth_decisions_total"); got < 5 {
 		t.Fatalf("auth_decisions_total is %v", got)
 	}
