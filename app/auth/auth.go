@@ -329,7 +329,7 @@ func Need(role, path string) Scope {
 	case "producer":
 		return ScopeIngest
 	case "gateway":
-		if path == "/ui" || strings.HasPrefix(path, "/ui/") {
+		if path == "/ui" || strings.HasPrefix(path, "/ui/") || path == "/favicon.ico" {
 			return ""
 		}
 		return ScopeQuery

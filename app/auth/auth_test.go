@@ -114,7 +114,7 @@ func TestNeed(t *testing.T) {
 		want       Scope
 	}{
 		{"producer", "/healthz", ""}, {"gateway", "/readyz", ""}, {"consumer", "/actuator/health", ""}, {"gateway", "/", ""},
-		{"gateway", "/ui/", ""}, {"gateway", "/ui/app.js", ""}, {"producer", "/ui/app.js", ScopeIngest},
+		{"gateway", "/ui/", ""}, {"gateway", "/ui/app.js", ""}, {"gateway", "/favicon.ico", ""}, {"producer", "/ui/app.js", ScopeIngest},
 		{"producer", "/api/v1/logs", ScopeIngest}, {"producer", "/v1/logs", ScopeIngest}, {"producer", "/loki/api/v1/push", ScopeIngest},
 		{"producer", "/_bulk", ScopeIngest}, {"producer", "/anything-new", ScopeIngest},
 		{"gateway", "/api/v1/logs", ScopeQuery}, {"gateway", "/loki/api/v1/query_range", ScopeQuery}, {"gateway", "/api/v1/logs/tail", ScopeQuery},
