@@ -311,7 +311,8 @@ func isMetrics(path string) bool { return path == "/metrics" || path == "/actuat
 // scope, so a route added later is closed from its first day:
 //   - open on every role: health, readiness and GET / (the index, or the
 //     web UI's page); on the gateway also the web UI's files under /ui/
-//     (they hold no data: the page asks for a key when the API says 401);
+//     and /favicon.ico, which browsers ask for by themselves (they hold no
+//     data: the page asks for a key when the API says 401);
 //   - /config: admin;
 //   - producer: ingest for everything else (every ingest protocol);
 //   - gateway: query for everything else (/api/…, /loki/…);
