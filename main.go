@@ -156,6 +156,7 @@ func benchCommand(stdout io.Writer) *cobra.Command {
 		Args:              cobra.NoArgs,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil }, // a client: no server settings
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.APIKey = os.Getenv(configs.EnvAPIKey)
 			return bench.Run(cmd.Context(), cfg, stdout)
 		},
 	}
@@ -189,6 +190,7 @@ func loadtestCommand(stdout io.Writer) *cobra.Command {
 		// must not change its settings.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.APIKey = os.Getenv(configs.EnvAPIKey)
 			_, err := loadtest.Run(cmd.Context(), cfg, stdout, cmd.ErrOrStderr())
 			return err
 		},

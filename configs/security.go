@@ -22,6 +22,8 @@ const (
 	EnvKafkaSASLPassword = EnvPrefix + "KAFKA_SASL_PASSWORD"
 	// EnvRedisPassword is the Redis ACL password.
 	EnvRedisPassword = EnvPrefix + "REDIS_PASSWORD"
+	// EnvAPIKey is the key the load test and the benchmark send.
+	EnvAPIKey = EnvPrefix + "API_KEY"
 )
 
 // Auth configures who may use the HTTP listeners.

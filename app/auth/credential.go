@@ -71,3 +71,23 @@ func parseAuthorization(v string) (string, error) {
 	}
 	return "", errBadCredential
 }
+
+// Transport sends key as a bearer token with every request of a client
+// of logengine (the load test, the benchmark); an empty key sends none.
+func Transport(base http.RoundTripper, key string) http.RoundTripper {
+	if key == "" {
+		return base
+	}
+	return bearer{base: base, value: "Bearer " + key}
+}
+
+type bearer struct {
+	base  http.RoundTripper
+	value string
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context()) // a RoundTripper must not change its request
+	r.Header.Set("Authorization", b.value)
+	return b.base.RoundTrip(r)
+}
