@@ -3,6 +3,8 @@ package app
 import (
 	"strings"
 	"testing"
+
+	"github.com/logengine/logengine/configs"
 )
 
 // TestRedactURL: no password of a PostgreSQL URL or connection string
@@ -24,6 +26,27 @@ func TestRedactURL(t *testing.T) {
 		}
 		if strings.Contains(got, "s3cret") || strings.Contains(got, "s3 cret") {
 			t.Errorf("redactURL(%q) still holds the password: %q", c.in, got)
+		}
+	}
+}
+
+// TestPostgresErrorsHideThePassword: neither a URL pgx cannot parse nor one
+// it cannot connect to prints its password in the error.
+func TestPostgresErrorsHideThePassword(t *testing.T) {
+	for _, u := range []string{
+		"postgres://logengine:s3cret@127.0.0.1:1/logengine?sslmode=disable&connect_timeout=2",
+		"postgres://logengine:s3cret@127.0.0.1:1/logengine?sslmode=bogus",
+		"host=127.0.0.1 port=1 user=logengine password=s3cret dbname=logengine sslmode=disable connect_timeout=2",
+	} {
+		cfg := configs.Default()
+		cfg.Postgres.URL = u
+		var out strings.Builder
+		err := Migrate(t.Context(), cfg, &out)
+		if err == nil {
+			t.Fatalf("%s: connected to a closed port", u)
+		}
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(out.String(), "s3cret") {
+			t.Errorf("the password shows: %v\n%s", err, out.String())
 		}
 	}
 }
