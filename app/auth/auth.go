@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,6 +191,10 @@ func (a *Authorizer) Reload() error {
 		}
 		keys = append(keys, fileKeys...)
 		a.fileSum = st.state
+		if st.mode&0o077 != 0 && slices.ContainsFunc(fileKeys, func(k Key) bool { return k.plaintext }) {
+			a.logger.Warn("the keys file holds keys in plain text and other users may read it: chmod 600 it, or write sha256 instead of key",
+				"file", a.cfg.KeysFile, "mode", st.mode.String())
+		}
 		a.reloads.WithLabelValues("ok").Inc()
 	}
 	old := map[string]*entry{}
@@ -215,6 +220,7 @@ func (a *Authorizer) Reload() error {
 type readKeys struct {
 	doc   []byte
 	state fileState
+	mode  os.FileMode
 }
 
 func (a *Authorizer) readFile() (readKeys, error) {
@@ -235,7 +241,7 @@ func (a *Authorizer) readFile() (readKeys, error) {
 	if err != nil && n != len(doc) {
 		return readKeys{}, fmt.Errorf("--auth-keys-file: %w", err)
 	}
-	return readKeys{doc: doc, state: fileState{size: fi.Size(), modTime: fi.ModTime(), sum: sha256.Sum256(doc)}}, nil
+	return readKeys{doc: doc, state: fileState{size: fi.Size(), modTime: fi.ModTime(), sum: sha256.Sum256(doc)}, mode: fi.Mode().Perm()}, nil
 }
 
 // changed reports whether the keys file differs from the one loaded. The

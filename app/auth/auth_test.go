@@ -1,14 +1,20 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/logengine/logengine/configs"
 )
 
 const secretA = "le_0123456789abcdef"
@@ -146,5 +152,36 @@ func TestBucketGoesIntoDebt(t *testing.T) {
 	unlimited.charge(now, 1e9)
 	if ok, _ := unlimited.take(now, 1); !ok {
 		t.Fatal("an unlimited bucket refused")
+	}
+}
+
+// TestWarnsOfAReadablePlaintextKeysFile: plain-text keys in a file others
+// may read are worth a warning; hashes are not.
+func TestWarnsOfAReadablePlaintextKeysFile(t *testing.T) {
+	for _, c := range []struct {
+		doc  string
+		mode os.FileMode
+		warn bool
+	}{
+		{`keys: [{name: a, key: "` + secretA + `", scopes: [query]}]`, 0o644, true},
+		{`keys: [{name: a, key: "` + secretA + `", scopes: [query]}]`, 0o600, false},
+		{`keys: [{name: a, sha256: "` + strings.Repeat("ab", 32) + `", scopes: [query]}]`, 0o644, false},
+	} {
+		path := filepath.Join(t.TempDir(), "keys.yaml")
+		if err := os.WriteFile(path, []byte(c.doc), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, c.mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		cfg := configs.DefaultAuth()
+		cfg.KeysFile = path
+		if _, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)), nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "chmod 600"); got != c.warn {
+			t.Errorf("mode %o, %s: warned %v, want %v", c.mode, c.doc, got, c.warn)
+		}
 	}
 }

@@ -50,6 +50,8 @@ type Key struct {
 	Rate   Rate
 	// hash is the SHA-256 of the secret.
 	hash [sha256.Size]byte
+	// plaintext: the document holds the secret itself, not its hash.
+	plaintext bool
 }
 
 // Allows reports whether the key grants scope; admin grants every scope.
@@ -141,6 +143,7 @@ func ParseKeys(doc []byte) ([]Key, error) {
 				bad("key must not contain spaces or ':'")
 			}
 			k.hash = sha256.Sum256([]byte(fk.Key))
+			k.plaintext = true
 		case fk.SHA256 != "":
 			h, err := hex.DecodeString(fk.SHA256)
 			if err != nil || len(h) != sha256.Size {
