@@ -9,7 +9,7 @@ ROLE    ?=
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build services check bench chaos loadtest bench-e2e clean
+.PHONY: help run test build services check bench chaos abuse fuzz loadtest bench-e2e clean
 
 ## help: list the targets (what `make` alone does)
 help:
@@ -51,6 +51,24 @@ chaos: services
 	@out=$$(mktemp); $(GO) test -count=1 -run 'TestChaos' -v ./app/ > $$out 2>&1; status=$$?; \
 	grep -o 'CHAOS .*' $$out || true; \
 	if [ $$status -ne 0 ]; then cat $$out; fi; rm -f $$out; exit $$status
+
+## abuse: the adversarial suite alone (TestAbuse*: bad bodies, stalled uploads, edge input; also in make test)
+abuse: services
+	@out=$$(mktemp); $(GO) test -count=1 -run '^TestAbuse' -v ./... > $$out 2>&1; status=$$?; \
+	grep -E '^(--- (PASS|FAIL)|ok |FAIL)|ABUSE ' $$out | grep -v 'no tests to run' || true; \
+	if [ $$status -ne 0 ]; then cat $$out; fi; rm -f $$out; exit $$status
+
+## fuzz: every Fuzz* function of the module, each for FUZZTIME (30s); their seed corpora also run in make test
+# Found with go test -list in each package that has tests, so a new fuzz
+# target is fuzzed without being named here.
+FUZZTIME ?= 30s
+fuzz: services
+	@set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+		for fn in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 ## bench-e2e: storage benchmark: a week of logs through the pipeline, 8 uncached queries, bytes per log (LOGS=2000000)
 # Starts serve --role=all on a fresh database, runs logengine bench against it and stops it.

@@ -122,6 +122,19 @@ func dlqCommand(cfg *configs.Config, stdout io.Writer) *cobra.Command {
 	dlq.PersistentFlags().StringVar(&opts.Since, "since", "", "only letters written since this RFC 3339 time, or this long ago (24h)")
 	dlq.PersistentFlags().IntVar(&opts.Limit, "limit", 0, "at most this many letters (0 = all)")
 	dlq.PersistentFlags().BoolVar(&opts.JSON, "json", false, "print JSON instead of a table")
+	replay := &cobra.Command{
+		Use:   "replay",
+		Short: "Produce the selected letters to the log topic again; the store keeps one copy of each event",
+		Long: "replay produces the selected letters to the log topic again. It skips, and lists, the letters that would\n" +
+			"only come back: not an event, still invalid, refused by the store (unless --retry-refused), or made by an\n" +
+			"earlier replay whose original letter is still in the DLQ; so replaying never multiplies letters.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return app.DLQReplay(cmd.Context(), *cfg, opts, stdout)
+		},
+	}
+	replay.Flags().BoolVar(&opts.RetryRefused, "retry-refused", false,
+		"also replay the letters the store refused (reason store), once it was fixed to take them")
 	dlq.AddCommand(
 		&cobra.Command{
 			Use:   "list",
@@ -131,14 +144,7 @@ func dlqCommand(cfg *configs.Config, stdout io.Writer) *cobra.Command {
 				return app.DLQList(cmd.Context(), *cfg, opts, stdout)
 			},
 		},
-		&cobra.Command{
-			Use:   "replay",
-			Short: "Produce the selected letters to the log topic again; the store keeps one copy of each event",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return app.DLQReplay(cmd.Context(), *cfg, opts, stdout)
-			},
-		},
+		replay,
 	)
 	return dlq
 }

@@ -200,7 +200,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 	}
 	all.runs = append(all.runs, a.auth.Watch())
-	runCtx, cancel := context.WithCancel(ctx)
+	// The loops outlive ctx: on a signal the process first drains (ingest
+	// stops, the consumer stores what the embedded broker holds), then
+	// stops them.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(all.runs))
@@ -217,9 +220,16 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.ready.Store(true)
 	close(a.started)
 	a.logStarted()
-	<-runCtx.Done()
+	select {
+	case <-ctx.Done():
+	case <-runCtx.Done(): // a module stopped on its own
+	}
 	a.ready.Store(false)
 	a.logger.Info("shutting down")
+	if runCtx.Err() == nil {
+		a.drain()
+	}
+	cancel()
 	// The loops see runCtx end; wait for them to finish their work (the
 	// consumer stores and commits its batch) before components close.
 	wg.Wait()
@@ -228,6 +238,51 @@ func (a *App) Run(ctx context.Context) (err error) {
 	default:
 	}
 	return err
+}
+
+// drain runs on a signal, before the loops stop, within --shutdown-timeout:
+// ingest stops accepting (503) and waits for the requests in progress,
+// then, with the embedded broker, the process waits until the consumers
+// stored everything it holds, since what is left there is lost when the
+// process ends. A Kafka cluster keeps what is not stored; there is no wait.
+func (a *App) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	if a.handler != nil {
+		if err := a.handler.Bodies().Drain(ctx); err != nil {
+			a.logger.Warn("ingest did not finish its requests before --shutdown-timeout", "err", err)
+		} else {
+			a.logger.Info("ingest stopped: new requests get 503; the requests in progress finished")
+		}
+	}
+	if a.broker == nil {
+		return
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var logged time.Time
+	for {
+		n, err := a.broker.Unstored(ctx, a.kafka.Topic, a.cfg.Consumer.Group)
+		switch {
+		case err == nil && n == 0:
+			a.logger.Info("embedded broker drained: every accepted log is stored",
+				"duration_ms", float64(time.Since(start).Microseconds())/1000)
+			return
+		case ctx.Err() != nil:
+			a.logger.Error("shutdown timeout: accepted logs the embedded broker holds are not stored and are lost; raise --shutdown-timeout or use a Kafka cluster",
+				"unstored_records", n, "err", err, "shutdown_timeout", a.cfg.HTTP.ShutdownTimeout.String())
+			return
+		case time.Since(logged) >= time.Second:
+			logged = time.Now()
+			a.logger.Info("draining the embedded broker into PostgreSQL before stopping", "unstored_records", n, "err", err,
+				"elapsed_ms", float64(time.Since(start).Microseconds())/1000)
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
 }
 
 // logStarted ends the start-up log with where each role listens, as URLs
@@ -290,9 +345,18 @@ func (a *App) initKafka(ctx context.Context) (started, error) {
 		}
 		a.broker = b
 		st = stopping(func(context.Context) { b.Close() })
+		var last atomic.Int64
+		metrics.RegisterEmbeddedUnstored(a.reg, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if n, err := b.Unstored(ctx, a.kafka.Topic, a.cfg.Consumer.Group); err == nil {
+				last.Store(n)
+			}
+			return float64(last.Load())
+		})
 		a.kafka.Brokers = b.Addrs()
-		a.logger.Warn("using the embedded in-memory Kafka broker: accepted logs not yet stored are lost if this process stops; "+
-			"set --kafka-brokers to use a Kafka cluster", "addr", b.Addrs())
+		a.logger.Warn("using the embedded in-memory Kafka broker: accepted logs not yet stored are lost if this process is killed "+
+			"(SIGINT/SIGTERM store them first); set --kafka-brokers to use a Kafka cluster", "addr", b.Addrs())
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -343,6 +407,8 @@ func (a *App) initProducer() (started, error) {
 		return st, err
 	}
 	hc := a.cfg.Ingest
+	// An event older than the store keeps would be deleted at once.
+	hc.Limits.Retention = a.cfg.Postgres.Maintenance.Retention
 	if a.broker != nil {
 		// The embedded broker keeps records in memory: what the consumer
 		// has not stored yet is bounded. The consumer module starts after

@@ -26,6 +26,8 @@ type DLQOptions struct {
 	Since string
 	Limit int  // at most this many letters; 0 = all
 	JSON  bool // print JSON instead of a table
+	// RetryRefused makes replay send the letters the store refused too.
+	RetryRefused bool
 }
 
 // dlqReasons are the values --reason accepts.
@@ -64,7 +66,9 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	if err != nil {
 		return err
 	}
-	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, cfg.Ingest.Limits, logger, security...)
+	lim := cfg.Ingest.Limits
+	lim.Retention = cfg.Postgres.Maintenance.Retention
+	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, lim, logger, security...)
 	if err != nil {
 		return dlqTopicHint(err)
 	}
@@ -118,6 +122,7 @@ func dlqSetup(cfg configs.Config, opts DLQOptions, now time.Time) ([]string, ing
 		errs = append(errs, fmt.Errorf("--limit: must not be negative (0 = all)"))
 	}
 	f.Limit = opts.Limit
+	f.RetryRefused = opts.RetryRefused
 	if err := errors.Join(errs...); err != nil {
 		return nil, f, nil, err
 	}

@@ -21,6 +21,22 @@ import (
 // a valid producer-stage letter, an invalid one and a consumer-stage one.
 func dlqConfig(t *testing.T) configs.Config {
 	t.Helper()
+	return dlqConfigWith(t, func(cfg configs.Config) []ingest.DeadLetter {
+		return []ingest.DeadLetter{
+			{Value: []byte(`{"level":"ERROR","source":"checkout","message":"card declined"}`), Reason: ingest.ReasonValidation,
+				Err: "invalid event: message: too long", Stage: "producer", CorrelationID: "cid-7"},
+			{Value: []byte(`{"level":"INFO","message":"no source"}`), Reason: ingest.ReasonValidation,
+				Err: "invalid event: source: is required and must not be blank", Stage: "producer"},
+			{Value: []byte("binary\tjunk"), Reason: ingest.ReasonDecode, Err: "decode event: invalid character 'b'",
+				Stage: "consumer", Topic: cfg.Kafka.Topic, Partition: 1, Offset: 5, HasOrigin: true},
+		}
+	})
+}
+
+// dlqConfigWith is a configuration pointing at a fresh broker whose DLQ
+// holds the letters given.
+func dlqConfigWith(t *testing.T, letters func(configs.Config) []ingest.DeadLetter) configs.Config {
+	t.Helper()
 	b, err := ingest.StartEmbeddedBroker("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,15 +58,7 @@ func dlqConfig(t *testing.T) configs.Config {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	letters := []ingest.DeadLetter{
-		{Value: []byte(`{"level":"ERROR","source":"checkout","message":"card declined"}`), Reason: ingest.ReasonValidation,
-			Err: "invalid event: message: too long", Stage: "producer", CorrelationID: "cid-7"},
-		{Value: []byte(`{"level":"INFO","message":"no source"}`), Reason: ingest.ReasonValidation,
-			Err: "invalid event: source: is required and must not be blank", Stage: "producer"},
-		{Value: []byte("binary\tjunk"), Reason: ingest.ReasonDecode, Err: "decode event: invalid character 'b'",
-			Stage: "consumer", Topic: cfg.Kafka.Topic, Partition: 1, Offset: 5, HasOrigin: true},
-	}
-	if err := p.Publish(ctx, nil, letters, ""); err != nil {
+	if err := p.Publish(ctx, nil, letters(cfg), ""); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -201,6 +209,25 @@ func TestDLQReplay(t *testing.T) {
 	ev, err := event.Decode(recs[0].Value)
 	if err != nil || ev.Source != "checkout" || ev.TraceID != "cid-7" {
 		t.Errorf("replayed event %+v, %v", ev, err)
+	}
+}
+
+// A letter whose event is older than the store's retention is skipped: the
+// store would delete it at once.
+func TestDLQReplaySkipsEventsOlderThanTheRetention(t *testing.T) {
+	t.Parallel()
+	cfg := dlqConfigWith(t, func(configs.Config) []ingest.DeadLetter {
+		return []ingest.DeadLetter{{Value: []byte(`{"level":"INFO","source":"s","message":"old","timestamp":"2020-01-01T00:00:00Z"}`),
+			Reason: ingest.ReasonValidation, Err: "invalid event: timestamp: is older than the retention", Stage: "producer"}}
+	})
+	cfg.Postgres.Maintenance.Retention = 7 * 24 * time.Hour
+	if out := runDLQ(t, app.DLQReplay, cfg, app.DLQOptions{}); !strings.HasPrefix(out, "replayed 0 records") ||
+		!strings.Contains(out, "older than the retention") {
+		t.Errorf("replay of an expired event:\n%s", out)
+	}
+	cfg.Ingest.Limits.AcceptExpired = true
+	if out := runDLQ(t, app.DLQReplay, cfg, app.DLQOptions{}); !strings.HasPrefix(out, "replayed 1 records") {
+		t.Errorf("replay with --accept-older-than-retention:\n%s", out)
 	}
 }
 

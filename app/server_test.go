@@ -22,7 +22,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
-	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/query"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -309,8 +308,9 @@ func (acceptAll) Publish(context.Context, []logs.Event, []ingest.DeadLetter, str
 
 func ingestRoutes(reg prometheus.Registerer) func(*echo.Echo) {
 	return func(e *echo.Echo) {
-		ingest.NewHandler(ingest.HandlerConfig{Limits: event.DefaultLimits(), MaxBodyBytes: 1 << 20, MaxBodyBytesInFlight: 4 << 20, MaxBatchEvents: 10},
-			acceptAll{}, slog.New(slog.DiscardHandler), reg).Register(e)
+		cfg := ingest.DefaultHandlerConfig()
+		cfg.MaxBodyBytes, cfg.MaxBatchEvents = 1<<20, 10
+		ingest.NewHandler(cfg, acceptAll{}, slog.New(slog.DiscardHandler), reg).Register(e)
 	}
 }
 

@@ -138,6 +138,9 @@ func (c *Config) RegisterDLQFlags(fs *pflag.FlagSet) {
 	c.registerCommon(fs)
 	c.Kafka.RegisterFlags(fs)
 	c.Ingest.Limits.RegisterFlags(fs)
+	// A replayed event older than the store keeps would be deleted at once.
+	flagvalue.DaysVar(fs, &c.Postgres.Maintenance.Retention, "retention",
+		"the store's retention: replay skips letters whose event is older than it (unless --accept-older-than-retention); 0 = none")
 }
 
 // registerCommon binds what every command that reads configuration has.

@@ -44,7 +44,7 @@ func DefaultHTTP() HTTP {
 		ConsumerAddr:      ":8082",
 		GatewayAddr:       ":8080",
 		PprofAddr:         "127.0.0.1:6060",
-		ShutdownTimeout:   20 * time.Second,
+		ShutdownTimeout:   30 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
 		// 10 MiB (the default --max-body-bytes) in 60 s is about 1.4 Mbit/s.
 		ReadTimeout: 60 * time.Second,
@@ -63,7 +63,7 @@ func (h *HTTP) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&h.GatewayAddr, "gateway-addr", h.GatewayAddr, "listen address of the gateway role (query API); without a host it binds every interface when API keys are set, loopback when not")
 	fs.BoolVar(&h.Pprof, "pprof", h.Pprof, "serve Go profiles under /debug/pprof/ on --pprof-addr (for diagnosis; off by default)")
 	fs.StringVar(&h.PprofAddr, "pprof-addr", h.PprofAddr, "loopback listen address of the profiles with --pprof (never on the API listeners)")
-	fs.DurationVar(&h.ShutdownTimeout, "shutdown-timeout", h.ShutdownTimeout, "grace period to drain requests and flush batches on shutdown")
+	fs.DurationVar(&h.ShutdownTimeout, "shutdown-timeout", h.ShutdownTimeout, "on SIGINT/SIGTERM, the longest wait for ingest requests in progress and, with the embedded broker, for the consumers to store what it holds")
 	fs.DurationVar(&h.ReadHeaderTimeout, "http-read-header-timeout", h.ReadHeaderTimeout, "longest wait for a request's headers (then the connection is closed)")
 	fs.DurationVar(&h.ReadTimeout, "http-read-timeout", h.ReadTimeout, "longest time to read a whole request, body included (then the connection is closed); leave time for a --max-body-bytes body on a slow link")
 	fs.DurationVar(&h.WriteTimeout, "http-write-timeout", h.WriteTimeout, "longest time from the end of a request's headers to the end of its answer (body, handler, answer); must exceed --http-read-timeout, keep it above that plus --produce-timeout and --query-timeout")

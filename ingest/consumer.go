@@ -78,7 +78,7 @@ func DefaultConsumerConfig() ConsumerConfig {
 		FlushInterval:   200 * time.Millisecond,
 		WriteTimeout:    30 * time.Second,
 		Retry:           resilience.RetryConfig{Initial: 100 * time.Millisecond, Max: 5 * time.Second},
-		ShutdownTimeout: 20 * time.Second,
+		ShutdownTimeout: 30 * time.Second,
 	}
 }
 
@@ -214,12 +214,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			records = c.seekStored(ctx, records)
 		}
 		if len(records) > 0 {
-			// The last batch is finished even when ctx ended while polling:
-			// a fresh context bounds it by the shutdown grace period.
-			wctx, cancel := ctx, context.CancelFunc(func() {})
-			if ctx.Err() != nil {
-				wctx, cancel = context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
-			}
+			// A batch in hand is finished when ctx ends, before or while it
+			// is written: its context ends only the shutdown grace period
+			// after ctx.
+			wctx, cancel := withGrace(ctx, c.cfg.ShutdownTimeout)
 			perr := c.process(wctx, records)
 			cancel()
 			if errors.Is(perr, errRebalance) {
@@ -245,6 +243,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// withGrace is a context that ends grace after ctx ends (or when cancel is
+// called), not with it.
+func withGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-wctx.Done():
+		}
+	})
+	return wctx, func() { stop(); cancel() }
 }
 
 // poll collects up to BatchSize records: it waits for the first, then at

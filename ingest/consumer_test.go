@@ -381,3 +381,54 @@ func TestRebalanceIsNotBlockedByAnOutage(t *testing.T) {
 	first.stop()
 	second.stop()
 }
+
+// heldStore holds every write until released, honouring its context as a
+// slow database write would.
+type heldStore struct {
+	ingest.Store
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *heldStore) Write(ctx context.Context, b store.Batch) (int64, error) {
+	h.once.Do(func() { close(h.entered) })
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return h.Store.Write(ctx, b)
+}
+
+// Stopping the consumer while a batch is being written finishes that write
+// (within the shutdown grace period) instead of cancelling it: the batch is
+// stored and committed, not left for redelivery.
+func TestShutdownFinishesTheWriteInProgress(t *testing.T) {
+	r := newRig(t)
+	if err := r.producer.Publish(context.Background(), events(20), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	held := &heldStore{Store: r.store, entered: make(chan struct{}), release: make(chan struct{})}
+	c := r.consume("grace", held)
+	select {
+	case <-held.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer never wrote")
+	}
+	stopped := make(chan struct{})
+	go func() { c.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("the consumer stopped with a write in progress")
+	case <-time.After(200 * time.Millisecond): // still writing: the stop waits for it
+	}
+	close(held.release)
+	<-stopped
+	if total, _ := r.rows(); total != 20 {
+		t.Errorf("%d rows after stopping during the write, want the batch's 20", total)
+	}
+	if got := c.counter("logs_processed_total"); got != 20 {
+		t.Errorf("logs_processed_total %v, want 20", got)
+	}
+}

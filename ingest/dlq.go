@@ -9,14 +9,18 @@ import (
 
 // DLQ header names. The record value is the original payload, unchanged.
 const (
-	HeaderReason         = "dlq.reason"
-	HeaderError          = "dlq.error"
-	HeaderStage          = "dlq.stage"
-	HeaderTime           = "dlq.time"
-	HeaderOrigTopic      = "dlq.original.topic"
-	HeaderOrigPartition  = "dlq.original.partition"
-	HeaderOrigOffset     = "dlq.original.offset"
-	HeaderCorrelationID  = "correlation-id"
+	HeaderReason        = "dlq.reason"
+	HeaderError         = "dlq.error"
+	HeaderStage         = "dlq.stage"
+	HeaderTime          = "dlq.time"
+	HeaderOrigTopic     = "dlq.original.topic"
+	HeaderOrigPartition = "dlq.original.partition"
+	HeaderOrigOffset    = "dlq.original.offset"
+	HeaderCorrelationID = "correlation-id"
+	// HeaderReplayOf marks a record replayed from the DLQ, and the letter
+	// it becomes if it is refused again, with the letter it was replayed
+	// from (dlq-topic/partition@offset).
+	HeaderReplayOf       = "dlq.replay.of"
 	maxDLQErrorTextBytes = 1024
 )
 
@@ -41,6 +45,8 @@ type DeadLetter struct {
 	HasOrigin bool
 
 	CorrelationID string
+	// ReplayOf is the letter this one's record was replayed from, if any.
+	ReplayOf string
 }
 
 func (d DeadLetter) record(topic string, now time.Time) *kgo.Record {
@@ -64,6 +70,9 @@ func (d DeadLetter) record(topic string, now time.Time) *kgo.Record {
 	if d.CorrelationID != "" {
 		headers = append(headers, kgo.RecordHeader{Key: HeaderCorrelationID, Value: []byte(d.CorrelationID)})
 	}
+	if d.ReplayOf != "" {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderReplayOf, Value: []byte(d.ReplayOf)})
+	}
 	return &kgo.Record{Topic: topic, Key: d.Key, Value: d.Value, Headers: headers}
 }
 
@@ -72,7 +81,7 @@ func letterFrom(r *kgo.Record, reason string, err error) DeadLetter {
 	return DeadLetter{
 		Value: r.Value, Key: r.Key, Reason: reason, Err: err.Error(), Stage: "consumer",
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOrigin: true,
-		CorrelationID: header(r, HeaderCorrelationID),
+		CorrelationID: header(r, HeaderCorrelationID), ReplayOf: header(r, HeaderReplayOf),
 	}
 }
 

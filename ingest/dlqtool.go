@@ -91,6 +91,10 @@ type DLQFilter struct {
 	Since time.Time
 	// Limit keeps the first Limit letters after filtering; <= 0 keeps all.
 	Limit int
+	// RetryRefused makes a replay send the letters the store refused
+	// (reason store) too, once the store was fixed to take them; they are
+	// skipped otherwise. Replay only.
+	RetryRefused bool
 }
 
 // DLQRecord is one dead letter, its headers decoded.
@@ -108,6 +112,9 @@ type DLQRecord struct {
 	// that has one.
 	Source        string `json:"source,omitempty"`
 	CorrelationID string `json:"correlationId,omitempty"`
+	// ReplayOf is the letter (dlq-topic/partition@offset) whose replay the
+	// store refused again, making this letter.
+	ReplayOf string `json:"replayOf,omitempty"`
 	// Preview is the start of the value, printable on one line.
 	Preview string `json:"preview"`
 	Value   []byte `json:"-"`
@@ -226,8 +233,8 @@ func decodeLetter(r *kgo.Record) DLQRecord {
 		Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp.UTC(),
 		Reason: header(r, HeaderReason), Error: header(r, HeaderError), Stage: header(r, HeaderStage),
 		OrigTopic: header(r, HeaderOrigTopic), OrigPartition: -1, OrigOffset: -1,
-		CorrelationID: header(r, HeaderCorrelationID),
-		Preview:       letterPreview(r.Value), Value: r.Value,
+		CorrelationID: header(r, HeaderCorrelationID), ReplayOf: header(r, HeaderReplayOf),
+		Preview: letterPreview(r.Value), Value: r.Value,
 	}
 	if t, err := time.Parse(time.RFC3339Nano, header(r, HeaderTime)); err == nil {
 		d.Time = t.UTC()
@@ -311,8 +318,12 @@ type ReplaySkip struct {
 // as the producer fixed it; a producer-stage letter (the client's raw event)
 // gets, when it has none, an id derived from the letter's place in the DLQ
 // and the letter's time as its timestamp. Letters that would come straight
-// back to the DLQ (not an event, still invalid under lim) are skipped with
-// their reason. The letters stay in the DLQ.
+// back to the DLQ are skipped with their reason: not an event, still
+// invalid under lim, refused by the store (unless f.RetryRefused), or a
+// letter made by an earlier replay whose original is still in the DLQ. A
+// replayed record names its letter in HeaderReplayOf, which a refusal
+// carries into its new letter, so a replay never multiplies letters. The
+// letters stay in the DLQ.
 //
 // A produce error fails the call; the result then counts the records
 // Kafka acknowledged before it.
@@ -334,19 +345,29 @@ func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f 
 	if err := requireTopics(ctx, kadm.NewClient(cl), brokers, dlqTopic, topic); err != nil {
 		return res, err
 	}
-	letters, err := ReadDLQ(ctx, brokers, dlqTopic, f, logger, security...)
+	all, err := ReadDLQ(ctx, brokers, dlqTopic, DLQFilter{}, logger, security...)
 	if err != nil {
 		return res, err
 	}
+	present := make(map[string]bool, len(all))
+	for _, d := range all {
+		present[letterName(dlqTopic, d)] = true
+	}
+	letters := filterLetters(all, f)
 
 	ns := dlqReplayNamespace()
 	records := make([]*kgo.Record, 0, len(letters))
 	for _, d := range letters {
+		if why := replaySkipReason(d, f, present); why != "" {
+			res.Skipped = append(res.Skipped, ReplaySkip{Partition: d.Partition, Offset: d.Offset, Reason: why})
+			continue
+		}
 		r, err := replayRecord(ns, dlqTopic, d, lim)
 		if err != nil {
 			res.Skipped = append(res.Skipped, ReplaySkip{Partition: d.Partition, Offset: d.Offset, Reason: err.Error()})
 			continue
 		}
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderReplayOf, Value: []byte(letterName(dlqTopic, d))})
 		records = append(records, r)
 	}
 	for chunk := range slices.Chunk(records, replayChunkSize) {
@@ -363,6 +384,26 @@ func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f 
 	}
 	logger.Info("replayed the DLQ", "dlq_topic", dlqTopic, "topic", topic, "replayed", res.Replayed, "skipped", len(res.Skipped))
 	return res, nil
+}
+
+// letterName names a letter as HeaderReplayOf does.
+func letterName(dlqTopic string, d DLQRecord) string {
+	return fmt.Sprintf("%s/%d@%d", dlqTopic, d.Partition, d.Offset)
+}
+
+// replaySkipReason says why a replay leaves a letter alone, or "": a
+// letter whose reason is permanent would only come back as one more
+// letter at every replay.
+func replaySkipReason(d DLQRecord, f DLQFilter, present map[string]bool) string {
+	switch {
+	case d.ReplayOf != "" && present[d.ReplayOf]:
+		// Its original is still here and is the one replayed: replaying
+		// both would add a letter for each at every replay.
+		return "an earlier replay of " + d.ReplayOf + " that the store refused again; that letter is the one replayed"
+	case d.Reason == ReasonStore && !f.RetryRefused:
+		return "refused by the store, which would refuse it again (permanent; --retry-refused replays it once the store takes it): " + d.Error
+	}
+	return ""
 }
 
 // replayRecord makes the log-topic record of a letter, or says why the

@@ -218,7 +218,7 @@ func TestReplayDLQStoresEachEventOnce(t *testing.T) {
 	}
 
 	for round := 1; round <= 2; round++ {
-		res, err := ingest.ReplayDLQ(ctx, r.kafka.Brokers, r.kafka.DLQTopic, r.kafka.Topic, ingest.DLQFilter{},
+		res, err := ingest.ReplayDLQ(ctx, r.kafka.Brokers, r.kafka.DLQTopic, r.kafka.Topic, ingest.DLQFilter{RetryRefused: true},
 			event.DefaultLimits(), dlqTestLogger())
 		if err != nil {
 			t.Fatalf("replay %d: %v", round, err)
@@ -296,5 +296,69 @@ func TestReplayDLQStoresEachEventOnce(t *testing.T) {
 	}
 	if got := c.counter("logs_processing_failed_total"); got != 0 {
 		t.Errorf("%v replayed records went back to the DLQ", got)
+	}
+}
+
+// Letters the store refused are not sent again by default (the store would
+// refuse them again and the DLQ would double at every replay); with
+// RetryRefused they are, and a refusal of a replay is not replayed again
+// while its original is in the DLQ: the DLQ grows by at most one letter
+// per refused letter and forced replay, never doubles.
+func TestReplayDoesNotMultiplyRefusedLetters(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	ctx := dlqContext(t)
+	poison := events(1)[0]
+	poison.Source = "a\x00pi" // PostgreSQL text in the rollups cannot hold NUL
+	if err := r.producer.Publish(ctx, []logs.Event{poison}, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume("refusals", r.store)
+	c.waitCounter(t, "logs_processing_failed_total", 1)
+	letters := func() []ingest.DLQRecord {
+		t.Helper()
+		dlq, err := ingest.ReadDLQ(ctx, r.kafka.Brokers, r.kafka.DLQTopic, ingest.DLQFilter{}, dlqTestLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dlq
+	}
+	if dlq := letters(); len(dlq) != 1 || dlq[0].Reason != ingest.ReasonStore {
+		t.Fatalf("DLQ %+v, want the one store refusal", dlq)
+	}
+	replay := func(f ingest.DLQFilter) ingest.ReplayResult {
+		t.Helper()
+		res, err := ingest.ReplayDLQ(ctx, r.kafka.Brokers, r.kafka.DLQTopic, r.kafka.Topic, f, event.DefaultLimits(), dlqTestLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for round := 1; round <= 2; round++ {
+		res := replay(ingest.DLQFilter{})
+		if res.Replayed != 0 || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Reason, "refused by the store") {
+			t.Fatalf("replay %d: %+v; want the refusal skipped as permanent", round, res)
+		}
+	}
+	for round, wantLetters := range []int{2, 3} {
+		res := replay(ingest.DLQFilter{RetryRefused: true})
+		if res.Replayed != 1 {
+			t.Fatalf("forced replay %d: %+v; want the original letter replayed alone", round+1, res)
+		}
+		c.waitCounter(t, "logs_processing_failed_total", float64(wantLetters))
+		if dlq := letters(); len(dlq) != wantLetters {
+			t.Fatalf("after forced replay %d the DLQ holds %d letters, want %d", round+1, len(dlq), wantLetters)
+		}
+	}
+	dlq := letters()
+	original := fmt.Sprintf("%s/%d@%d", r.kafka.DLQTopic, dlq[0].Partition, dlq[0].Offset)
+	for _, d := range dlq[1:] {
+		if d.ReplayOf != original {
+			t.Errorf("letter %d@%d of a refused replay names %q as its original, want %q", d.Partition, d.Offset, d.ReplayOf, original)
+		}
+	}
+	res := replay(ingest.DLQFilter{RetryRefused: true})
+	if res.Replayed != 1 || len(res.Skipped) != 2 || !strings.Contains(res.Skipped[0].Reason, "earlier replay of "+original) {
+		t.Errorf("forced replay with two refusals of replays: %+v; want only the original replayed", res)
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/logengine/logengine/ingest/body"
@@ -55,7 +57,7 @@ func DefaultHandlerConfig() HandlerConfig {
 func (c *HandlerConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest accepted request body, counted decompressed (413 beyond)")
 	fs.Int64Var(&c.MaxBodyBytesInFlight, "max-body-bytes-in-flight", c.MaxBodyBytesInFlight,
-		"memory all ingest request bodies being read or handled may hold at once (503 with Retry-After beyond); at least --max-body-bytes plus 8 MiB (or twice --max-body-bytes when smaller)")
+		"memory all ingest request bodies being read or handled may hold at once (503 with Retry-After beyond); at least twice --max-body-bytes plus 128 KiB (a zstd body also holds its decoder's window)")
 	fs.IntVar(&c.MaxBatchEvents, "max-batch-events", c.MaxBatchEvents, "most events in one batch request (413 beyond)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of a 503 answer when Kafka cannot take a request now")
 	fs.Int64Var(&c.MaxUnstored, "max-unstored-records", c.MaxUnstored, "with the embedded broker (which keeps records in memory), records accepted but not stored yet at most; past it ingest answers 503")
@@ -69,7 +71,7 @@ func (c *HandlerConfig) Validate() error {
 	p.Positive(map[string]time.Duration{"retry-after": c.RetryAfter})
 	// A lone body of the largest size, compressed, must fit.
 	if need := c.MaxBodyBytes + body.DecoderReserve(c.MaxBodyBytes); c.MaxBodyBytes >= 1 && c.MaxBodyBytesInFlight < need {
-		p.Add("max-body-bytes-in-flight", "must be at least %d (--max-body-bytes plus a zstd decoder's window), not %d", need, c.MaxBodyBytesInFlight)
+		p.Add("max-body-bytes-in-flight", "must be at least %d (twice --max-body-bytes plus 128 KiB: a body and its zstd decoder's window), not %d", need, c.MaxBodyBytesInFlight)
 	}
 	return errors.Join(p.Err(), c.Limits.Validate())
 }
@@ -163,9 +165,22 @@ func (h *Handler) postBatch(c echo.Context) error {
 			Error: fmt.Sprintf("batch has %d events, more than the limit of %d; split it", batch.Len, h.cfg.MaxBatchEvents),
 		})
 	}
-	events := batch.Events
+	events, repeated := withoutRepeatedIDs(batch)
 	var letters []DeadLetter
 	errs := []itemError{}
+	for _, r := range repeated {
+		// The store keeps one event per client id: the first stands, a
+		// later one is refused (kept in the DLQ) instead of counted as
+		// accepted and silently dropped.
+		h.metrics.Rejected.WithLabelValues("id").Inc()
+		raw, err := event.Encode(&r.ev)
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("invalid event: id: repeats the id of element %d of this batch; one event is stored per id, so this one was not accepted", r.first)
+		errs = append(errs, itemError{Index: r.index, Error: msg})
+		letters = append(letters, DeadLetter{Value: raw, Reason: ReasonValidation, Err: msg, Stage: "producer", CorrelationID: cid})
+	}
 	for _, r := range batch.Rejected {
 		h.reject(r.Err)
 		errs = append(errs, itemError{Index: r.Index, Error: r.Err.Error()})
@@ -175,6 +190,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 			Value: r.Raw, Reason: ReasonValidation, Err: r.Err.Error(), Stage: "producer", CorrelationID: cid,
 		})
 	}
+	slices.SortFunc(errs, func(a, b itemError) int { return a.Index - b.Index })
 	h.metrics.Received.Add(float64(len(events)))
 	if err := h.publish(c, events, letters, cid); err != nil {
 		return err
@@ -196,6 +212,50 @@ func (h *Handler) postBatch(c echo.Context) error {
 		"ids":           ids,
 		"correlationId": cid,
 	})
+}
+
+// repeatedID is a batch element whose client id an earlier one has.
+type repeatedID struct {
+	index, first int
+	ev           logs.Event
+}
+
+// withoutRepeatedIDs drops from the batch's events those whose client id
+// an earlier element has, and says which they are, by element index.
+func withoutRepeatedIDs(b event.Batch) ([]logs.Event, []repeatedID) {
+	var seen map[uuid.UUID]int
+	var repeated []repeatedID
+	kept := b.Events[:0:0]
+	// Events are the elements not rejected, in order.
+	index, rejected := 0, 0
+	for i, ev := range b.Events {
+		for rejected < len(b.Rejected) && b.Rejected[rejected].Index == index {
+			rejected++
+			index++
+		}
+		if ev.ClientID {
+			if seen == nil {
+				seen = map[uuid.UUID]int{}
+			}
+			if first, dup := seen[ev.ID]; dup {
+				if repeated == nil {
+					kept = append(kept, b.Events[:i]...)
+				}
+				repeated = append(repeated, repeatedID{index: index, first: first, ev: ev})
+				index++
+				continue
+			}
+			seen[ev.ID] = index
+		}
+		if repeated != nil {
+			kept = append(kept, ev)
+		}
+		index++
+	}
+	if repeated == nil {
+		return b.Events, nil
+	}
+	return kept, repeated
 }
 
 // publish waits for Kafka; when it cannot take the events the client gets

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,5 +58,64 @@ func TestIngestPushesBackWhileTheStoreIsBehind(t *testing.T) {
 	unstored.Store(10)
 	if rec := post(); rec.Code != http.StatusAccepted {
 		t.Errorf("caught up: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// recordingPublisher keeps what it was given.
+type recordingPublisher struct {
+	events  []logs.Event
+	letters []ingest.DeadLetter
+}
+
+func (p *recordingPublisher) Publish(_ context.Context, events []logs.Event, letters []ingest.DeadLetter, _ string) error {
+	p.events = append(p.events, events...)
+	p.letters = append(p.letters, letters...)
+	return nil
+}
+
+// A batch that repeats a client id: the store keeps one event per id, so
+// the answer counts one accepted and refuses the later ones by index.
+func TestBatchRefusesRepeatedClientIDs(t *testing.T) {
+	pub := &recordingPublisher{}
+	h := ingest.NewHandler(ingest.DefaultHandlerConfig(), pub, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	e := echo.New()
+	h.Register(e)
+	const id = "3f0c8b1e-4a2d-4c6e-9b7a-1d2e3f405162"
+	body := `[{"id":"` + id + `","level":"INFO","source":"a","message":"first"},` +
+		`{"level":"LOUD","source":"a","message":"invalid"},` +
+		`{"level":"INFO","source":"a","message":"no id"},` +
+		`{"id":"` + id + `","level":"WARN","source":"b","message":"again"},` +
+		`{"id":"` + strings.ToUpper(id) + `","level":"WARN","source":"b","message":"again, upper case"}]`
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/logs/batch", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	var got struct {
+		Accepted, Rejected int
+		Errors             []struct {
+			Index int
+			Error string
+		}
+		IDs []string
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if got.Accepted != 2 || got.Rejected != 3 || len(got.IDs) != 2 || len(got.Errors) != 3 {
+		t.Fatalf("answer %s; want 2 accepted (the first of the id and the one without), 3 refused", rec.Body)
+	}
+	for i, want := range []int{1, 3, 4} {
+		if got.Errors[i].Index != want {
+			t.Errorf("error %d is about element %d, want %d: %s", i, got.Errors[i].Index, want, rec.Body)
+		}
+	}
+	if !strings.Contains(got.Errors[1].Error, "repeats the id of element 0") {
+		t.Errorf("the repeated id's error: %q", got.Errors[1].Error)
+	}
+	if len(pub.events) != 2 || pub.events[0].Message != "first" || pub.events[1].Message != "no id" {
+		t.Errorf("published %+v, want the first and the one without id", pub.events)
+	}
+	if len(pub.letters) != 3 {
+		t.Errorf("%d dead letters, want 3 (nothing sent is lost)", len(pub.letters))
 	}
 }

@@ -124,6 +124,8 @@ func EnsureTopics(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) err
 // for laptops and tests. Its data is gone when the process exits.
 type EmbeddedBroker struct {
 	cluster *kfake.Cluster
+	admin   *kadm.Client // of a client of its own, for Unstored
+	cl      *kgo.Client
 }
 
 // StartEmbeddedBroker listens on addr ("127.0.0.1:0" picks a free port).
@@ -139,7 +141,49 @@ func StartEmbeddedBroker(addr string) (*EmbeddedBroker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka on %s: %w", addr, err)
 	}
-	return &EmbeddedBroker{cluster: c}, nil
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ClientID("logengine-embedded-admin"))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("embedded kafka admin client: %w", err)
+	}
+	return &EmbeddedBroker{cluster: c, cl: cl, admin: kadm.NewClient(cl)}, nil
+}
+
+// Unstored is how many records of topic the broker holds that the
+// consumer group has not committed yet, that is not stored yet (the
+// consumer commits after the store's transaction): what the process would
+// lose if it died now.
+func (b *EmbeddedBroker) Unstored(ctx context.Context, topic, group string) (int64, error) {
+	ends, err := b.admin.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	starts, err := b.admin.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("start offsets of %s: %w", topic, err)
+	}
+	committed, err := b.admin.FetchOffsets(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return 0, fmt.Errorf("offsets of group %s: %w", group, err)
+	}
+	var n int64
+	ends.Each(func(end kadm.ListedOffset) {
+		from := int64(0)
+		if start, ok := starts.Lookup(topic, end.Partition); ok {
+			from = start.Offset
+		}
+		if c, ok := committed.Lookup(topic, end.Partition); ok && c.Err == nil {
+			from = max(from, c.At)
+		}
+		n += max(end.Offset-from, 0)
+	})
+	return n, nil
 }
 
 // embeddedSegmentBytes is the segment size of the embedded broker.
@@ -149,7 +193,10 @@ const embeddedSegmentBytes = 4 << 20
 func (b *EmbeddedBroker) Addrs() []string { return b.cluster.ListenAddrs() }
 
 // Close stops the broker.
-func (b *EmbeddedBroker) Close() { b.cluster.Close() }
+func (b *EmbeddedBroker) Close() {
+	b.cl.Close()
+	b.cluster.Close()
+}
 
 // kgoLogger sends franz-go's logs to slog, warnings and errors only.
 type kgoLogger struct{ l *slog.Logger }

@@ -131,10 +131,19 @@ func NewBodies(reg prometheus.Registerer) *Bodies {
 		InFlight: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "ingest_body_bytes_in_flight",
 			Help: "Bytes reserved by ingest request bodies being read or handled (bounded by --max-body-bytes-in-flight)."})),
 		Refused: counterVec(reg, "ingest_bodies_refused_total",
-			"Ingest request bodies refused before parsing, by reason (content_type, encoding, too_large, in_flight, timeout, malformed).", "reason"),
+			"Ingest request bodies refused before parsing, by reason (content_type, encoding, too_large, in_flight, timeout, malformed, shutting_down).", "reason"),
 		// The producer's own counter, shared (same definition).
 		Received: counter(reg, "logs_received_bytes_total", "Request body bytes received by the producer."),
 	}
+}
+
+// RegisterEmbeddedUnstored exports what the embedded broker holds that is
+// not stored yet: the logs a SIGKILL of the process hosting it would lose.
+func RegisterEmbeddedUnstored(reg prometheus.Registerer, unstored func() float64) {
+	register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kafka_embedded_unstored_records",
+		Help: "Records the embedded (in-memory) Kafka broker holds that are not stored in PostgreSQL yet: lost if the process is killed.",
+	}, unstored))
 }
 
 // Consumer holds the consumer loop's metrics.

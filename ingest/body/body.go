@@ -5,6 +5,7 @@
 package body
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -38,12 +39,17 @@ type Limits struct {
 
 // zstdMaxWindow is the largest zstd window a body may declare: the 8 MiB
 // every zstd decoder should support. The decoder holds a window's worth of
-// history, so a zstd body reserves it from the in-flight budget.
+// history, so a zstd body reserves its window from the in-flight budget.
 const zstdMaxWindow = 8 << 20
 
-// DecoderReserve is what a compressed body reserves for its decoder on top
-// of its bytes; a budget below MaxBytes plus this could refuse a lone body.
-func DecoderReserve(maxBytes int64) int64 { return min(zstdMaxWindow, maxBytes) }
+// zstdBlockBytes is the largest zstd block, which the decoder holds beside
+// its window.
+const zstdBlockBytes = 128 << 10
+
+// DecoderReserve is the most a compressed body reserves for its decoder on
+// top of its bytes (a single-segment zstd frame's window is its whole
+// content); a budget below maxBytes plus this could refuse a lone body.
+func DecoderReserve(maxBytes int64) int64 { return maxBytes + zstdBlockBytes }
 
 // Reader reads request bodies within Limits. One Reader is shared by every
 // ingest endpoint of a process, so they share one in-flight budget.
@@ -51,11 +57,59 @@ type Reader struct {
 	lim      Limits
 	inFlight atomic.Int64
 	metrics  *metrics.Bodies
+
+	// open counts the requests whose body is reserved; once stopped is
+	// set, no request starts and idle is closed when open reaches 0.
+	mu      sync.Mutex
+	open    int
+	stopped bool
+	idle    chan struct{}
 }
 
 // NewReader builds a Reader and registers its metrics on reg.
 func NewReader(lim Limits, reg prometheus.Registerer) *Reader {
-	return &Reader{lim: lim, metrics: metrics.NewBodies(reg)}
+	return &Reader{lim: lim, metrics: metrics.NewBodies(reg), idle: make(chan struct{})}
+}
+
+// Drain stops accepting bodies (every Read answers 503 from now on) and
+// waits until the requests that were reading or handling one have ended,
+// or ctx ends. Their events are then in Kafka or were refused.
+func (r *Reader) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	if !r.stopped {
+		r.stopped = true
+		if r.open == 0 {
+			close(r.idle)
+		}
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.idle:
+		return nil
+	case <-ctx.Done():
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return fmt.Errorf("%d ingest requests still in progress: %w", r.open, ctx.Err())
+	}
+}
+
+// enter counts a request in, unless the reader is draining.
+func (r *Reader) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return false
+	}
+	r.open++
+	return true
+}
+
+func (r *Reader) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open--; r.open == 0 && r.stopped {
+		close(r.idle)
+	}
 }
 
 // Limits are the limits the reader applies.
@@ -74,8 +128,9 @@ func (r *Reader) InFlight() int64 { return r.inFlight.Load() }
 // Limits.MaxInFlightBytes, 408 for a body that did not arrive within the
 // server's read timeout, 400 for a stream that cannot be decompressed.
 //
-// The memory the body takes is reserved until the request's context ends,
-// which net/http does when the handler returns.
+// The memory the body takes is reserved, and the request counted as in
+// progress for Drain, until the request's context ends, which net/http does
+// when the handler returns. While draining, Read answers 503.
 func (r *Reader) Read(c echo.Context, accept ...string) ([]byte, error) {
 	req := c.Request()
 	if err := checkContentType(req.Header.Get(echo.HeaderContentType), accept); err != nil {
@@ -94,6 +149,12 @@ func (r *Reader) Read(c echo.Context, accept ...string) ([]byte, error) {
 		// The bytes on the wire count too: a compressed body is not larger
 		// than what it expands to unless it is not worth compressing.
 		return nil, r.tooLarge()
+	}
+	if !r.enter() {
+		r.metrics.Refused.WithLabelValues("shutting_down").Inc()
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(r.lim.RetryAfter.Seconds()+0.5)))
+		return nil, echo.NewHTTPError(http.StatusServiceUnavailable,
+			"the producer is shutting down; nothing was accepted, retry later or at another producer")
 	}
 	res := &reservation{r: r}
 	stop := context.AfterFunc(req.Context(), res.release)
@@ -122,11 +183,28 @@ func (r *Reader) read(c echo.Context, enc string, res *reservation) ([]byte, err
 		defer zr.Close()
 		src = zr
 	case "zstd":
-		if !res.acquire(DecoderReserve(r.lim.MaxBytes)) {
+		// The decoder keeps a window of history: reserve what the first
+		// frame declares (a small body's is its size) rather than the
+		// largest, and hold later frames to it.
+		br := bufio.NewReaderSize(wire, 64)
+		head, _ := br.Peek(zstd.HeaderMaxSize)
+		window := min(int64(zstdMaxWindow), r.lim.MaxBytes)
+		var h zstd.Header
+		if h.Decode(head) == nil && !h.Skippable {
+			if h.SingleSegment {
+				// The whole frame is the window; the decoder refuses one
+				// larger than the body limit.
+				window = int64(min(h.FrameContentSize, uint64(r.lim.MaxBytes)))
+			} else {
+				window = int64(min(h.WindowSize, uint64(window)))
+			}
+		}
+		window = max(window, zstd.MinWindowSize)
+		if !res.acquire(window + zstdBlockBytes) {
 			return nil, r.busy(c)
 		}
-		zr, err := zstd.NewReader(wire, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(uint64(DecoderReserve(r.lim.MaxBytes))), zstd.WithDecoderMaxMemory(uint64(r.lim.MaxBytes)+1))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(uint64(window)), zstd.WithDecoderMaxMemory(uint64(r.lim.MaxBytes)+1))
 		if err != nil {
 			return nil, r.streamError(c, wire, "zstd", err)
 		}
@@ -198,10 +276,14 @@ func (r *Reader) streamError(c echo.Context, wire *wireReader, enc string, err e
 		r.metrics.Refused.WithLabelValues("malformed").Inc()
 		return echo.NewHTTPError(http.StatusBadRequest, "could not read request body: "+err.Error())
 	}
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return r.tooLarge() // the frame says it holds more than the limit
+	}
 	r.metrics.Refused.WithLabelValues("malformed").Inc()
-	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf(
-			"the zstd body needs a window larger than %d bytes; compress with a smaller window", DecoderReserve(r.lim.MaxBytes)))
+			"the zstd body needs a window larger than its first frame's, or than %d bytes; send one frame with a smaller window",
+			min(zstdMaxWindow, r.lim.MaxBytes)))
 	}
 	return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("the body is not valid %s: %v", enc, err))
 }
@@ -273,6 +355,7 @@ func (res *reservation) release() {
 		res.r.inFlight.Add(-res.held)
 		res.r.metrics.InFlight.Add(-float64(res.held))
 		res.held, res.released = 0, true
+		res.r.leave()
 	}
 }
 

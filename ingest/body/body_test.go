@@ -199,3 +199,58 @@ func noneReserved(t *testing.T, r *body.Reader) {
 		return n == 0, fmt.Sprintf("%d bytes still reserved after every request ended", n)
 	})
 }
+
+// Drain refuses new bodies with 503 at once and returns once the requests
+// that were in progress ended.
+func TestDrainWaitsForRequestsInProgress(t *testing.T) {
+	r := newReader(64 << 20)
+	ctx, endRequest := context.WithCancel(context.Background())
+	if _, status, _ := read(t, r, ctx, bytes.NewReader([]byte(`{}`))); status != http.StatusOK {
+		t.Fatalf("before draining: %d", status)
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- r.Drain(context.Background()) }()
+	resiliencetest.Eventually(t, 10*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, status, rec := read(t, r, ctx, bytes.NewReader([]byte(`{}`)))
+		return status == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "2",
+			fmt.Sprintf("a new request while draining answers %d, want 503 with Retry-After", status)
+	})
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned %v while a request was in progress", err)
+	default:
+	}
+	endRequest()
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	// A deadline bounds the wait.
+	r2 := newReader(64 << 20)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	read(t, r2, ctx2, bytes.NewReader([]byte(`{}`)))
+	short, cancel3 := context.WithCancel(context.Background())
+	cancel3()
+	if err := r2.Drain(short); err == nil || !strings.Contains(err.Error(), "1 ingest requests still in progress") {
+		t.Errorf("Drain past its deadline: %v", err)
+	}
+}
+
+// A zstd body reserves the window its frame declares, not the largest: a
+// budget that holds two largest windows holds many small zstd bodies.
+func TestSmallZstdBodiesReserveSmallWindows(t *testing.T) {
+	r := newReader(2*maxBytes + 256<<10)
+	small := zstded([]byte(`[{"level":"INFO","source":"api","message":"hello"}]`))
+	for i := range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel) // every body stays reserved until the end
+		if _, status, _ := read(t, r, ctx, bytes.NewReader(small), "Content-Encoding", "zstd"); status != http.StatusOK {
+			t.Fatalf("small zstd body %d: status %d with %d bytes reserved", i, status, r.InFlight())
+		}
+	}
+	if n := r.InFlight(); n > 50*(256<<10) {
+		t.Errorf("50 small zstd bodies reserve %d bytes", n)
+	}
+}

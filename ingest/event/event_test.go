@@ -143,7 +143,18 @@ var invalidCases = []invalidCase{
 		name: "timestamp beyond MaxFutureSkew", body: valid("timestamp", quoted(now.Add(5*time.Minute+time.Second).Format(time.RFC3339Nano))),
 		wantFields: []string{"timestamp"},
 	},
-	{name: "timestamp before 1970", body: valid("timestamp", `"1969-12-31T23:59:59Z"`), wantFields: []string{"timestamp"}},
+	{name: "timestamp offset +24:00", body: valid("timestamp", `"2024-01-15T10:30:00+24:00"`), wantFields: []string{"timestamp"}},
+	{name: "timestamp offset minutes 60", body: valid("timestamp", `"2024-01-15T10:30:00+01:60"`), wantFields: []string{"timestamp"}},
+	{name: "timestamp second 60 not at the end of a UTC day", body: valid("timestamp", `"2016-12-31T10:30:60Z"`), wantFields: []string{"timestamp"}},
+	{name: "timestamp second 61", body: valid("timestamp", `"2016-12-31T23:59:61Z"`), wantFields: []string{"timestamp"}},
+	{name: "timestamp year 0", body: valid("timestamp", `"0000-06-01T00:00:00Z"`), wantFields: []string{"timestamp"}},
+	{name: "timestamp Go's zero time", body: valid("timestamp", `"0001-01-01T00:00:00Z"`), wantFields: []string{"timestamp"}},
+	{
+		name: "timestamp older than the retention", body: valid("timestamp", quoted(now.Add(-8*24*time.Hour).Format(time.RFC3339Nano))),
+		lim: limits(func(l *event.Limits) { l.Retention = 7 * 24 * time.Hour }), wantFields: []string{"timestamp"},
+	},
+	{name: "metadata number beyond numeric", body: valid("metadata", `{"n":1e1000000}`), wantFields: []string{"metadata"}},
+	{name: "metadata nested number beyond numeric", body: valid("metadata", `{"a":[1,{"b":-2.5e-20000}]}`), wantFields: []string{"metadata"}},
 
 	// metadata
 	{name: "metadata is an array", body: valid("metadata", `[1,2]`), wantFields: []string{"metadata"}},
@@ -652,6 +663,9 @@ func TestParseMetadataIsStorable(t *testing.T) {
 		{name: "valid surrogate pair escape", metadata: `{"k":"\ud83d\ude00"}`, mustAccept: true},
 		{name: "escaped backslash before u0000", metadata: `{"path":"C:\\u0000dir"}`, mustAccept: true},
 		{name: "non-ASCII UTF-8", metadata: `{"city":"Zürich","emoji":"😀"}`, mustAccept: true},
+		{name: "a number past numeric's range", metadata: `{"n":1e1000000}`},
+		{name: "a number with too many decimals", metadata: `{"n":1.0e-16383}`},
+		{name: "numbers at numeric's limits", metadata: `{"big":1e131071,"small":-1e-16383,"s":"1e1000000"}`, mustAccept: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -669,6 +683,40 @@ func TestParseMetadataIsStorable(t *testing.T) {
 				t.Errorf("Parse accepted metadata %q that PostgreSQL jsonb refuses (%s)", got.Metadata, p)
 			}
 		})
+	}
+}
+
+// Timestamps: any past time from year 1 (unless older than the retention),
+// a leap second read as the last microsecond of its minute, offsets as RFC
+// 3339 has them.
+func TestParseTimestamps(t *testing.T) {
+	week := 7 * 24 * time.Hour
+	for _, tc := range []struct {
+		in, want string
+		lim      event.Limits
+	}{
+		{in: "1969-12-31T23:59:59Z", want: "1969-12-31T23:59:59Z"},
+		{in: "0001-01-01T00:00:01Z", want: "0001-01-01T00:00:01Z"},
+		{in: "1900-03-01T12:00:00.5-05:00", want: "1900-03-01T17:00:00.5Z"},
+		{in: "2016-12-31T23:59:60Z", want: "2016-12-31T23:59:59.999999Z"},
+		{in: "2016-12-31T23:59:60.5Z", want: "2016-12-31T23:59:59.999999Z"},
+		{in: "2017-01-01T00:59:60+01:00", want: "2016-12-31T23:59:59.999999Z"},
+		{in: "2024-01-15T10:30:00+23:59", want: "2024-01-14T10:31:00Z"},
+		{in: "2024-01-15T10:30:00.1234567Z", want: "2024-01-15T10:30:00.123456Z"},
+		// Within the retention, and older with the flag that allows it.
+		{in: "2024-01-09T10:30:00Z", want: "2024-01-09T10:30:00Z", lim: event.Limits{Retention: week}},
+		{in: "2020-01-01T00:00:00Z", want: "2020-01-01T00:00:00Z", lim: event.Limits{Retention: week, AcceptExpired: true}},
+	} {
+		lim := tc.lim
+		lim.MaxFutureSkew = 5 * time.Minute
+		got, problem := event.ParseTimestamp(tc.in, now, lim)
+		if problem != "" || got.Format(time.RFC3339Nano) != tc.want {
+			t.Errorf("ParseTimestamp(%s) = %s %q, want %s", tc.in, got.Format(time.RFC3339Nano), problem, tc.want)
+		}
+	}
+	_, problem := event.ParseTimestamp("2024-01-01T00:00:00Z", now, event.Limits{Retention: week})
+	if !strings.Contains(problem, "older than the retention of 168h0m0s") || !strings.Contains(problem, "--accept-older-than-retention") {
+		t.Errorf("an event older than the retention: %q", problem)
 	}
 }
 

@@ -82,16 +82,12 @@ func refParse(raw []byte, def event.Defaults, lim event.Limits) (logs.Event, err
 	ev.Timestamp = ev.ReceivedAt
 	if refPresent(in.Timestamp) {
 		if s, ok := refStr(in.Timestamp, "timestamp", fail); ok {
-			ts, err := time.Parse(time.RFC3339Nano, s)
-			switch {
-			case err != nil:
-				fail("timestamp", "must be RFC 3339, such as 2024-01-15T10:30:00Z")
-			case ts.After(def.Now.Add(lim.MaxFutureSkew)):
-				fail("timestamp", "is more than %s in the future", lim.MaxFutureSkew)
-			case ts.UTC().Year() < 1970 || ts.UTC().Year() > 9999:
-				fail("timestamp", "is out of range")
-			default:
-				ev.Timestamp = ts.UTC().Truncate(time.Microsecond)
+			// The rules of a timestamp are not the JSON reader's: the
+			// reference shares them.
+			if ts, problem := event.ParseTimestamp(s, def.Now, lim); problem != "" {
+				fail("timestamp", "%s", problem)
+			} else {
+				ev.Timestamp = ts
 			}
 		}
 	}
@@ -195,6 +191,12 @@ func refMetadata(raw json.RawMessage, lim event.Limits) (json.RawMessage, string
 	if len(obj) > lim.MaxMetadataKeys {
 		return nil, fmt.Sprintf("has %d keys, more than the limit of %d", len(obj), lim.MaxMetadataKeys)
 	}
+	if num, ok := refUnstorableNumber(raw); ok {
+		if len(num) > 40 {
+			num = num[:37] + "..."
+		}
+		return nil, fmt.Sprintf("holds the number %s, which PostgreSQL cannot store (at most 131072 digits before the decimal point and 16383 after)", num)
+	}
 	if utf8.Valid(raw) && !bytes.Contains(raw, []byte(`\u`)) {
 		// The common case: nothing jsonb could refuse.
 		var buf bytes.Buffer
@@ -231,6 +233,22 @@ func refNormaliseMetadata(raw json.RawMessage) (json.RawMessage, string) {
 		return nil, "cannot be encoded: " + err.Error()
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), ""
+}
+
+// refUnstorableNumber finds the first number, in the order of the text,
+// that PostgreSQL's numeric cannot hold.
+func refUnstorableNumber(raw json.RawMessage) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n, ok := tok.(json.Number); ok && !event.NumericFits(n.String()) {
+			return n.String(), true
+		}
+	}
 }
 
 func refHasNUL(v any) bool {

@@ -25,6 +25,11 @@ type Limits struct {
 	MaxTraceIDBytes  int
 	// MaxFutureSkew is how far past the time of receipt a timestamp may be.
 	MaxFutureSkew time.Duration
+	// Retention is the store's retention (--retention), set by the caller:
+	// an event older than that is refused, as the store would delete it at
+	// once, unless AcceptExpired. 0 refuses no past time.
+	Retention     time.Duration
+	AcceptExpired bool
 }
 
 // DefaultLimits are the limits API.md documents.
@@ -47,6 +52,8 @@ func (l *Limits) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&l.MaxMetadataBytes, "max-metadata-bytes", l.MaxMetadataBytes, "largest metadata object of one event")
 	fs.IntVar(&l.MaxTraceIDBytes, "max-trace-id-bytes", l.MaxTraceIDBytes, "longest traceId of one event")
 	fs.DurationVar(&l.MaxFutureSkew, "max-future-skew", l.MaxFutureSkew, "how far in the future an event's timestamp may be")
+	fs.BoolVar(&l.AcceptExpired, "accept-older-than-retention", l.AcceptExpired,
+		"accept events whose timestamp is older than --retention (the store deletes them within --maintenance-interval); refused with 400 otherwise")
 }
 
 // Validate reports every limit that cannot work, naming its flag.
@@ -301,16 +308,10 @@ func (f *fields) build(def Defaults, lim Limits) (logs.Event, Invalid) {
 	ev.Timestamp = ev.ReceivedAt
 	if f.timestamp.present() {
 		if s, ok := str(f.timestamp, txtTimestamp, "timestamp"); ok {
-			ts, err := time.Parse(time.RFC3339Nano, s)
-			switch {
-			case err != nil:
-				fail("timestamp", "must be RFC 3339, such as 2024-01-15T10:30:00Z")
-			case ts.After(def.Now.Add(lim.MaxFutureSkew)):
-				fail("timestamp", "is more than %s in the future", lim.MaxFutureSkew)
-			case ts.UTC().Year() < 1970 || ts.UTC().Year() > 9999:
-				fail("timestamp", "is out of range")
-			default:
-				ev.Timestamp = ts.UTC().Truncate(time.Microsecond)
+			if ts, problem := ParseTimestamp(s, def.Now, lim); problem != "" {
+				fail("timestamp", "%s", problem)
+			} else {
+				ev.Timestamp = ts
 			}
 		}
 	}
@@ -395,6 +396,13 @@ func (f *fields) metadataValue(lim Limits) ([]byte, string) {
 		// Keys are counted once decoded: a repeated key is one key.
 		if n := distinctKeys(raw); n > lim.MaxMetadataKeys {
 			return nil, fmt.Sprintf("has %d keys, more than the limit of %d", n, lim.MaxMetadataKeys)
+		}
+	}
+	// Without an exponent a number has at most len(raw) digits, which
+	// numeric holds when raw is short.
+	if len(raw) > maxNumericScale || bytes.ContainsAny(raw, "eE") {
+		if num, ok := unstorableNumber(raw); ok {
+			return nil, numberProblem(num)
 		}
 	}
 	if utf8.Valid(raw) && !bytes.Contains(raw, []byte(`\u`)) {
@@ -521,4 +529,123 @@ func normalise(r *reader, dst []byte) ([]byte, bool) {
 		r.value()
 		return append(dst, r.data[start:r.pos]...), false
 	}
+}
+
+// ParseTimestamp reads an event's timestamp: RFC 3339 with a zone (Z or an
+// offset from -23:59 to +23:59), from year 1 to 9999, at most
+// lim.MaxFutureSkew after now and, when lim.Retention is set and
+// lim.AcceptExpired is not, not older than the retention. A leap second
+// (23:59:60 UTC) is read as the last microsecond of its minute, keeping
+// its order. The time is UTC, truncated to the microsecond PostgreSQL
+// keeps; a non-empty problem says why s is refused.
+func ParseTimestamp(s string, now time.Time, lim Limits) (time.Time, string) {
+	const rfc = "must be RFC 3339, such as 2024-01-15T10:30:00Z"
+	leap := false
+	// Go's parser refuses second 60 and takes a +24:00 offset; RFC 3339
+	// is the other way round.
+	if len(s) >= len("2006-01-02T15:04:60") && s[10] == 'T' && s[16] == ':' && s[17:19] == "60" {
+		s, leap = s[:17]+"59"+s[19:], true
+	}
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, rfc
+	}
+	if z := s[len(s)-1]; z != 'Z' && z != 'z' {
+		if off := s[len(s)-len("07:00"):]; off[0] > '2' || (off[0] == '2' && off[1] > '3') || off[3] > '5' {
+			return time.Time{}, "has a zone offset out of range: " + rfc + " (offsets -23:59 to +23:59)"
+		}
+	}
+	ts = ts.UTC()
+	if leap {
+		if ts.Hour() != 23 || ts.Minute() != 59 {
+			return time.Time{}, "has second 60, which only a leap second at 23:59:60 UTC has"
+		}
+		ts = ts.Truncate(time.Second).Add(time.Second - time.Microsecond)
+	}
+	switch {
+	case ts.After(now.Add(lim.MaxFutureSkew)):
+		return time.Time{}, fmt.Sprintf("is more than %s in the future", lim.MaxFutureSkew)
+	case ts.Year() < 1 || ts.Year() > 9999 || ts.Equal(time.Time{}):
+		return time.Time{}, "is out of range: years 0001 to 9999"
+	case lim.Retention > 0 && !lim.AcceptExpired && ts.Before(now.Add(-lim.Retention)):
+		return time.Time{}, fmt.Sprintf("is older than the retention of %s (--retention): it would be deleted at once; "+
+			"raise --retention, or set --accept-older-than-retention on the producer", lim.Retention)
+	}
+	return ts.Truncate(time.Microsecond), ""
+}
+
+// The numbers PostgreSQL's numeric (and so jsonb, and the SQL a user
+// loads exported logs into) holds: at most this many digits before the
+// decimal point and after it.
+const (
+	maxNumericWeight = 131072
+	maxNumericScale  = 16383
+)
+
+// NumericFits reports whether the JSON number num is one PostgreSQL's
+// numeric can hold.
+func NumericFits(num string) bool {
+	num = strings.TrimPrefix(num, "-")
+	mant, expText, hasExp := strings.Cut(strings.ToLower(num), "e")
+	exp := 0
+	if hasExp {
+		expText = strings.TrimPrefix(expText, "+")
+		neg := strings.HasPrefix(expText, "-")
+		expText = strings.TrimLeft(strings.TrimPrefix(expText, "-"), "0")
+		if len(expText) > 9 {
+			return false // far beyond either limit
+		}
+		for _, c := range expText {
+			exp = 10*exp + int(c-'0')
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	// Digits after the point as written, trailing zeros included (numeric
+	// keeps them), less those the exponent moves before it.
+	if len(frac)-exp > maxNumericScale {
+		return false
+	}
+	digits := strings.TrimLeft(intPart+frac, "0")
+	if digits == "" {
+		return true // zero
+	}
+	// Digits before the point of the value: where its first significant
+	// digit stands.
+	return len(intPart)-(len(intPart+frac)-len(digits))+exp <= maxNumericWeight
+}
+
+// unstorableNumber finds a number outside numeric's range in the checked
+// JSON value raw.
+func unstorableNumber(raw []byte) (string, bool) {
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			for i++; raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' || ('0' <= c && c <= '9'):
+			start := i
+			for i+1 < len(raw) && strings.IndexByte("0123456789+-.eE", raw[i+1]) >= 0 {
+				i++
+			}
+			if num := string(raw[start : i+1]); !NumericFits(num) {
+				return num, true
+			}
+		}
+	}
+	return "", false
+}
+
+// numberProblem says why a metadata number is refused, quoting its start.
+func numberProblem(num string) string {
+	if len(num) > 40 {
+		num = num[:37] + "..."
+	}
+	return fmt.Sprintf("holds the number %s, which PostgreSQL cannot store (at most %d digits before the decimal point and %d after)",
+		num, maxNumericWeight, maxNumericScale)
 }
