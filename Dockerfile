@@ -17,7 +17,13 @@ FROM gcr.io/distroless/static-debian12:nonroot
 
 COPY --from=build /out/logengine /logengine
 
-# gateway, producer, consumer
+# gateway, producer, consumer. Without API keys a listener address without a
+# host binds loopback, which a container cannot be reached on: bind every
+# interface, and set --auth-keys-file (LOGENGINE_AUTH_KEYS_FILE) for anything
+# but a local trial.
+ENV LOGENGINE_GATEWAY_ADDR=0.0.0.0:8080 \
+    LOGENGINE_PRODUCER_ADDR=0.0.0.0:8081 \
+    LOGENGINE_CONSUMER_ADDR=0.0.0.0:8082
 EXPOSE 8080 8081 8082
 
 ENTRYPOINT ["/logengine"]

@@ -31,11 +31,12 @@ services:
 run: build services
 	exec ./$(BIN) serve $(if $(ROLE),--role=$(ROLE)) $(ARGS)
 
-## check: formatting and vet
+## check: formatting, vet, and govulncheck when its database is reachable
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	@GO=$(GO) bash .ci/vulncheck.sh
 
 ## test: every test, with the race detector, against the real PostgreSQL and Redis
 test: services check

@@ -41,7 +41,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return configs.Resolve(cmd.Flags(), os.LookupEnv)
+			if err := configs.Resolve(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
+			cfg.Secrets(os.LookupEnv)
+			return nil
 		},
 	}
 	root.SetOut(stdout)
@@ -158,6 +162,7 @@ func benchCommand(stdout io.Writer) *cobra.Command {
 		Args:              cobra.NoArgs,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil }, // a client: no server settings
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.APIKey = os.Getenv(configs.EnvAPIKey)
 			return bench.Run(cmd.Context(), cfg, stdout)
 		},
 	}
@@ -191,6 +196,7 @@ func loadtestCommand(stdout io.Writer) *cobra.Command {
 		// must not change its settings.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.APIKey = os.Getenv(configs.EnvAPIKey)
 			_, err := loadtest.Run(cmd.Context(), cfg, stdout, cmd.ErrOrStderr())
 			return err
 		},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/logengine/logengine/app/auth"
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
@@ -25,6 +26,7 @@ import (
 	"github.com/logengine/logengine/query/loki"
 	"github.com/logengine/logengine/query/web"
 	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -58,6 +60,11 @@ type App struct {
 	spanExporter sdktrace.SpanExporter // tests only
 
 	servers map[Role]*server
+	// auth checks every listener's requests against the API keys.
+	auth      *auth.Authorizer
+	pprofAddr string
+	// tls serves every HTTP listener's certificate; nil serves plain HTTP.
+	tls *certificates
 
 	started chan struct{}
 }
@@ -86,6 +93,18 @@ func New(cfg configs.Config, version string, logger *slog.Logger, opts ...Option
 	}
 	for _, o := range opts {
 		o(a)
+	}
+	az, err := auth.New(cfg.Auth, logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.auth = az
+	if cfg.TLS.Enabled() {
+		c, err := newCertificates(cfg.TLS, logger)
+		if err != nil {
+			return nil, err
+		}
+		a.tls = c
 	}
 	needsKafka := slices.Contains(roles, RoleProducer) || slices.Contains(roles, RoleConsumer)
 	if needsKafka && !cfg.Kafka.Configured() && !(slices.Contains(roles, RoleProducer) && slices.Contains(roles, RoleConsumer)) {
@@ -163,6 +182,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 			a.logger.Warn("trace export on shutdown", "err", err)
 		}
 	}))
+	if !a.auth.Enabled() {
+		a.logger.Warn("no API keys (--auth-keys-file or " + configs.EnvAuthKeys + "): every API endpoint is open to whoever reaches it")
+	}
 	for _, m := range startOrder(a.roles) {
 		st, err := a.init(ctx, m)
 		all.add(st) // what did start is stopped even when the module failed
@@ -170,6 +192,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("start %s: %w", m, err)
 		}
 	}
+	if a.cfg.HTTP.Pprof {
+		st, err := a.servePprof()
+		all.add(st)
+		if err != nil {
+			return fmt.Errorf("start profiles: %w", err)
+		}
+	}
+	all.runs = append(all.runs, a.auth.Watch())
 	// The loops outlive ctx: on a signal the process first drains (ingest
 	// stops, the consumer stores what the embedded broker holds), then
 	// stops them.
@@ -261,7 +291,11 @@ func (a *App) logStarted() {
 	a.logger.Info("logengine started", "roles", a.roles, "version", a.version)
 	for _, r := range a.roles {
 		if s, ok := a.servers[r]; ok {
-			a.logger.Info(string(r)+" listening", "role", r, "url", "http://"+clickable(s.ln.Addr().String()))
+			scheme := "http://"
+			if a.tls != nil {
+				scheme = "https://"
+			}
+			a.logger.Info(string(r)+" listening", "role", r, "url", scheme+clickable(s.ln.Addr().String()))
 		}
 	}
 	if a.broker != nil {
@@ -288,7 +322,7 @@ func (a *App) init(ctx context.Context, m module) (started, error) {
 	case modStore:
 		return a.initStore(ctx)
 	case modCache:
-		return a.initCache(), nil
+		return a.initCache()
 	case modProducer:
 		return a.initProducer()
 	case modConsumer:
@@ -338,14 +372,17 @@ func (a *App) initStore(ctx context.Context) (started, error) {
 	return stopping(func(context.Context) { s.Close() }), nil
 }
 
-func (a *App) initCache() started {
+func (a *App) initCache() (started, error) {
 	if a.cfg.Redis.Addr == "" {
 		a.logger.Info("no --redis-addr: the query cache is off")
-		return started{}
+		return started{}, nil
+	}
+	if err := a.cfg.Redis.Security.Check(); err != nil {
+		return started{}, err
 	}
 	c := cache.New(a.cfg.Redis, a.logger, a.reg)
 	a.cache = c
-	return stopping(func(context.Context) { c.Close() })
+	return stopping(func(context.Context) { c.Close() }), nil
 }
 
 // kafkaProducer is built once and shared by the producer and consumer
@@ -383,7 +420,7 @@ func (a *App) initProducer() (started, error) {
 			return 0
 		}
 	}
-	h := ingest.NewHandler(hc, p, a.logger.With("role", RoleProducer), a.reg)
+	h := ingest.NewHandler(hc, chargingPublisher{p}, a.logger.With("role", RoleProducer), a.reg)
 	a.handler = h
 	health := []component{{name: "kafka", required: true, check: p.Healthy}}
 	if a.cfg.Syslog.Addr != "" {
@@ -491,6 +528,16 @@ func (a *App) initGateway() (started, error) {
 	// the server waits for open requests to finish.
 	st.runs = append(st.runs, a.tail.Run)
 	return st, err
+}
+
+// chargingPublisher counts the logs of each request against its API key's
+// logs_per_second, whichever ingest protocol decoded them; invalid events
+// (sent to the DLQ) count too.
+type chargingPublisher struct{ ingest.Publisher }
+
+func (p chargingPublisher) Publish(ctx context.Context, events []logs.Event, letters []ingest.DeadLetter, cid string) error {
+	auth.ChargeLogs(ctx, len(events)+len(letters))
+	return p.Publisher.Publish(ctx, events, letters, cid)
 }
 
 // listen opens a role's listener now, so a port conflict fails the start.

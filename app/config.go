@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -86,17 +87,32 @@ func (a *App) configHandler(c echo.Context) error {
 	return c.Blob(200, "application/yaml; charset=utf-8", []byte(a.runningConfig()))
 }
 
-// redactURL hides the password of a URL with one; other values pass.
+// redactURL hides the passwords a setting may hold: a URL's user
+// password and its password query parameter (postgres://u:x@h/db,
+// ?password=x), and the password of a keyword/value connection string
+// (host=h password=x); other values pass.
 func redactURL(v string) string {
-	if !strings.Contains(v, "://") {
-		return v
+	if strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		if err != nil {
+			// Unreadable: hide whatever user information it has.
+			return keywordPassword.ReplaceAllString(userInfo.ReplaceAllString(v, "://xxxxx@"), "${1}xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
+		return u.String()
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
-		return v
-	}
-	if _, has := u.User.Password(); !has {
-		return v
-	}
-	return u.Redacted()
+	return keywordPassword.ReplaceAllString(v, "${1}xxxxx")
 }
+
+var userInfo = regexp.MustCompile(`://[^/?#]*@`)
+
+// keywordPassword finds the value of password= in a keyword/value
+// connection string, quoted or not.
+var keywordPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)

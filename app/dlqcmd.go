@@ -41,7 +41,11 @@ func DLQList(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.Wr
 	if err != nil {
 		return err
 	}
-	letters, err := ingest.ReadDLQ(ctx, brokers, cfg.Kafka.DLQTopic, filter, logger)
+	security, err := cfg.Kafka.SecurityOpts()
+	if err != nil {
+		return err
+	}
+	letters, err := ingest.ReadDLQ(ctx, brokers, cfg.Kafka.DLQTopic, filter, logger, security...)
 	if err != nil {
 		return dlqTopicHint(err)
 	}
@@ -58,9 +62,13 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	if err != nil {
 		return err
 	}
+	security, err := cfg.Kafka.SecurityOpts()
+	if err != nil {
+		return err
+	}
 	lim := cfg.Ingest.Limits
 	lim.Retention = cfg.Postgres.Maintenance.Retention
-	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, lim, logger)
+	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, lim, logger, security...)
 	if err != nil {
 		return dlqTopicHint(err)
 	}

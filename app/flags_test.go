@@ -25,40 +25,66 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 	t.Cleanup(otlp.Close)
 
 	base := apptest.Config(t)
+	keysFile := writeFile(t, "keys.yaml", securedKeys)
+	ca := apptest.NewCA(t, "flags")
+	certFile, keyFile, clientCert := ca.Issue("flags")
+	// Kafka with TLS and SASL, so that every Kafka security flag can be
+	// set; Redis's TLS cannot reach the plain test Redis, which the
+	// gateway reports as down and carries on.
+	kafka := startSecureKafka(t, "SCRAM-SHA-256", "flags", "flags-password")
 	// Values that must be valid and safe here; every other flag gets a
 	// generic non-default value by its type below.
 	special := map[string]string{
-		"role":                    "producer,consumer,gateway",
-		"kafka-brokers":           "embedded",
-		"embedded-kafka-addr":     "127.0.0.1:0",
-		"topic":                   "flags-topic",
-		"dlq-topic":               "flags-dlq",
-		"consumer-group":          "flags-group",
-		"postgres-url":            base.Postgres.URL,
-		"partition-period":        "12h",
-		"retention":               "9d",
-		"max-keyword-window":      "2d",
-		"redis-addr":              "localhost:6379",
-		"cache-prefix":            base.Redis.Prefix,
-		"producer-addr":           "127.0.0.1:0",
-		"consumer-addr":           "127.0.0.1:0",
-		"gateway-addr":            "127.0.0.1:0",
-		"otlp-endpoint":           otlp.URL,
-		"otlp-sample-ratio":       "0.5",
-		"log-level":               "warn",
-		"log-format":              "text",
-		"replication-factor":      "1",
-		"loki-source-labels":      "svc,app",
-		"loki-level-labels":       "sev",
-		"loki-trace-id-keys":      "tid",
-		"loki-default-source":     "no-source",
-		"elastic-message-fields":  "body",
-		"elastic-time-fields":     "when",
-		"elastic-level-fields":    "lvl",
-		"elastic-source-fields":   "svc",
-		"elastic-trace-id-fields": "tid",
-		"elastic-version":         "8.11.1",
-		"syslog-addr":             "127.0.0.1:0",
+		"role":                         "producer,consumer,gateway",
+		"kafka-brokers":                strings.Join(kafka.brokers, ","),
+		"embedded-kafka-addr":          "127.0.0.1:0",
+		"topic":                        "flags-topic",
+		"dlq-topic":                    "flags-dlq",
+		"consumer-group":               "flags-group",
+		"postgres-url":                 base.Postgres.URL,
+		"partition-period":             "12h",
+		"retention":                    "9d",
+		"max-keyword-window":           "2d",
+		"redis-addr":                   "localhost:6379",
+		"cache-prefix":                 base.Redis.Prefix,
+		"producer-addr":                "127.0.0.1:0",
+		"consumer-addr":                "127.0.0.1:0",
+		"gateway-addr":                 "127.0.0.1:0",
+		"otlp-endpoint":                otlp.URL,
+		"otlp-sample-ratio":            "0.5",
+		"log-level":                    "warn",
+		"log-format":                   "text",
+		"replication-factor":           "1",
+		"auth-keys-file":               keysFile,
+		"metrics-token-file":           writeFile(t, "token", metricsTok),
+		"pprof-addr":                   "127.0.0.1:0",
+		"cors-allowed-origins":         "https://ui.example.com",
+		"tls-cert-file":                certFile,
+		"tls-key-file":                 keyFile,
+		"tls-client-ca-file":           ca.File,
+		"auth-failure-logs-per-second": "3",
+		"kafka-tls-ca-file":            kafka.ca.File,
+		"kafka-tls-cert-file":          certFile,
+		"kafka-tls-key-file":           keyFile,
+		"kafka-sasl-mechanism":         "SCRAM-SHA-256",
+		"kafka-sasl-user":              "flags",
+		"kafka-sasl-password-file":     writeFile(t, "kafka-password", "flags-password"),
+		"redis-user":                   "flags",
+		"redis-password-file":          writeFile(t, "redis-password", "flags"),
+		"redis-tls-ca-file":            ca.File,
+		"redis-tls-cert-file":          certFile,
+		"redis-tls-key-file":           keyFile,
+		"loki-source-labels":           "svc,app",
+		"loki-level-labels":            "sev",
+		"loki-trace-id-keys":           "tid",
+		"loki-default-source":          "no-source",
+		"elastic-message-fields":       "body",
+		"elastic-time-fields":          "when",
+		"elastic-level-fields":         "lvl",
+		"elastic-source-fields":        "svc",
+		"elastic-trace-id-fields":      "tid",
+		"elastic-version":              "8.11.1",
+		"syslog-addr":                  "127.0.0.1:0",
 	}
 	defaults := configs.Default()
 	defaultFlags := pflag.NewFlagSet("defaults", pflag.ContinueOnError)
@@ -93,7 +119,9 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 	}
 	a := apptest.Start(t, cfg, &apptest.LockedBuffer{})
 
-	resp, err := http.Get("http://" + a.Addr(app.RoleGateway) + "/config")
+	req, _ := http.NewRequest(http.MethodGet, "https://"+a.Addr(app.RoleGateway)+"/config", nil)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := httpsClient(t, ca.Pool, &clientCert).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +131,6 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 	if err := yaml.Unmarshal(body, &got); err != nil {
 		t.Fatalf("/config is not YAML: %v\n%s", err, body)
 	}
-	want["kafka-brokers"] = strings.Join(a.KafkaBrokers(), ",") // the embedded broker's address
 	for name, w := range want {
 		g, ok := got[name]
 		switch {

@@ -379,7 +379,7 @@ func TestDashboardDefinition(t *testing.T) {
 
 // obsMetricName matches the metric names in an expression (label names and
 // functions do not start with these prefixes).
-var obsMetricName = regexp.MustCompile(`\b(?:logs|log|dlq|consumer|store|cache|breaker|http|kafka|go|process)_[a-z0-9_]*[a-z0-9]\b`)
+var obsMetricName = regexp.MustCompile(`\b(?:logs|log|dlq|consumer|store|cache|breaker|http|kafka|go|process|auth)_[a-z0-9_]*[a-z0-9]\b`)
 
 // obsPrometheus is a Prometheus server run for one test.
 type obsPrometheus struct {

@@ -3,13 +3,13 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/logengine/logengine/app/auth"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/metrics"
 	"github.com/logengine/logengine/query/web"
@@ -66,22 +67,31 @@ type serverConfig struct {
 	// page, if set, answers GET / for a client that asks for HTML (a
 	// browser); every other client gets the JSON index.
 	page echo.HandlerFunc
+	// auth decides who may call what; cors lets browser pages of other
+	// origins call the API.
+	auth *auth.Authorizer
+	cors []string
 }
 
 // serve opens a role's listener with the routes every role has, plus the
 // role's own. The server starts with the loops and stops in reverse order.
 func (a *App) serve(role Role, addr string, health []component, routes func(*echo.Echo), page echo.HandlerFunc) (started, error) {
-	ln, err := listen(addr)
+	ln, err := listen(a.bindAddr(role, addr))
 	if err != nil {
 		return started{}, err
 	}
 	s, err := newServer(serverConfig{
 		role: role, version: a.version, http: a.cfg.HTTP, logger: a.logger, reg: a.reg,
 		tracer: a.tracer(), ready: &a.ready, health: health, config: a.configHandler, routes: routes, page: page,
+		auth: a.auth, cors: a.cfg.Auth.CORSAllowedOrigins,
 	}, ln)
 	if err != nil {
 		_ = ln.Close()
 		return started{}, err
+	}
+	if a.tls != nil {
+		// Outermost, so that net/http sees *tls.Conn (HTTP/2, r.TLS).
+		s.ln = tls.NewListener(s.ln, a.tls.serverConfig())
 	}
 	a.servers[role] = s
 	run := func(ctx context.Context) error {
@@ -122,6 +132,26 @@ func newServer(cfg serverConfig, ln net.Listener) (*server, error) {
 	// Outermost first: the correlation id exists before anything logs, and
 	// a recovered panic is observed as the 500 it became.
 	e.Use(correlationIDs(), observe(cfg.role, logger, cfg.tracer, metrics.NewHTTP(cfg.reg)), recoverPanics(logger, panics))
+	// No answer is to be sniffed into another type (a JSON body holding
+	// log text rendered as HTML, say).
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderXContentTypeOptions, "nosniff")
+			return next(c)
+		}
+	})
+	if len(cfg.cors) > 0 {
+		// Before the keys: a browser's preflight carries none.
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.cors,
+			AllowHeaders:  []string{echo.HeaderAuthorization, auth.HeaderAPIKey, echo.HeaderContentType, echo.HeaderContentEncoding, "Cache-Control", echo.HeaderXCorrelationID},
+			ExposeHeaders: []string{echo.HeaderXCorrelationID, "Retry-After", "X-Cache", echo.HeaderWWWAuthenticate},
+			MaxAge:        600,
+		}))
+	}
+	if cfg.auth != nil {
+		e.Use(cfg.auth.Middleware(string(cfg.role)))
+	}
 	e.GET("/healthz", s.healthHandler)
 	e.GET("/actuator/health", s.healthHandler)
 	e.GET("/readyz", s.readyz(cfg.ready))
@@ -131,16 +161,6 @@ func newServer(cfg serverConfig, ln net.Listener) (*server, error) {
 	prom := echo.WrapHandler(promhttp.HandlerFor(cfg.reg, promhttp.HandlerOpts{}))
 	e.GET("/metrics", prom)
 	e.GET("/actuator/prometheus", prom)
-	if cfg.http.Pprof {
-		// Off by default: profiles reveal internals and cost CPU.
-		e.GET("/debug/pprof/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
-		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
-		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
-		e.GET("/debug/pprof/:name", func(c echo.Context) error {
-			pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
-			return nil
-		})
-	}
 	if cfg.routes != nil {
 		cfg.routes(e)
 	}
@@ -223,9 +243,14 @@ func observe(role Role, logger *slog.Logger, tp trace.TracerProvider, m *metrics
 			m.Requests.WithLabelValues(string(role), route, strconv.Itoa(status)).Inc()
 			m.Duration.WithLabelValues(string(role), route).Observe(time.Since(start).Seconds())
 			if route != "/metrics" && route != "/healthz" && route != "/readyz" && route != "/actuator/prometheus" {
-				logger.Info("http request", "method", req.Method, "path", req.URL.Path, "status", status,
-					"duration_ms", float64(time.Since(start).Microseconds())/1000, "correlation_id", cid,
-					"trace_id", span.SpanContext().TraceID().String())
+				attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
+					"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "correlation_id", cid,
+					"trace_id", span.SpanContext().TraceID().String()}
+				// Who made it: the API key's name, never the key.
+				if p, ok := auth.FromContext(c.Request().Context()); ok {
+					attrs = append(attrs, "key", p.Name)
+				}
+				logger.Info("http request", attrs...)
 			}
 			return nil
 		}

@@ -51,6 +51,7 @@ type Config struct {
 	// MaxEntryBytes is the largest answer cached; larger ones are served
 	// but never stored.
 	MaxEntryBytes int
+	Security      Security
 }
 
 // DefaultConfig is the configuration with nothing set.
@@ -77,12 +78,20 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "cache-timeout", c.Timeout, "deadline of one Redis operation; past it the operation counts as a miss")
 	fs.Int64Var(&c.MaxBytes, "cache-max-bytes", c.MaxBytes, "byte budget of the answers cached in Redis under --cache-prefix, last good copies included; past it the oldest are evicted")
 	fs.IntVar(&c.MaxEntryBytes, "cache-max-entry-bytes", c.MaxEntryBytes, "largest answer cached in Redis; larger answers are served but not cached")
+	s := &c.Security
+	fs.StringVar(&s.User, "redis-user", s.User, "Redis ACL user (empty: the default user)")
+	fs.StringVar(&s.PasswordFile, "redis-password-file", s.PasswordFile, "file holding the Redis password, read at every connection (or set LOGENGINE_REDIS_PASSWORD; never a flag)")
+	fs.BoolVar(&s.TLS, "redis-tls", s.TLS, "connect to Redis over TLS (the system's CAs unless --redis-tls-ca-file)")
+	fs.StringVar(&s.TLSCAFile, "redis-tls-ca-file", s.TLSCAFile, "PEM CA certificates that sign Redis's certificate")
+	fs.StringVar(&s.TLSCertFile, "redis-tls-cert-file", s.TLSCertFile, "PEM client certificate, for a Redis that requires one")
+	fs.StringVar(&s.TLSKeyFile, "redis-tls-key-file", s.TLSKeyFile, "PEM private key of --redis-tls-cert-file")
 }
 
 // Validate reports every setting that cannot work, naming its flag.
 func (c *Config) Validate() error {
 	var p flagvalue.Problems
 	p.AtLeast1(map[string]int64{"cache-local-bytes": int64(c.LocalBytes), "cache-max-bytes": c.MaxBytes, "cache-max-entry-bytes": int64(c.MaxEntryBytes)})
+	c.Security.validate(p.Add)
 	if c.MaxBytes > 0 && int64(c.MaxEntryBytes) > c.MaxBytes {
 		p.Add("cache-max-entry-bytes", "must not be more than --cache-max-bytes (%d), not %d", c.MaxBytes, c.MaxEntryBytes)
 	}
@@ -172,7 +181,7 @@ func (c *Cache) conn() (rueidis.Client, error) {
 	if c.client != nil {
 		return c.client, nil
 	}
-	cl, err := rueidis.NewClient(rueidis.ClientOption{
+	opt := rueidis.ClientOption{
 		InitAddress:       []string{c.cfg.Addr},
 		CacheSizeEachConn: c.cfg.LocalBytes,
 		NewCacheStoreFn: func(o rueidis.CacheStoreOption) rueidis.CacheStore {
@@ -180,13 +189,15 @@ func (c *Cache) conn() (rueidis.Client, error) {
 		},
 		Dialer:           net.Dialer{Timeout: c.cfg.Timeout * 5},
 		ConnWriteTimeout: c.cfg.Timeout * 5,
-	})
+	}
+	if err := c.cfg.Security.apply(&opt); err != nil {
+		return nil, err
+	}
+	cl, err := rueidis.NewClient(opt)
 	if errors.Is(err, rueidis.ErrNoCache) {
 		// A server without RESP3 client tracking: Redis only, no local tier.
-		cl, err = rueidis.NewClient(rueidis.ClientOption{
-			InitAddress: []string{c.cfg.Addr}, DisableCache: true,
-			Dialer: net.Dialer{Timeout: c.cfg.Timeout * 5}, ConnWriteTimeout: c.cfg.Timeout * 5,
-		})
+		opt.DisableCache, opt.CacheSizeEachConn, opt.NewCacheStoreFn = true, 0, nil
+		cl, err = rueidis.NewClient(opt)
 	}
 	if err != nil {
 		return nil, err

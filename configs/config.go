@@ -51,6 +51,8 @@ type Config struct {
 	Tail        query.TailConfig
 	Loki        loki.Config
 	HTTP        HTTP
+	Auth        Auth
+	TLS         TLS
 	Log         Log
 	Tracing     Tracing
 }
@@ -87,6 +89,7 @@ func Default() Config {
 		Tail:        query.DefaultTailConfig(),
 		Loki:        loki.DefaultConfig(),
 		HTTP:        DefaultHTTP(),
+		Auth:        DefaultAuth(),
 		Log:         Log{Level: "info", Format: "json"},
 		Tracing:     Tracing{SampleRatio: 1},
 	}
@@ -118,6 +121,8 @@ func (c *Config) RegisterProcessFlags(fs *pflag.FlagSet) {
 	c.registerCommon(fs)
 	fs.StringVar(&c.Roles, "role", c.Roles, "roles to run: all, or a comma list of producer, consumer, gateway")
 	c.HTTP.RegisterFlags(fs)
+	c.Auth.RegisterFlags(fs)
+	c.TLS.RegisterFlags(fs)
 	c.Tracing.RegisterFlags(fs)
 }
 
@@ -270,5 +275,6 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.LokiPush.Validate(), c.Elastic.Validate(), c.Syslog.Validate(),
 		c.Consumer.Validate(),
-		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(), c.HTTP.Validate(), p.Err())
+		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(),
+		c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), p.Err())
 }

@@ -14,8 +14,11 @@ type HTTP struct {
 	ConsumerAddr    string
 	GatewayAddr     string
 	ShutdownTimeout time.Duration
-	// Pprof serves Go profiles under /debug/pprof/ on every listener.
-	Pprof bool
+	// Pprof serves Go profiles under /debug/pprof/ on a listener of its
+	// own at PprofAddr, which must be a loopback address: profiles reveal
+	// internals and cost CPU, so they are for someone on the machine.
+	Pprof     bool
+	PprofAddr string
 
 	// ReadHeaderTimeout bounds the wait for a request's headers, so an idle
 	// or slow client cannot hold a connection before saying anything.
@@ -40,6 +43,7 @@ func DefaultHTTP() HTTP {
 		ProducerAddr:      ":8081",
 		ConsumerAddr:      ":8082",
 		GatewayAddr:       ":8080",
+		PprofAddr:         "127.0.0.1:6060",
 		ShutdownTimeout:   30 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
 		// 10 MiB (the default --max-body-bytes) in 60 s is about 1.4 Mbit/s.
@@ -54,10 +58,11 @@ func DefaultHTTP() HTTP {
 
 // RegisterFlags binds the listeners' settings to flags whose defaults are h's values.
 func (h *HTTP) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&h.ProducerAddr, "producer-addr", h.ProducerAddr, "listen address of the producer role (ingest API)")
-	fs.StringVar(&h.ConsumerAddr, "consumer-addr", h.ConsumerAddr, "listen address of the consumer role (health and metrics)")
-	fs.StringVar(&h.GatewayAddr, "gateway-addr", h.GatewayAddr, "listen address of the gateway role (query API)")
-	fs.BoolVar(&h.Pprof, "pprof", h.Pprof, "serve Go profiles under /debug/pprof/ on every listener (for diagnosis; off by default)")
+	fs.StringVar(&h.ProducerAddr, "producer-addr", h.ProducerAddr, "listen address of the producer role (ingest API); without a host it binds every interface when API keys are set, loopback when not")
+	fs.StringVar(&h.ConsumerAddr, "consumer-addr", h.ConsumerAddr, "listen address of the consumer role (health and metrics); without a host it binds every interface when API keys are set, loopback when not")
+	fs.StringVar(&h.GatewayAddr, "gateway-addr", h.GatewayAddr, "listen address of the gateway role (query API); without a host it binds every interface when API keys are set, loopback when not")
+	fs.BoolVar(&h.Pprof, "pprof", h.Pprof, "serve Go profiles under /debug/pprof/ on --pprof-addr (for diagnosis; off by default)")
+	fs.StringVar(&h.PprofAddr, "pprof-addr", h.PprofAddr, "loopback listen address of the profiles with --pprof (never on the API listeners)")
 	fs.DurationVar(&h.ShutdownTimeout, "shutdown-timeout", h.ShutdownTimeout, "on SIGINT/SIGTERM, the longest wait for ingest requests in progress and, with the embedded broker, for the consumers to store what it holds")
 	fs.DurationVar(&h.ReadHeaderTimeout, "http-read-header-timeout", h.ReadHeaderTimeout, "longest wait for a request's headers (then the connection is closed)")
 	fs.DurationVar(&h.ReadTimeout, "http-read-timeout", h.ReadTimeout, "longest time to read a whole request, body included (then the connection is closed); leave time for a --max-body-bytes body on a slow link")
@@ -96,6 +101,9 @@ func (h *HTTP) Validate() error {
 	// time to answer a body that arrived just within the read timeout.
 	if h.ReadTimeout > 0 && h.WriteTimeout > 0 && h.WriteTimeout <= h.ReadTimeout {
 		bad("http-write-timeout", "must exceed --http-read-timeout (%s), not %s", h.ReadTimeout, h.WriteTimeout)
+	}
+	if h.Pprof && !IsLoopback(h.PprofAddr) {
+		bad("pprof-addr", "must be a loopback address (127.0.0.1:6060, [::1]:6060, localhost:6060), not %q", h.PprofAddr)
 	}
 	if h.MaxConns < 1 {
 		bad("http-max-conns", "must be at least 1")

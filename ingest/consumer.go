@@ -150,8 +150,11 @@ func NewConsumer(cfg ConsumerConfig, kafka KafkaConfig, store Store, dlq DeadLet
 	c := &Consumer{cfg: cfg, kafka: kafka, store: store, dlqPub: dlq, logger: logger, metrics: metrics.NewConsumer(reg), dlq: metrics.NewDLQ(reg),
 		highWatermarks: map[int32]int64{}, positions: map[int32]int64{}, tracer: tracerOf(cfg.Tracer, "logengine/ingest")}
 	c.healthy.Store(true)
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(kafka.Brokers...),
+	opts, err := kafka.ClientOpts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(kafka.Topic),
 		kgo.DisableAutoCommit(),
@@ -170,7 +173,7 @@ func NewConsumer(cfg ConsumerConfig, kafka KafkaConfig, store Store, dlq DeadLet
 		kgo.WithLogger(kgoLogger{logger}),
 		kgo.ClientID("logengine-consumer"),
 		kgo.WithHooks(metrics.KafkaHooks(reg)),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}

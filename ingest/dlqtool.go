@@ -132,8 +132,8 @@ func (r DLQRecord) Origin() string {
 // ReadDLQ reads the DLQ topic from its start up to its end as it was when
 // ReadDLQ began, and returns the letters f selects ordered by time,
 // partition and offset. It joins no consumer group and commits nothing.
-func ReadDLQ(ctx context.Context, brokers []string, topic string, f DLQFilter, logger *slog.Logger) ([]DLQRecord, error) {
-	start, end, err := dlqBounds(ctx, brokers, topic, logger)
+func ReadDLQ(ctx context.Context, brokers []string, topic string, f DLQFilter, logger *slog.Logger, security ...kgo.Opt) ([]DLQRecord, error) {
+	start, end, err := dlqBounds(ctx, brokers, topic, logger, security)
 	if err != nil {
 		return nil, err
 	}
@@ -147,12 +147,12 @@ func ReadDLQ(ctx context.Context, brokers []string, topic string, f DLQFilter, l
 	}
 	out := []DLQRecord{}
 	if len(remaining) > 0 {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append([]kgo.Opt{
 			kgo.SeedBrokers(brokers...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
 			kgo.FetchMaxWait(time.Second),
 			kgo.WithLogger(kgoLogger{logger}),
-		)
+		}, security...)...)
 		if err != nil {
 			return nil, fmt.Errorf("kafka client: %w", err)
 		}
@@ -187,8 +187,8 @@ func ReadDLQ(ctx context.Context, brokers []string, topic string, f DLQFilter, l
 }
 
 // dlqBounds lists the start and end offsets of every partition of topic.
-func dlqBounds(ctx context.Context, brokers []string, topic string, logger *slog.Logger) (start, end map[int32]int64, err error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kgoLogger{logger}))
+func dlqBounds(ctx context.Context, brokers []string, topic string, logger *slog.Logger, security []kgo.Opt) (start, end map[int32]int64, err error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.WithLogger(kgoLogger{logger})}, security...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -327,15 +327,15 @@ type ReplaySkip struct {
 //
 // A produce error fails the call; the result then counts the records
 // Kafka acknowledged before it.
-func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f DLQFilter, lim event.Limits, logger *slog.Logger) (ReplayResult, error) {
+func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f DLQFilter, lim event.Limits, logger *slog.Logger, security ...kgo.Opt) (ReplayResult, error) {
 	res := ReplayResult{Skipped: []ReplaySkip{}}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the default
 		kgo.DefaultProduceTopic(topic),
-		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.WithLogger(kgoLogger{logger}),
-	)
+	}, security...)...)
 	if err != nil {
 		return res, fmt.Errorf("kafka producer: %w", err)
 	}
@@ -345,7 +345,7 @@ func ReplayDLQ(ctx context.Context, brokers []string, dlqTopic, topic string, f 
 	if err := requireTopics(ctx, kadm.NewClient(cl), brokers, dlqTopic, topic); err != nil {
 		return res, err
 	}
-	all, err := ReadDLQ(ctx, brokers, dlqTopic, DLQFilter{}, logger)
+	all, err := ReadDLQ(ctx, brokers, dlqTopic, DLQFilter{}, logger, security...)
 	if err != nil {
 		return res, err
 	}

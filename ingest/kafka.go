@@ -26,6 +26,7 @@ type KafkaConfig struct {
 	DLQTopic          string
 	Partitions        int
 	ReplicationFactor int
+	Security          KafkaSecurity
 }
 
 // EmbeddedBrokers is the --kafka-brokers value that starts the in-process broker.
@@ -50,6 +51,14 @@ func (c *KafkaConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "Kafka topic of rejected and unstorable events (dead-letter queue)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of the topics when they are created")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of the topics when they are created (-1 = broker default)")
+	s := &c.Security
+	fs.BoolVar(&s.TLS, "kafka-tls", s.TLS, "connect to the Kafka brokers over TLS (the system's CAs unless --kafka-tls-ca-file)")
+	fs.StringVar(&s.TLSCAFile, "kafka-tls-ca-file", s.TLSCAFile, "PEM CA certificates that sign the Kafka brokers' certificates")
+	fs.StringVar(&s.TLSCertFile, "kafka-tls-cert-file", s.TLSCertFile, "PEM client certificate for brokers that require one (mutual TLS)")
+	fs.StringVar(&s.TLSKeyFile, "kafka-tls-key-file", s.TLSKeyFile, "PEM private key of --kafka-tls-cert-file")
+	fs.StringVar(&s.SASLMechanism, "kafka-sasl-mechanism", s.SASLMechanism, "SASL authentication to Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: none); use with --kafka-tls")
+	fs.StringVar(&s.SASLUser, "kafka-sasl-user", s.SASLUser, "SASL user name")
+	fs.StringVar(&s.SASLPasswordFile, "kafka-sasl-password-file", s.SASLPasswordFile, "file holding the SASL password, read at every connection (or set LOGENGINE_KAFKA_SASL_PASSWORD; never a flag)")
 }
 
 // Validate reports every setting that cannot work, naming its flag.
@@ -67,6 +76,10 @@ func (c *KafkaConfig) Validate() error {
 	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
 		p.Add("replication-factor", "must be -1 (broker default) or at least 1")
 	}
+	c.Security.validate(p.Add)
+	if c.Embedded() && c.Security.Configured() {
+		p.Add("kafka-brokers", "the embedded broker takes no TLS or SASL: set --kafka-brokers to a Kafka cluster to use --kafka-tls or --kafka-sasl-mechanism")
+	}
 	return p.Err()
 }
 
@@ -81,7 +94,11 @@ func (c *KafkaConfig) Configured() bool { return len(c.Brokers) > 0 }
 // EnsureTopics creates the log and DLQ topics when they are missing, so a
 // fresh cluster works without a manual step.
 func EnsureTopics(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(kgoLogger{logger}))
+	opts, err := cfg.ClientOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.WithLogger(kgoLogger{logger}))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

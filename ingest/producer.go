@@ -74,8 +74,11 @@ type Producer struct {
 
 // NewProducer builds an idempotent, acks=all producer.
 func NewProducer(cfg ProducerConfig, kafka KafkaConfig, logger *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(kafka.Brokers...),
+	opts, err := kafka.ClientOpts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: 202 means replicated
 		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
@@ -87,7 +90,7 @@ func NewProducer(cfg ProducerConfig, kafka KafkaConfig, logger *slog.Logger, reg
 		kgo.WithLogger(kgoLogger{logger}),
 		kgo.ClientID("logengine-producer"),
 		kgo.WithHooks(metrics.KafkaHooks(reg)),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}

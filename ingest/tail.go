@@ -40,8 +40,11 @@ const tailPollRecords = 1000
 // delivers the decoded events of each poll until ctx ends. Records that
 // do not decode (they go to the DLQ through the consumer) are skipped.
 func (r *TailReader) Tail(ctx context.Context, ready func(), deliver func([]logs.Event, []logs.Position)) error {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(r.kafka.Brokers...),
+	opts, err := r.kafka.ClientOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.ClientID("logengine-tail"),
 		// Records the embedded broker deleted once stored may be gone
 		// before this reader got to them: go on from the oldest left.
@@ -49,7 +52,7 @@ func (r *TailReader) Tail(ctx context.Context, ready func(), deliver func([]logs
 		kgo.FetchMaxWait(time.Second),
 		kgo.WithLogger(kgoLogger{r.logger}),
 		kgo.WithHooks(metrics.KafkaHooks(r.reg)),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka tail reader: %w", err)
 	}

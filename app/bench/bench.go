@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/logengine/logengine/app/auth"
 	"io"
 	"math"
 	"net/http"
@@ -26,6 +27,9 @@ import (
 
 // Config is one run.
 type Config struct {
+	// APIKey, when the pipeline has API keys, is sent with every request
+	// (ingest and query scopes). From the environment, never a flag.
+	APIKey                  string
 	ProducerURL, GatewayURL string
 	// PostgresURL is the pipeline's database, for bytes per log.
 	PostgresURL string
@@ -64,7 +68,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := db.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&walStart); err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 2 * time.Minute}
+	client := &http.Client{Transport: auth.Transport(http.DefaultTransport, cfg.APIKey), Timeout: 2 * time.Minute}
 
 	// Ingest.
 	start := time.Now()

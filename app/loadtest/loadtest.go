@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/logengine/logengine/app/auth"
 	"io"
 	"math"
 	"net"
@@ -24,6 +25,10 @@ import (
 
 // Config is one load test.
 type Config struct {
+	// APIKey, when the pipeline has API keys, is sent with every request;
+	// it needs the ingest and query scopes (or admin, for /metrics with a
+	// metrics token). From the environment, never a flag.
+	APIKey string
 	// ProducerURLs are the producers' base URLs; batches go to them in turn.
 	ProducerURLs []string
 	// GatewayURL is the gateway's base URL; "" disables queries and
@@ -223,7 +228,7 @@ func newRunner(cfg Config, mix []weightedKind, progress io.Writer) *runner {
 	}
 	r := &runner{
 		cfg: cfg, mix: mix, progress: progress, transport: tr,
-		client: &http.Client{Transport: tr, Timeout: 90 * time.Second},
+		client: &http.Client{Transport: auth.Transport(tr, cfg.APIKey), Timeout: 90 * time.Second},
 		runID:  newRunID(cfg.Seed, time.Now()),
 		accept: newRecorder(reservoirSize, uint64(cfg.Seed)),
 	}

@@ -149,3 +149,30 @@ func TestRunPacesToRateAndVerifiesBySample(t *testing.T) {
 		}
 	}
 }
+
+// TestRunWithAnAPIKey: against a pipeline with API keys, the load test
+// sends its key with every request, and is refused without one.
+func TestRunWithAnAPIKey(t *testing.T) {
+	t.Parallel()
+	const key = "le_loadtest-0123456789"
+	cfg := apptest.Config(t)
+	cfg.Auth.Keys = `keys: [{name: loadtest, key: "` + key + `", scopes: [ingest, query]}]`
+	a := apptest.Start(t, cfg, &apptest.LockedBuffer{})
+	lc := DefaultConfig()
+	lc.ProducerURLs = []string{"http://" + a.Addr(app.RoleProducer)}
+	lc.GatewayURL = "http://" + a.Addr(app.RoleGateway)
+	lc.Count, lc.BatchSize, lc.Concurrency, lc.QueryRate = 200, 50, 1, 0
+	lc.VerifyTimeout = time.Minute
+	lc.APIKey = key
+	var out, progress bytes.Buffer
+	rep, err := Run(t.Context(), lc, &out, &progress)
+	if err != nil || rep.Accepted != 200 || !rep.Verified {
+		t.Fatalf("with the key: accepted %d, verified %v, %v\n%s", rep.Accepted, rep.Verified, err, progress.String())
+	}
+	lc.APIKey = ""
+	out.Reset()
+	progress.Reset()
+	if rep, err := Run(t.Context(), lc, &out, &progress); err == nil || rep.Accepted != 0 {
+		t.Fatalf("without a key: accepted %d, %v", rep.Accepted, err)
+	}
+}

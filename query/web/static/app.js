@@ -159,12 +159,52 @@ const number = new Intl.NumberFormat();
 
 // -------------------------------------------------------------------- API
 
+// A gateway with API keys answers 401 without one: the page then asks for
+// a key (with the query scope) once, keeps it in this tab's
+// sessionStorage, and sends it as X-API-Key.
+const API_KEY_STORAGE = 'logengine.apiKey';
+let keyPrompt = null;
+
+function apiKey() {
+  try {
+    return sessionStorage.getItem(API_KEY_STORAGE) || '';
+  } catch (_) {
+    return '';
+  }
+}
+
+// askKey asks for a key once for every request that got a 401 at the
+// same time; it resolves true when one was given.
+function askKey() {
+  if (!keyPrompt) {
+    keyPrompt = new Promise((resolve) => {
+      const key = (window.prompt('This gateway needs an API key with the query scope:') || '').trim();
+      if (key) {
+        try {
+          sessionStorage.setItem(API_KEY_STORAGE, key);
+        } catch (_) {
+          // not kept: asked again on the next 401
+        }
+      }
+      setTimeout(() => { keyPrompt = null; }, 0);
+      resolve(key !== '');
+    });
+  }
+  return keyPrompt;
+}
+
 // api GETs one endpoint of the gateway; it never throws for an HTTP
 // status, only for a network failure or an abort.
 async function api(path, params, opts = {}) {
-  const headers = { Accept: 'application/json' };
-  if (opts.noCache) headers['Cache-Control'] = 'no-cache';
-  const res = await fetch(path + '?' + params.toString(), { headers, signal: opts.signal });
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    const headers = { Accept: 'application/json' };
+    if (opts.noCache) headers['Cache-Control'] = 'no-cache';
+    const key = apiKey();
+    if (key) headers['X-API-Key'] = key;
+    res = await fetch(path + '?' + params.toString(), { headers, signal: opts.signal });
+    if (res.status !== 401 || attempt > 0 || !(await askKey())) break;
+  }
   let body = null;
   try {
     body = await res.json();
