@@ -287,8 +287,11 @@ func TestLokiScanLimit(t *testing.T) {
 // read is closed with "try again later" and the reason, once its buffer
 // is full, instead of growing the gateway's memory.
 func TestLokiTailWebsocketDropsASlowClient(t *testing.T) {
-	p := startPipeline(t, func(c *configs.Config) { c.Tail.Buffer = 2 })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// No ping: the client does not read, so a ping would wait for its pong
+	// and end the stream before the buffer shows it slow (on a loaded
+	// machine the flood takes a while to reach the tail).
+	p := startPipeline(t, func(c *configs.Config) { c.Tail.Buffer = 2; c.Tail.PingInterval = time.Hour })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -316,7 +319,7 @@ func TestLokiTailWebsocketDropsASlowClient(t *testing.T) {
 	conn.SetReadLimit(-1)
 	big := strings.Repeat("y", 60000)
 	sent := 0
-	resiliencetest.Eventually(t, 60*time.Second, func() (bool, string) {
+	resiliencetest.Eventually(t, 150*time.Second, func() (bool, string) {
 		batch := make([]map[string]any, 20)
 		for i := range batch {
 			batch[i] = map[string]any{"message": strconv.Itoa(sent+i) + " " + big, "level": "INFO", "source": "flood"}
