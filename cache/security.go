@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/redis/rueidis"
 )
 
@@ -46,14 +46,7 @@ func (s *Security) Check() error {
 }
 
 func (s *Security) password() (string, error) {
-	if s.PasswordFile == "" {
-		return s.Password, nil
-	}
-	b, err := os.ReadFile(s.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("--redis-password-file: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return flagvalue.Secret(s.Password, s.PasswordFile, "redis-password-file")
 }
 
 // apply sets the TLS configuration and the credentials of every

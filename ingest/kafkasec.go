@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/logengine/logengine/configs/flagvalue"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -65,14 +66,7 @@ func (s *KafkaSecurity) validate(add func(flag, format string, args ...any)) {
 
 // password is the SASL password as it is now.
 func (s *KafkaSecurity) password() (string, error) {
-	if s.SASLPasswordFile == "" {
-		return s.SASLPassword, nil
-	}
-	b, err := os.ReadFile(s.SASLPasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("--kafka-sasl-password-file: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return flagvalue.Secret(s.SASLPassword, s.SASLPasswordFile, "kafka-sasl-password-file")
 }
 
 // clientOpts are the franz-go options of the security settings.

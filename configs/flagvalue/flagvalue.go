@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -116,3 +117,17 @@ func (p *Problems) NotNegative(values map[string]time.Duration) {
 func (p Problems) Err() error { return errors.Join(p...) }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// Secret is a secret as it is now: the first line of file when one is
+// named (read at each call, so a rotated secret is picked up), else value.
+// flag names the file's flag in an error.
+func Secret(value, file, flag string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--%s: %w", flag, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}

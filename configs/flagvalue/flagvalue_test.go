@@ -1,6 +1,8 @@
 package flagvalue_test
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -74,5 +76,21 @@ func TestProblemsNameTheFlag(t *testing.T) {
 	}
 	if strings.Contains(got, "a-size") {
 		t.Errorf("%q names a valid setting", got)
+	}
+}
+
+func TestSecret(t *testing.T) {
+	if got, err := flagvalue.Secret("inline", "", "x-file"); err != nil || got != "inline" {
+		t.Errorf("without a file: %q, %v", got, err)
+	}
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("s3cret\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := flagvalue.Secret("inline", file, "x-file"); err != nil || got != "s3cret" {
+		t.Errorf("with a file: %q, %v; want the file's line without its end", got, err)
+	}
+	if _, err := flagvalue.Secret("", file+".missing", "x-file"); err == nil || !strings.Contains(err.Error(), "--x-file") {
+		t.Errorf("missing file: %v, want an error naming --x-file", err)
 	}
 }

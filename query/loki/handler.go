@@ -376,21 +376,31 @@ func selectorParam(p url.Values, names ...string) (*LogExpr, error) {
 // allLogs is the selector of every log.
 func allLogs() *LogExpr { return &LogExpr{} }
 
+// selection reads the window and the optional stream selector of a
+// metadata request; without a selector, every log is selected.
+func (h *Handler) selection(c echo.Context, p url.Values) (*LogExpr, time.Time, time.Time, error) {
+	start, end, err := h.window(p)
+	if err != nil {
+		return nil, start, end, err
+	}
+	l, err := selectorParam(p, "query")
+	if err != nil {
+		return nil, start, end, fail(c, err)
+	}
+	if l == nil {
+		l = allLogs()
+	}
+	return l, start, end, nil
+}
+
 // labels answers the label names of the window. level and source are
 // always there; metadata labels are gathered by reading the window's logs,
 // at most --loki-max-scan of them, newest first.
 func (h *Handler) labels(c echo.Context) error {
 	p := params(c)
-	start, end, err := h.window(p)
+	l, start, end, err := h.selection(c, p)
 	if err != nil {
 		return err
-	}
-	l, err := selectorParam(p, "query")
-	if err != nil {
-		return fail(c, err)
-	}
-	if l == nil {
-		l = allLogs()
 	}
 	names := map[string]bool{}
 	if err := h.sample(c.Request().Context(), l, start, end, func(ls Labels) {
@@ -726,16 +736,9 @@ func (h *Handler) volumeRange(c echo.Context) error {
 // fields: detected_labels lists them.
 func (h *Handler) detectedFields(c echo.Context) error {
 	p := params(c)
-	start, end, err := h.window(p)
+	l, start, end, err := h.selection(c, p)
 	if err != nil {
 		return err
-	}
-	l, err := selectorParam(p, "query")
-	if err != nil {
-		return fail(c, err)
-	}
-	if l == nil {
-		l = allLogs()
 	}
 	type field struct {
 		values  map[string]bool
@@ -812,16 +815,9 @@ func fieldType(values map[string]bool) string {
 // cardinality, as Logs Drilldown asks for them.
 func (h *Handler) detectedLabels(c echo.Context) error {
 	p := params(c)
-	start, end, err := h.window(p)
+	l, start, end, err := h.selection(c, p)
 	if err != nil {
 		return err
-	}
-	l, err := selectorParam(p, "query")
-	if err != nil {
-		return fail(c, err)
-	}
-	if l == nil {
-		l = allLogs()
 	}
 	values := map[string]map[string]bool{}
 	if err := h.sample(c.Request().Context(), l, start, end, func(ls Labels) {
