@@ -118,7 +118,7 @@ func (w *pageWriter) add(e logs.Event) (bool, error) {
 	return true, nil
 }
 
-// pageFooter is the page object after its content, in PageJSON's order.
+// pageFooter is the page object after its content.
 type pageFooter struct {
 	TotalElements    int64  `json:"totalElements"`
 	TotalIsEstimate  bool   `json:"totalIsEstimate"`

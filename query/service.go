@@ -442,19 +442,11 @@ func NewLogJSON(e logs.Event) LogJSON {
 	}
 }
 
-// PageJSON is the tutorial's page object plus a keyset cursor.
+// PageJSON is the tutorial's page object plus a keyset cursor: the
+// content, then the fields a streamed page writes after it.
 type PageJSON struct {
-	Content          []LogJSON `json:"content"`
-	TotalElements    int64     `json:"totalElements"`
-	TotalIsEstimate  bool      `json:"totalIsEstimate"`
-	TotalPages       int64     `json:"totalPages"`
-	Size             int       `json:"size"`
-	Number           int       `json:"number"`
-	NumberOfElements int       `json:"numberOfElements"`
-	First            bool      `json:"first"`
-	Last             bool      `json:"last"`
-	Empty            bool      `json:"empty"`
-	NextCursor       string    `json:"nextCursor,omitempty"`
+	Content []LogJSON `json:"content"`
+	pageFooter
 }
 
 // encodeStats writes topSources as an object in count order, which a Go
