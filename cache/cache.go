@@ -157,6 +157,21 @@ func redisDown(err error) bool {
 		errors.Is(err, syscall.EPIPE)
 }
 
+// firstError is the first error among results, if any.
+func firstError(results []rueidis.RedisResult) error {
+	for _, res := range results {
+		if err := res.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isEOF reports a connection that was closed under the client.
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
 // Key builds a namespaced key of a kind ("search", "stats") from the parts
 // that identify a request; the parts are hashed to keep keys short. Each
 // part is length-prefixed before hashing, so no two lists of parts share
@@ -313,12 +328,17 @@ func (c *Cache) Invalidate(ctx context.Context, times []time.Time) error {
 				cl.B().Incr().Key(c.epochKey(h)).Build(),
 				cl.B().Pexpire().Key(c.epochKey(h)).Milliseconds(c.cfg.EpochTTL.Milliseconds()).Build())
 		}
-		for _, res := range cl.DoMulti(ctx, cmds...) {
-			if err := res.Error(); err != nil {
-				return err
+		// A connection that broke while Redis was away fails its next
+		// command (EOF) before the client reconnects: one more try on a
+		// fresh one. Increments done twice are harmless: epochs need
+		// only change.
+		var err error
+		for attempt := 0; attempt < 2; attempt++ {
+			if err = firstError(cl.DoMulti(ctx, cmds...)); !isEOF(err) {
+				break
 			}
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		c.bumpMissed.Store(true)

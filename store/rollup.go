@@ -256,13 +256,19 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block
 		}
 		cands = read
 	}
+	// Blocks not read whole yet are read in part: only the columns a
+	// count needs.
+	briefs := map[int64]*block.Reader{}
 	for i := 0; i < len(cands); i += fetchBlocks {
 		chunk := cands[i:min(i+fetchBlocks, len(cands))]
-		if err := s.readers(ctx, tx, cache, chunk); err != nil {
+		if err := s.briefReaders(ctx, tx, cache, briefs, chunk); err != nil {
 			return err
 		}
 		for _, cand := range chunk {
 			r := cache[cand.id]
+			if r == nil {
+				r = briefs[cand.id]
+			}
 			for _, rg := range ranges {
 				f := block.Filter{Start: rg.from, End: rg.to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
 				rows, err := r.Match(f)

@@ -151,6 +151,90 @@ func (s *Store) readers(ctx context.Context, tx pgx.Tx, cache map[int64]*block.R
 	return nil
 }
 
+// briefReaders makes, for each block of cs that cache does not hold whole,
+// a reader of only the columns Briefs and time, level and source filters
+// read: the block's header first, then those columns' bytes, a few
+// kilobytes of a block's two hundred. briefs receives them.
+func (s *Store) briefReaders(ctx context.Context, tx pgx.Tx, cache, briefs map[int64]*block.Reader, cs []candidate) error {
+	var mins []time.Time
+	var ids []int64
+	for _, c := range cs {
+		if cache[c.id] == nil && briefs[c.id] == nil {
+			mins, ids = append(mins, c.minTS), append(ids, c.id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT b.min_ts, b.id, substring(b.data FROM 1 FOR @head), length(b.data) FROM all_blocks b
+		WHERE (b.min_ts, b.id) IN (SELECT * FROM unnest(@mins::timestamptz[], @ids::bigint[]))`,
+		pgx.NamedArgs{"mins": mins, "ids": ids, "head": block.HeadBytes})
+	if err != nil {
+		return err
+	}
+	bufs := map[int64][]byte{}
+	var part struct {
+		mins       []time.Time
+		ids        []int64
+		offs, lens []int32
+	}
+	var (
+		minTS time.Time
+		id    int64
+		head  []byte
+		size  int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&minTS, &id, &head, &size}, func() error {
+		spans, err := block.BriefSpans(head, size)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", id, err)
+		}
+		buf := make([]byte, size)
+		copy(buf, head)
+		bufs[id] = buf
+		for _, sp := range spans {
+			part.mins, part.ids = append(part.mins, minTS), append(part.ids, id)
+			part.offs, part.lens = append(part.offs, int32(sp.Off)), append(part.lens, int32(sp.Len))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(part.ids) > 0 {
+		rows, err = tx.Query(ctx, `SELECT u.id, u.off, substring(b.data FROM u.off + 1 FOR u.len)
+			FROM unnest(@mins::timestamptz[], @ids::bigint[], @offs::int[], @lens::int[]) AS u(min_ts, id, off, len)
+			JOIN all_blocks b ON b.min_ts = u.min_ts AND b.id = u.id`,
+			pgx.NamedArgs{"mins": part.mins, "ids": part.ids, "offs": part.offs, "lens": part.lens})
+		if err != nil {
+			return err
+		}
+		var (
+			off   int
+			bytes []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &off, &bytes}, func() error {
+			buf := bufs[id]
+			if off < 0 || off+len(bytes) > len(buf) {
+				return fmt.Errorf("block %d: %d bytes at %d of %d", id, len(bytes), off, len(buf))
+			}
+			copy(buf[off:], bytes)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for id, buf := range bufs {
+		r, err := s.fresh.NewBriefReader(buf)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", id, err)
+		}
+		briefs[id] = r
+	}
+	return nil
+}
+
 // fetch reads the data of blocks.
 func fetch(ctx context.Context, tx pgx.Tx, cs []candidate) (map[int64][]byte, error) {
 	mins := make([]time.Time, len(cs))

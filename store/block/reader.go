@@ -22,6 +22,8 @@ type Reader struct {
 	c    *Codec
 	rows int
 	cols [numCols]colRef
+	// brief: only the columns of Briefs were fetched (NewBriefReader).
+	brief bool
 
 	micros  []int64
 	levels  []byte
@@ -106,6 +108,9 @@ func (r *Reader) Len() int { return r.rows }
 
 // column returns a column's decoded bytes; nil when it is absent.
 func (r *Reader) column(id int) ([]byte, error) {
+	if r.brief && id != colTime && id != colLevel && id != colSource {
+		return nil, corrupt("column %s was not fetched", colNames[id])
+	}
 	ref := r.cols[id]
 	if !ref.present || ref.rawLen == 0 {
 		return nil, nil
