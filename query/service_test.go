@@ -55,6 +55,9 @@ func openBehindProxy(t *testing.T) (*store.Store, *resiliencetest.Proxy) {
 func newCache(t *testing.T) *cache.Cache {
 	cfg := cache.DefaultConfig()
 	cfg.Prefix = "logengine-test:" + uuid.NewString() + ":"
+	// Redis stays up in these tests: a loaded machine must not turn a slow
+	// write into a miss the test did not expect.
+	cfg.Timeout = 5 * time.Second
 	c := cache.New(cfg, discard, prometheus.NewRegistry())
 	t.Cleanup(func() {
 		c.Close()
