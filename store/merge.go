@@ -111,7 +111,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 		}
 		events = sortedByKey(events)
 		var batch pgx.Batch
-		for _, n := range mergedSizes(len(events), s.cfg.Maintenance.MergeRows) {
+		for _, n := range mergedSizes(events, s.cfg.Maintenance.MergeRows) {
 			blk, err := s.merged.Encode(events[:n])
 			if err != nil {
 				return err
@@ -178,12 +178,17 @@ func (s *Store) freshBlocks(ctx context.Context, conn *pgx.Conn) ([]blockRef, er
 // mergedAmong lists the merged blocks of a partition that overlap [lo, hi],
 // and the last one before lo when it is not full yet, so that it grows.
 func (s *Store) mergedAmong(ctx context.Context, conn *pgx.Conn, period, lo, hi time.Time) ([]blockRef, error) {
-	args := pgx.NamedArgs{"pstart": period, "pend": period.Add(s.period), "lo": lo, "hi": hi, "target": s.cfg.Maintenance.MergeRows}
+	// A block is full at its row target, or once its compressed data
+	// passes a quarter of the raw bound (logs compress at least 4:1):
+	// growing it would rewrite megabytes for a few rows.
+	args := pgx.NamedArgs{"pstart": period, "pend": period.Add(s.period), "lo": lo, "hi": hi,
+		"target": s.cfg.Maintenance.MergeRows, "fullbytes": mergedBlockBytes / 4}
 	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count FROM log_blocks
 		WHERE merged AND min_ts >= @pstart AND min_ts < @pend AND min_ts <= @hi AND max_ts >= @lo
 		UNION
 		(SELECT min_ts, max_ts, id, row_count FROM log_blocks
 		 WHERE merged AND min_ts >= @pstart AND min_ts < @pend AND max_ts < @lo AND row_count < @target
+		   AND length(data) < @fullbytes
 		 ORDER BY max_ts DESC LIMIT 1)`, args)
 	if err != nil {
 		return nil, err

@@ -193,7 +193,7 @@ func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBl
 		direct := known && len(group) >= target/2
 		if direct {
 			sorted := sortedByKey(group)
-			for _, n := range mergedSizes(len(sorted), target) {
+			for _, n := range mergedSizes(sorted, target) {
 				blk, err := s.merged.Encode(sorted[:n])
 				if err != nil {
 					return nil, &DataError{Reason: err.Error()}
@@ -242,18 +242,39 @@ func sortedByKey(events []logs.Event) []logs.Event {
 	return out
 }
 
-// mergedSizes splits rows into merged blocks of target rows, but for a
-// remainder shorter than half the target, which would stay small: the
-// last block takes it instead.
-func mergedSizes(rows, target int) []int {
+// mergedBlockBytes bounds the raw bytes of a merged block as
+// Config.Maintenance.MergeRows bounds its rows: 5,000 logs of 60 kB would
+// make a block of 300 MB, which every merge into it would rewrite.
+const mergedBlockBytes = 16 << 20
+
+// rawSize is about how many bytes an event adds to a block before
+// compression.
+func rawSize(e *logs.Event) int {
+	return len(e.Message) + len(e.Metadata) + len(e.Source) + len(e.TraceID) + 32
+}
+
+// mergedSizes splits sorted events into merged blocks of target rows (or
+// mergedBlockBytes), but for a remainder shorter than half of either,
+// which would stay small: the last block takes it instead.
+func mergedSizes(events []logs.Event, target int) []int {
 	var sizes []int
-	for rows > 0 {
-		n := min(rows, target)
-		if rest := rows - n; rest > 0 && rest < target/2 {
-			n = rows
+	for len(events) > 0 {
+		n, bytes := 0, 0
+		for n < len(events) && n < target && (n == 0 || bytes+rawSize(&events[n]) <= mergedBlockBytes) {
+			bytes += rawSize(&events[n])
+			n++
+		}
+		if rest := len(events) - n; rest > 0 && rest < target/2 {
+			restBytes := 0
+			for i := n; i < len(events); i++ {
+				restBytes += rawSize(&events[i])
+			}
+			if bytes+restBytes <= mergedBlockBytes*3/2 {
+				n = len(events)
+			}
 		}
 		sizes = append(sizes, n)
-		rows -= n
+		events = events[n:]
 	}
 	return sizes
 }
