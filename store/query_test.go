@@ -343,3 +343,49 @@ func TestStats(t *testing.T) {
 		})
 	}
 }
+
+// A trace search over many blocks keeps exactly the rows of the trace,
+// whichever blocks' filters answer maybe.
+func TestSearchTraceAcrossBlocks(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	var want []logs.Event
+	for b := range 30 {
+		var batch []logs.Event
+		for i := range 50 {
+			e := withTrace(ev(base.Add(time.Duration(b*50+i)*time.Second), logs.LevelInfo, "api", fmt.Sprint("log ", b, " ", i)), fmt.Sprintf("t%04d", b*50+i))
+			if (b == 3 || b == 17) && i%10 == 0 {
+				e = withTrace(e, "wanted")
+				e.Message = "wanted " + e.Message
+				want = append(want, e)
+			}
+			batch = append(batch, e)
+		}
+		mustWrite(t, s, batch...)
+	}
+	for _, tc := range []struct {
+		name string
+		q    logs.Search
+		want int
+	}{
+		{"trace", logs.Search{TraceID: "wanted"}, len(want)},
+		{"trace and keyword", logs.Search{TraceID: "wanted", Keyword: "log 17"}, 5},
+		{"absent trace", logs.Search{TraceID: "absent"}, 0},
+	} {
+		q := tc.q
+		q.Start, q.End, q.Size, q.CountLimit = base, base.Add(time.Hour), 100, 1000
+		page, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(page.Events) != tc.want || page.Total != int64(tc.want) {
+			t.Errorf("%s: %d logs, total %d; want %d", tc.name, len(page.Events), page.Total, tc.want)
+		}
+		for _, e := range page.Events {
+			if e.TraceID != "wanted" {
+				t.Errorf("%s: log of trace %q", tc.name, e.TraceID)
+			}
+		}
+	}
+}
