@@ -1,11 +1,7 @@
 package elastic_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,22 +9,14 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/ingest/elastic"
-	"github.com/logengine/logengine/store/logs"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/logengine/logengine/ingest/ingesttest"
 )
-
-type downPublisher struct{}
-
-func (downPublisher) Publish(context.Context, []logs.Event, []ingest.DeadLetter, string) error {
-	return errors.New("kafka is down")
-}
 
 // When Kafka does not take the documents the shipper gets 429 with
 // Retry-After, which Elasticsearch clients retry.
 func TestUnavailableIs429(t *testing.T) {
-	h := ingest.NewHandler(ingest.DefaultHandlerConfig(), downPublisher{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	h := ingesttest.KafkaDownHandler()
 	e := echo.New()
 	elastic.NewHandler(elastic.DefaultConfig(), h).Register(e)
 	req := httptest.NewRequest(http.MethodPost, "/elastic/app/_bulk", strings.NewReader("{\"index\":{}}\n{\"message\":\"m\"}\n"))

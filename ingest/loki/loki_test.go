@@ -1,32 +1,20 @@
 package loki_test
 
 import (
-	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v4"
-	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/ingesttest"
 	"github.com/logengine/logengine/ingest/loki"
-	"github.com/logengine/logengine/store/logs"
-	"github.com/prometheus/client_golang/prometheus"
 )
-
-type downPublisher struct{}
-
-func (downPublisher) Publish(context.Context, []logs.Event, []ingest.DeadLetter, string) error {
-	return errors.New("kafka is down")
-}
 
 // When Kafka does not take the entries the shipper gets 503 with
 // Retry-After, which Promtail and Alloy retry.
 func TestUnavailableIs503(t *testing.T) {
-	h := ingest.NewHandler(ingest.DefaultHandlerConfig(), downPublisher{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	h := ingesttest.KafkaDownHandler()
 	e := echo.New()
 	loki.NewHandler(loki.DefaultConfig(), h).Register(e)
 	req := httptest.NewRequest(http.MethodPost, loki.Path, strings.NewReader(`{"streams":[{"stream":{"app":"a"},"values":[["1","x"]]}]}`))

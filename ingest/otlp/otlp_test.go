@@ -2,36 +2,24 @@ package otlp_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/labstack/echo/v4"
-	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/ingesttest"
 	"github.com/logengine/logengine/ingest/otlp"
 	"github.com/logengine/logengine/store/logs"
-	"github.com/prometheus/client_golang/prometheus"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-// downPublisher is Kafka refusing every record.
-type downPublisher struct{}
-
-func (downPublisher) Publish(context.Context, []logs.Event, []ingest.DeadLetter, string) error {
-	return errors.New("kafka is down")
-}
-
 // When Kafka does not take the records, the exporter gets 503 with
 // Retry-After and a google.rpc.Status, which OTLP exporters retry.
 func TestUnavailableIsRetryable(t *testing.T) {
-	h := ingest.NewHandler(ingest.DefaultHandlerConfig(), downPublisher{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	h := ingesttest.KafkaDownHandler()
 	e := echo.New()
 	otlp.NewHandler(h).Register(e)
 	body, _ := proto.Marshal(&collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{ScopeLogs: []*logspb.ScopeLogs{{
