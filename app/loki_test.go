@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -200,18 +198,7 @@ func TestLokiTailWebsocket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	u := "ws" + strings.TrimPrefix(p.gateway, "http") + "/loki/api/v1/tail?" + url.Values{"query": {`{source="ws"} |= "hello"`}}.Encode()
-	var conn *websocket.Conn
-	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
-		c, resp, err := websocket.Dial(ctx, u, nil)
-		if err != nil {
-			if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
-				return false, "tail not ready"
-			}
-			t.Fatalf("dial: %v", err)
-		}
-		conn = c
-		return true, ""
-	})
+	conn := dialTail(ctx, t, u, nil)
 	defer conn.CloseNow()
 	batch := []map[string]any{
 		{"message": "goodbye", "level": "INFO", "source": "ws"},
@@ -283,26 +270,10 @@ func TestLokiScanLimit(t *testing.T) {
 	}
 }
 
-// TestLokiTailWebsocketDropsASlowClient: a websocket client that does not
-// read is closed with "try again later" and the reason, once its buffer
-// is full, instead of growing the gateway's memory.
-func TestLokiTailWebsocketDropsASlowClient(t *testing.T) {
-	// No ping: the client does not read, so a ping would wait for its pong
-	// and end the stream before the buffer shows it slow (on a loaded
-	// machine the flood takes a while to reach the tail).
-	p := startPipeline(t, func(c *configs.Config) { c.Tail.Buffer = 2; c.Tail.PingInterval = time.Hour })
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	opts := &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}}
-	u := "ws" + strings.TrimPrefix(p.gateway, "http") + "/loki/api/v1/tail?" + url.Values{"query": {`{source="flood"}`}}.Encode()
+// dialTail opens Loki's tail websocket at u, waiting while the gateway's
+// tail is not ready yet (503).
+func dialTail(ctx context.Context, t *testing.T, u string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
 	var conn *websocket.Conn
 	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
 		c, resp, err := websocket.Dial(ctx, u, opts)
@@ -315,6 +286,22 @@ func TestLokiTailWebsocketDropsASlowClient(t *testing.T) {
 		conn = c
 		return true, ""
 	})
+	return conn
+}
+
+// TestLokiTailWebsocketDropsASlowClient: a websocket client that does not
+// read is closed with "try again later" and the reason, once its buffer
+// is full, instead of growing the gateway's memory.
+func TestLokiTailWebsocketDropsASlowClient(t *testing.T) {
+	// No ping: the client does not read, so a ping would wait for its pong
+	// and end the stream before the buffer shows it slow (on a loaded
+	// machine the flood takes a while to reach the tail).
+	p := startPipeline(t, func(c *configs.Config) { c.Tail.Buffer = 2; c.Tail.PingInterval = time.Hour })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPClient: tinyWindowClient()}
+	u := "ws" + strings.TrimPrefix(p.gateway, "http") + "/loki/api/v1/tail?" + url.Values{"query": {`{source="flood"}`}}.Encode()
+	conn := dialTail(ctx, t, u, opts)
 	defer conn.CloseNow()
 	conn.SetReadLimit(-1)
 	// Modest lines: enough to fill the socket's buffers in a few hundred,

@@ -33,6 +33,21 @@ type sseStream struct {
 // openTail subscribes to the pipeline's live tail, waiting for the tail
 // reader to be ready, and reads events in the background. client may set
 // a transport (nil: the default).
+// tinyWindowClient is an HTTP client whose connections have a 4 kB
+// receive buffer: a client that does not read soon stops the server's
+// writes.
+func tinyWindowClient() *http.Client {
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+}
+
 func openTail(t *testing.T, p *pipeline, query string, client *http.Client, read bool) *sseStream {
 	t.Helper()
 	if client == nil {
@@ -187,16 +202,7 @@ func TestLiveTailDropsASlowClient(t *testing.T) {
 	// A client with a tiny receive window that does not read: the server's
 	// writes block, the events wait in the subscription's buffer, and it
 	// overflows.
-	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	slow := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
-	s := openTail(t, p, "", slow, false)
+	s := openTail(t, p, "", tinyWindowClient(), false)
 	// Modest logs: enough to fill the socket's buffers in a few hundred,
 	// without flooding a loaded machine's pipeline with hundreds of MB.
 	big := strings.Repeat("x", 8000)
