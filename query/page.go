@@ -101,7 +101,7 @@ type pageWriter struct {
 // add writes e unless it would take the page past its bound; the first
 // log is always written, so that every page moves a cursor walk on.
 func (w *pageWriter) add(e logs.Event) (bool, error) {
-	b, err := marshal(NewLogJSON(e))
+	b, err := Marshal(NewLogJSON(e))
 	if err != nil {
 		return false, err
 	}
@@ -147,7 +147,7 @@ func (w *pageWriter) finish(q logs.Search, total int64, estimate bool, next *log
 	if next != nil {
 		f.NextCursor = encodeCursor(*next)
 	}
-	b, err := marshal(f)
+	b, err := Marshal(f)
 	if err != nil {
 		return nil, err
 	}

@@ -422,9 +422,9 @@ type LogJSON struct {
 	TraceID   string          `json:"traceId,omitempty"`
 }
 
-// marshal encodes v as JSON without HTML escaping, so messages and
+// Marshal encodes v as JSON without HTML escaping, so messages and
 // sources read as they were written ("<" stays "<", not "\u003c").
-func marshal(v any) ([]byte, error) {
+func Marshal(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -469,7 +469,7 @@ func encodeStats(q logs.Stats, r logs.StatsResult) ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		name, err := marshal(sc.Source)
+		name, err := Marshal(sc.Source)
 		if err != nil {
 			return nil, err
 		}
@@ -496,5 +496,5 @@ func encodeHistogram(q logs.Histogram, r logs.HistogramResult) ([]byte, error) {
 	for i, b := range r.Buckets {
 		out.Buckets[i] = bucketJSON{Time: timeKey(b.Time), Counts: b.Counts, Total: b.Total}
 	}
-	return marshal(out)
+	return Marshal(out)
 }

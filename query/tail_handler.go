@@ -111,7 +111,7 @@ func (h *TailHandler) sse(c echo.Context) error {
 			return nil
 		case <-sub.Done():
 			buf.WriteString("event: dropped\ndata: ")
-			reason, _ := marshal(map[string]string{"reason": sub.Reason()})
+			reason, _ := Marshal(map[string]string{"reason": sub.Reason()})
 			buf.Write(reason)
 			buf.WriteString("\n\n")
 			_ = write()
@@ -154,7 +154,7 @@ func appendSSE(buf *bytes.Buffer, sub *Subscription, it TailItem) error {
 	if !ok {
 		return nil
 	}
-	b, err := marshal(NewLogJSON(*e))
+	b, err := Marshal(NewLogJSON(*e))
 	if err != nil {
 		return err
 	}

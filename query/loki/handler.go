@@ -1,7 +1,6 @@
 package loki
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -163,20 +162,9 @@ func fail(c echo.Context, err error) error {
 	return err
 }
 
-// marshalNoEscape encodes v without HTML escaping, so lines read as written.
-func marshalNoEscape(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
 // writeJSON answers v without HTML escaping.
 func writeJSON(c echo.Context, v any) error {
-	b, err := marshalNoEscape(v)
+	b, err := query.Marshal(v)
 	if err != nil {
 		return err
 	}

@@ -139,5 +139,5 @@ func tailMessage(l *LogExpr, events []*logs.Event) ([]byte, error) {
 		}
 		s.Values = append(s.Values, [2]string{strconv.FormatInt(e.Timestamp.UnixNano(), 10), e.Message})
 	}
-	return marshalNoEscape(map[string]any{"streams": streams, "dropped_entries": nil})
+	return query.Marshal(map[string]any{"streams": streams, "dropped_entries": nil})
 }
