@@ -13,6 +13,7 @@ import (
 	"github.com/logengine/logengine/app/bench"
 	"github.com/logengine/logengine/app/loadtest"
 	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/spf13/cobra"
 )
 
@@ -89,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ef.StringVar(&exp.Keyword, "keyword", "", "only messages containing this, case-insensitively")
 	ef.StringVar(&exp.TraceID, "trace-id", "", "only this trace id")
 	ef.StringArrayVar(&exp.Meta, "meta", nil, "only logs whose metadata key has this value: key=value (repeatable)")
+	ef.StringSliceVar(&exp.Tenants, "tenant", []string{logs.DefaultTenant}, "the logs of these tenants (comma list); each line names its log's tenant")
 	root.AddCommand(
 		serve,
 		migrate,
@@ -119,6 +121,7 @@ func dlqCommand(cfg *configs.Config, stdout io.Writer) *cobra.Command {
 	}
 	cfg.RegisterDLQFlags(dlq.PersistentFlags())
 	dlq.PersistentFlags().StringVar(&opts.Reason, "reason", "", "only letters of this reason: validation, decode or store")
+	dlq.PersistentFlags().StringVar(&opts.Tenant, "tenant", "", "only letters of this tenant (replay keeps each letter's tenant)")
 	dlq.PersistentFlags().StringVar(&opts.Since, "since", "", "only letters written since this RFC 3339 time, or this long ago (24h)")
 	dlq.PersistentFlags().IntVar(&opts.Limit, "limit", 0, "at most this many letters (0 = all)")
 	dlq.PersistentFlags().BoolVar(&opts.JSON, "json", false, "print JSON instead of a table")

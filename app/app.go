@@ -409,6 +409,7 @@ func (a *App) initProducer() (started, error) {
 	hc := a.cfg.Ingest
 	// An event older than the store keeps would be deleted at once.
 	hc.Limits.Retention = a.cfg.Postgres.Maintenance.Retention
+	hc.TenantRetention = a.auth.TenantRetention
 	if a.broker != nil {
 		// The embedded broker keeps records in memory: what the consumer
 		// has not stored yet is bounded. The consumer module starts after
@@ -464,6 +465,8 @@ func (a *App) initConsumer() (started, error) {
 		return st, err
 	}
 	a.consumer = c
+	// The keys file's per-tenant retention, now and after each reload.
+	a.auth.OnTenantRetention(a.store.SetTenantRetention)
 	// Consumers keep the partitions; the store's lock lets one at a time.
 	st.runs = append(st.runs, c.Run, a.store.RunMaintenance, a.store.RunMerger)
 	health := []component{

@@ -16,11 +16,13 @@ import (
 
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/store/logs"
 )
 
 // DLQOptions are the flags of the dlq commands.
 type DLQOptions struct {
 	Reason string // validation, decode or store; "" = every reason
+	Tenant string // "" = every tenant
 	// Since is an RFC 3339 time, or a duration such as 24h meaning that
 	// long ago; "" = since the start of the topic.
 	Since string
@@ -113,6 +115,10 @@ func dlqSetup(cfg configs.Config, opts DLQOptions, now time.Time) ([]string, ing
 	if f.Reason != "" && !slices.Contains(dlqReasons(), f.Reason) {
 		errs = append(errs, fmt.Errorf("--reason: must be one of %s, not %q", strings.Join(dlqReasons(), ", "), opts.Reason))
 	}
+	f.Tenant = strings.TrimSpace(opts.Tenant)
+	if f.Tenant != "" && !logs.ValidTenant(f.Tenant) {
+		errs = append(errs, fmt.Errorf("--tenant: must be %s, not %q", logs.TenantRule, opts.Tenant))
+	}
 	since, err := parseDLQSince(opts.Since, now)
 	if err != nil {
 		errs = append(errs, err)
@@ -150,14 +156,14 @@ func dlqWriteLetters(out io.Writer, letters []ingest.DLQRecord) error {
 	counts := map[string]int{}
 	if len(letters) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tREASON\tSTAGE\tORIGIN\tSOURCE\tPREVIEW")
+		fmt.Fprintln(tw, "TIME\tTENANT\tREASON\tSTAGE\tORIGIN\tSOURCE\tPREVIEW")
 		for _, d := range letters {
 			source := dlqCell(d.Source)
 			if source == "" {
 				source = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-				dlqCell(d.Reason), dlqCell(d.Stage), dlqCell(d.Origin()), source, d.Preview)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+				dlqCell(d.Tenant), dlqCell(d.Reason), dlqCell(d.Stage), dlqCell(d.Origin()), source, d.Preview)
 			counts[d.Reason]++
 		}
 		if err := tw.Flush(); err != nil {

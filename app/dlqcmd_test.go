@@ -86,7 +86,7 @@ func TestDLQList(t *testing.T) {
 		t.Fatalf("plain listing has %d lines, want header, 3 letters and a summary:\n%s", len(lines), plain)
 	}
 	header := strings.Fields(lines[0])
-	if strings.Join(header, " ") != "TIME REASON STAGE ORIGIN SOURCE PREVIEW" {
+	if strings.Join(header, " ") != "TIME TENANT REASON STAGE ORIGIN SOURCE PREVIEW" {
 		t.Errorf("header %q", lines[0])
 	}
 	col := strings.Index(lines[0], "PREVIEW")
@@ -117,6 +117,8 @@ func TestDLQList(t *testing.T) {
 	}{
 		{"all", app.DLQOptions{JSON: true}, 3},
 		{"reason", app.DLQOptions{JSON: true, Reason: "Decode"}, 1},
+		{"tenant", app.DLQOptions{JSON: true, Tenant: "default"}, 3},
+		{"another tenant", app.DLQOptions{JSON: true, Tenant: "team-b"}, 0},
 		{"limit", app.DLQOptions{JSON: true, Limit: 2}, 2},
 		{"since a duration", app.DLQOptions{JSON: true, Since: "24h"}, 3},
 		{"since a time to come", app.DLQOptions{JSON: true, Since: time.Now().Add(time.Hour).Format(time.RFC3339)}, 0},

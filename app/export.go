@@ -23,6 +23,7 @@ type ExportOptions struct {
 	Keyword    string   // case-insensitive substring of the message
 	TraceID    string
 	Meta       []string // key=value, each required
+	Tenants    []string // whose logs; none: the default tenant's
 }
 
 // Export writes the selected logs to out as JSON lines, oldest first: the
@@ -77,6 +78,12 @@ func (o ExportOptions) search() (logs.Search, error) {
 		q.Levels = append(q.Levels, level)
 	}
 	q.Sources, q.Keyword, q.TraceID = o.Sources, o.Keyword, o.TraceID
+	for _, t := range o.Tenants {
+		if !logs.ValidTenant(t) {
+			return q, fmt.Errorf("--tenant: %q must be %s", t, logs.TenantRule)
+		}
+		q.Tenants = append(q.Tenants, t)
+	}
 	for _, m := range o.Meta {
 		k, v, ok := strings.Cut(m, "=")
 		if !ok || k == "" {

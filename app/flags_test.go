@@ -85,6 +85,7 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 		"elastic-trace-id-fields":      "tid",
 		"elastic-version":              "8.11.1",
 		"syslog-addr":                  "127.0.0.1:0",
+		"syslog-tenant":                "team-syslog",
 	}
 	defaults := configs.Default()
 	defaultFlags := pflag.NewFlagSet("defaults", pflag.ContinueOnError)

@@ -347,6 +347,9 @@ func (c *Consumer) process(ctx context.Context, records []*kgo.Record) error {
 	for _, r := range records {
 		pos := logs.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 		ev, err := event.Decode(r.Value)
+		if err == nil {
+			ev.Tenant, err = tenantOf(r)
+		}
 		if err != nil {
 			letters = append(letters, letterFrom(r, ReasonDecode, err))
 			batch.Consumed = append(batch.Consumed, pos)

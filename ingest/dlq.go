@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"fmt"
+	"github.com/logengine/logengine/store/logs"
 	"strconv"
 	"time"
 
@@ -17,6 +19,9 @@ const (
 	HeaderOrigPartition = "dlq.original.partition"
 	HeaderOrigOffset    = "dlq.original.offset"
 	HeaderCorrelationID = "correlation-id"
+	// HeaderTenant names the tenant a record's log (or letter) belongs
+	// to; a record without one is the default tenant's.
+	HeaderTenant = "tenant"
 	// HeaderReplayOf marks a record replayed from the DLQ, and the letter
 	// it becomes if it is refused again, with the letter it was replayed
 	// from (dlq-topic/partition@offset).
@@ -47,6 +52,8 @@ type DeadLetter struct {
 	CorrelationID string
 	// ReplayOf is the letter this one's record was replayed from, if any.
 	ReplayOf string
+	// Tenant owns the letter; "" is the default tenant.
+	Tenant string
 }
 
 func (d DeadLetter) record(topic string, now time.Time) *kgo.Record {
@@ -59,6 +66,7 @@ func (d DeadLetter) record(topic string, now time.Time) *kgo.Record {
 		{Key: HeaderError, Value: []byte(errText)},
 		{Key: HeaderStage, Value: []byte(d.Stage)},
 		{Key: HeaderTime, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
+		{Key: HeaderTenant, Value: []byte(logs.TenantOrDefault(d.Tenant))},
 	}
 	if d.HasOrigin {
 		headers = append(headers,
@@ -82,7 +90,21 @@ func letterFrom(r *kgo.Record, reason string, err error) DeadLetter {
 		Value: r.Value, Key: r.Key, Reason: reason, Err: err.Error(), Stage: "consumer",
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, HasOrigin: true,
 		CorrelationID: header(r, HeaderCorrelationID), ReplayOf: header(r, HeaderReplayOf),
+		Tenant: recordTenant(r),
 	}
+}
+
+// recordTenant is the tenant a record's header names, or the default.
+func recordTenant(r *kgo.Record) string { return logs.TenantOrDefault(header(r, HeaderTenant)) }
+
+// tenantOf is the tenant of a log topic's record; a header that cannot
+// name a tenant (a record not written by logengine) is an error.
+func tenantOf(r *kgo.Record) (string, error) {
+	t := recordTenant(r)
+	if !logs.ValidTenant(t) {
+		return "", fmt.Errorf("record header %s %q: a tenant must be %s", HeaderTenant, t, logs.TenantRule)
+	}
+	return t, nil
 }
 
 func header(r *kgo.Record, key string) string {

@@ -86,6 +86,8 @@ type DLQFilter struct {
 	// Reason keeps the letters of one reason (validation, decode, store);
 	// empty keeps all.
 	Reason string
+	// Tenant keeps the letters of one tenant; empty keeps all.
+	Tenant string
 	// Since keeps the letters written at or after it (by the dlq.time
 	// header, else the record timestamp); zero keeps all.
 	Since time.Time
@@ -101,6 +103,7 @@ type DLQFilter struct {
 type DLQRecord struct {
 	Partition     int32     `json:"partition"`
 	Offset        int64     `json:"offset"`
+	Tenant        string    `json:"tenant"`
 	Time          time.Time `json:"time"` // dlq.time, else the record timestamp
 	Reason        string    `json:"reason"`
 	Error         string    `json:"error"`
@@ -234,7 +237,7 @@ func decodeLetter(r *kgo.Record) DLQRecord {
 		Reason: header(r, HeaderReason), Error: header(r, HeaderError), Stage: header(r, HeaderStage),
 		OrigTopic: header(r, HeaderOrigTopic), OrigPartition: -1, OrigOffset: -1,
 		CorrelationID: header(r, HeaderCorrelationID), ReplayOf: header(r, HeaderReplayOf),
-		Preview: letterPreview(r.Value), Value: r.Value,
+		Preview: letterPreview(r.Value), Value: r.Value, Tenant: recordTenant(r),
 	}
 	if t, err := time.Parse(time.RFC3339Nano, header(r, HeaderTime)); err == nil {
 		d.Time = t.UTC()
@@ -284,6 +287,9 @@ func letterPreview(v []byte) string {
 func filterLetters(all []DLQRecord, f DLQFilter) []DLQRecord {
 	out := all[:0]
 	for _, d := range all {
+		if f.Tenant != "" && d.Tenant != f.Tenant {
+			continue
+		}
 		if f.Reason != "" && !strings.EqualFold(d.Reason, f.Reason) {
 			continue
 		}
@@ -445,9 +451,13 @@ func replayRecord(ns uuid.UUID, dlqTopic string, d DLQRecord, lim event.Limits) 
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	r := &kgo.Record{Key: []byte(ev.Source), Value: value}
+	if !logs.ValidTenant(d.Tenant) {
+		return nil, fmt.Errorf("header %s %q: a tenant must be %s", HeaderTenant, d.Tenant, logs.TenantRule)
+	}
+	// The replayed log stays its tenant's.
+	r := &kgo.Record{Key: []byte(ev.Source), Value: value, Headers: []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte(d.Tenant)}}}
 	if d.CorrelationID != "" {
-		r.Headers = []kgo.RecordHeader{{Key: HeaderCorrelationID, Value: []byte(d.CorrelationID)}}
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderCorrelationID, Value: []byte(d.CorrelationID)})
 	}
 	return r, nil
 }

@@ -45,6 +45,10 @@ type HandlerConfig struct {
 	// Unstored counts the records accepted but not stored yet; nil when
 	// the broker keeps them on disk. Set by the caller, not a flag.
 	Unstored func() int64
+	// TenantRetention, when set, is the retention of the tenants whose
+	// retention differs from Limits.Retention (the keys file's). Set by
+	// the caller, not a flag.
+	TenantRetention func() map[string]time.Duration
 }
 
 // DefaultHandlerConfig holds the limits API.md documents.
@@ -118,7 +122,7 @@ func (h *Handler) postOne(c echo.Context) error {
 		return herr
 	}
 	cid := c.Response().Header().Get(echo.HeaderXCorrelationID)
-	ev, err := event.Parse(body, h.defaults(c, cid), h.cfg.Limits)
+	ev, err := event.Parse(body, h.defaults(c, cid), h.limits(c.Request().Context()))
 	if err != nil {
 		var inv event.Invalid
 		errors.As(err, &inv)
@@ -155,7 +159,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 	}
 	cid := c.Response().Header().Get(echo.HeaderXCorrelationID)
 	// One pass: each element is parsed as the array is checked.
-	batch, err := event.ParseBatch(trimmed, h.defaults(c, cid), h.cfg.Limits, h.cfg.MaxBatchEvents)
+	batch, err := event.ParseBatch(trimmed, h.defaults(c, cid), h.limits(c.Request().Context()), h.cfg.MaxBatchEvents)
 	if err != nil {
 		h.metrics.Rejected.WithLabelValues("malformed").Inc()
 		return c.JSON(http.StatusBadRequest, apiError{Error: "malformed JSON array: " + err.Error()})
@@ -282,12 +286,34 @@ func (u *Unavailable) RetryAfterSeconds() string {
 	return fmt.Sprint(int(u.RetryAfter.Seconds() + 0.5))
 }
 
-// publishWait hands the events to Kafka and waits for its acknowledgement;
-// a non-nil answer means they were not accepted.
+// limits are the validation limits of a request acting for ctx's tenant:
+// its retention may differ.
+func (h *Handler) limits(ctx context.Context) event.Limits {
+	lim := h.cfg.Limits
+	if h.cfg.TenantRetention != nil {
+		if d, ok := h.cfg.TenantRetention()[logs.TenantFrom(ctx)]; ok {
+			lim.Retention = d
+		}
+	}
+	return lim
+}
+
+// publishWait hands the events and letters to Kafka, as ctx's tenant's,
+// and waits for its acknowledgement; a non-nil answer means they were not
+// accepted.
 func (h *Handler) publishWait(ctx context.Context, events []logs.Event, letters []DeadLetter, cid string) *Unavailable {
 	start := h.now()
+	tenant := logs.TenantFrom(ctx)
+	label := metrics.TenantLabel(ctx, tenant)
+	for i := range events {
+		events[i].Tenant = tenant
+	}
+	for i := range letters {
+		letters[i].Tenant = tenant
+	}
 	if h.cfg.Unstored != nil {
 		if n := h.cfg.Unstored(); n > h.cfg.MaxUnstored {
+			h.metrics.TenantEvents.WithLabelValues(label, "failed").Add(float64(len(events)))
 			h.metrics.Failed.Add(float64(len(events)))
 			return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: fmt.Sprintf(
 				"the store is behind: %d accepted records are not stored yet (--max-unstored-records %d); the log events were not accepted, retry later",
@@ -295,6 +321,7 @@ func (h *Handler) publishWait(ctx context.Context, events []logs.Event, letters 
 		}
 	}
 	if err := h.pub.Publish(ctx, events, letters, cid); err != nil {
+		h.metrics.TenantEvents.WithLabelValues(label, "failed").Add(float64(len(events)))
 		h.metrics.Failed.Add(float64(len(events)))
 		h.logger.Warn("kafka did not take events", "err", err, "events", len(events), "correlation_id", cid)
 		msg := "Kafka did not acknowledge the log events in time; they were not accepted, retry later (with the same ids to avoid duplicates)"
@@ -303,6 +330,8 @@ func (h *Handler) publishWait(ctx context.Context, events []logs.Event, letters 
 		}
 		return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: msg}
 	}
+	h.metrics.TenantEvents.WithLabelValues(label, "accepted").Add(float64(len(events)))
+	h.metrics.TenantEvents.WithLabelValues(label, "rejected").Add(float64(len(letters)))
 	h.metrics.Sent.Add(float64(len(events)))
 	h.metrics.AcceptDuration.Observe(h.now().Sub(start).Seconds())
 	return nil

@@ -44,13 +44,14 @@ func (h *Handler) Accept(ctx context.Context, protocol string, drafts []event.Dr
 			"the request has %d log events, more than the limit of %d (--max-batch-events); send smaller batches", len(drafts), h.cfg.MaxBatchEvents)}
 	}
 	def := event.Defaults{Now: h.now()}
+	limits := h.limits(ctx)
 	events := make([]logs.Event, 0, len(drafts))
 	var (
 		letters []DeadLetter
 		out     Outcome
 	)
 	for i := range drafts {
-		ev, raw, err := event.ParseDraft(&drafts[i], def, h.cfg.Limits)
+		ev, raw, err := event.ParseDraft(&drafts[i], def, limits)
 		if err != nil {
 			inv, _ := err.(event.Invalid)
 			h.reject(inv)

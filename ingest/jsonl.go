@@ -26,7 +26,7 @@ func (h *Handler) postJSONLines(c echo.Context) error {
 		return herr
 	}
 	cid := CorrelationID(c)
-	def := h.defaults(c, cid)
+	def, lim := h.defaults(c, cid), h.limits(c.Request().Context())
 	var (
 		events  []logs.Event
 		letters []DeadLetter
@@ -43,7 +43,7 @@ func (h *Handler) postJSONLines(c echo.Context) error {
 		if n > h.cfg.MaxBatchEvents {
 			continue // counted, to say how many there are
 		}
-		ev, err := event.Parse(line, def, h.cfg.Limits)
+		ev, err := event.Parse(line, def, lim)
 		if err != nil {
 			var inv event.Invalid
 			errors.As(err, &inv)

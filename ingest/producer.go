@@ -98,7 +98,8 @@ func NewProducer(cfg ProducerConfig, kafka KafkaConfig, logger *slog.Logger, reg
 }
 
 // Publish produces the events (keyed by source, so one source keeps its
-// order) and the dead letters, and waits for all acknowledgements. An error
+// order) and the dead letters, and waits for all acknowledgements. The
+// events are one tenant's. An error
 // means some records may not be stored: the caller must not report success.
 func (p *Producer) Publish(ctx context.Context, events []logs.Event, letters []DeadLetter, correlationID string) error {
 	if len(events) == 0 && len(letters) == 0 {
@@ -140,8 +141,9 @@ func (p *Producer) eventRecords(ctx context.Context, records []*kgo.Record, even
 	// The headers are the same for every record of the request: the
 	// correlation id and the trace context, injected once.
 	var proto kgo.Record
+	proto.Headers = []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte(logs.TenantOrDefault(events[0].Tenant))}}
 	if correlationID != "" {
-		proto.Headers = []kgo.RecordHeader{{Key: HeaderCorrelationID, Value: []byte(correlationID)}}
+		proto.Headers = append(proto.Headers, kgo.RecordHeader{Key: HeaderCorrelationID, Value: []byte(correlationID)})
 	}
 	propagation.TraceContext{}.Inject(ctx, recordCarrier{&proto})
 	nh := len(proto.Headers)

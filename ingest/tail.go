@@ -84,7 +84,11 @@ func (r *TailReader) Tail(ctx context.Context, ready func(), deliver func([]logs
 		events := make([]logs.Event, 0, fetches.NumRecords())
 		positions := make([]logs.Position, 0, fetches.NumRecords())
 		fetches.EachRecord(func(rec *kgo.Record) {
-			if e, err := event.Decode(rec.Value); err == nil {
+			e, err := event.Decode(rec.Value)
+			if err == nil {
+				e.Tenant, err = tenantOf(rec)
+			}
+			if err == nil {
 				events = append(events, e)
 				positions = append(positions, logs.Position{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset})
 			}

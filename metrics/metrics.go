@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -61,6 +62,34 @@ func LatencyBuckets() []float64 {
 	return []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 }
 
+// Tenant label values that are not a tenant's name.
+const (
+	// TenantOther counts the tenants no key names (a tenant an admin's
+	// X-Scope-OrgID chose): the label's values stay as many as the keys
+	// file's tenants, whatever clients send.
+	TenantOther = "_other"
+	// TenantMany counts the queries across several tenants.
+	TenantMany = "_many"
+)
+
+type tenantLabelKey struct{}
+
+// WithTenantLabel returns ctx carrying the tenant label value its
+// request's metrics use (see TenantOther).
+func WithTenantLabel(ctx context.Context, label string) context.Context {
+	return context.WithValue(ctx, tenantLabelKey{}, label)
+}
+
+// TenantLabel is the tenant label value ctx carries, or tenant when it
+// carries none (a request not through the API keys' check, such as the
+// syslog listener's, whose tenant is configured, so bounded).
+func TenantLabel(ctx context.Context, tenant string) string {
+	if l, ok := ctx.Value(tenantLabelKey{}).(string); ok && l != "" {
+		return l
+	}
+	return tenant
+}
+
 // Producer holds the ingest metrics, with the tutorial's names.
 type Producer struct {
 	Received       prometheus.Counter     // events in valid requests
@@ -73,6 +102,9 @@ type Producer struct {
 	// loki, elastic, jsonl, syslog) by outcome: accepted, rejected (to
 	// the DLQ) or failed (Kafka did not take them).
 	ProtocolEvents *prometheus.CounterVec
+	// TenantEvents counts the events by tenant (a bounded label, see
+	// TenantLabel) and outcome: accepted, rejected or failed.
+	TenantEvents *prometheus.CounterVec
 }
 
 // NewProducer registers the producer's metrics.
@@ -87,6 +119,9 @@ func NewProducer(reg prometheus.Registerer) *Producer {
 		ProtocolEvents: counterVec(reg, "logs_protocol_events_total",
 			"Log events of the ingest protocols (otlp, loki, elastic, jsonl, syslog), by protocol and outcome (accepted, rejected, failed).",
 			"protocol", "outcome"),
+		TenantEvents: counterVec(reg, "logs_tenant_events_total",
+			"Log events by tenant (the keys' tenants by name, others as _other) and outcome (accepted, rejected, failed).",
+			"tenant", "outcome"),
 	}
 	// Every series exists from the start: a protocol nobody used yet
 	// reads 0, not "no data", and rate() sees its first events.
@@ -199,6 +234,9 @@ func NewDLQ(reg prometheus.Registerer) *DLQ {
 type Query struct {
 	Queries  *prometheus.CounterVec // by endpoint
 	Duration *prometheus.HistogramVec
+	// TenantQueries counts the queries by tenant (a bounded label, see
+	// TenantLabel) and endpoint.
+	TenantQueries *prometheus.CounterVec
 }
 
 // NewQuery registers the query metrics.
@@ -208,6 +246,8 @@ func NewQuery(reg prometheus.Registerer) *Query {
 		Duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "log_query_duration_seconds", Help: "Time to answer a log query, by endpoint.", Buckets: LatencyBuckets(),
 		}, []string{"endpoint"})),
+		TenantQueries: counterVec(reg, "log_tenant_queries_total",
+			"Log queries by tenant (the keys' tenants by name, others as _other, several as _many) and endpoint.", "tenant", "endpoint"),
 	}
 }
 

@@ -208,6 +208,7 @@ func requestContext(c echo.Context) context.Context {
 
 func (h *Handler) answer(c echo.Context, endpoint string, start time.Time, body []byte, status string, err error) error {
 	h.metrics.Queries.WithLabelValues(endpoint).Inc()
+	h.metrics.TenantQueries.WithLabelValues(metrics.TenantLabel(c.Request().Context(), metrics.TenantOther), endpoint).Inc()
 	defer func() { h.metrics.Duration.WithLabelValues(endpoint).Observe(h.now().Sub(start).Seconds()) }()
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {

@@ -29,7 +29,7 @@ const pageFooterReserve = 512
 // it comes; when the next log would pass the bound the page ends there,
 // with a nextCursor after its last log, exactly as a full page ends.
 func (s *Service) boundedPage(ctx context.Context, q logs.Search) ([]byte, error) {
-	w := pageWriter{max: s.cfg.MaxResponseBytes}
+	w := pageWriter{max: s.cfg.MaxResponseBytes, showTenant: len(q.Tenants) > 1}
 	w.buf.WriteString(`{"content":[`)
 	first := q
 	first.Size = min(q.Size, fetchChunk)
@@ -96,11 +96,16 @@ type pageWriter struct {
 	n       int         // logs written
 	last    logs.Cursor // of the last log written
 	largest int         // bytes of the largest log written
+	// showTenant names each log's tenant: the page is of several.
+	showTenant bool
 }
 
 // add writes e unless it would take the page past its bound; the first
 // log is always written, so that every page moves a cursor walk on.
 func (w *pageWriter) add(e logs.Event) (bool, error) {
+	if !w.showTenant {
+		e.Tenant = ""
+	}
 	b, err := Marshal(NewLogJSON(e))
 	if err != nil {
 		return false, err

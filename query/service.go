@@ -186,6 +186,9 @@ func (s *Service) BreakerState() string { return s.breaker.State() }
 
 // Search answers a search with its encoded JSON page and the cache status.
 func (s *Service) Search(ctx context.Context, q logs.Search) ([]byte, string, error) {
+	if len(q.Tenants) == 0 {
+		q.Tenants = logs.TenantsFrom(ctx)
+	}
 	// Cursor pages of a walk are not kept for outages: worth little, and a
 	// long walk would fill Redis with them.
 	keepStale := q.After == nil
@@ -197,6 +200,9 @@ func (s *Service) Search(ctx context.Context, q logs.Search) ([]byte, string, er
 
 // Stats answers a statistics request with its encoded JSON body.
 func (s *Service) Stats(ctx context.Context, q logs.Stats) ([]byte, string, error) {
+	if len(q.Tenants) == 0 {
+		q.Tenants = logs.TenantsFrom(ctx)
+	}
 	return s.cached(ctx, "stats", true, q.Start, q.End, statsKey(q), func(ctx context.Context) ([]byte, error) {
 		res, err := s.store.Stats(ctx, q)
 		if err != nil {
@@ -208,6 +214,9 @@ func (s *Service) Stats(ctx context.Context, q logs.Stats) ([]byte, string, erro
 
 // Histogram answers a histogram request with its encoded JSON body.
 func (s *Service) Histogram(ctx context.Context, q logs.Histogram) ([]byte, string, error) {
+	if len(q.Tenants) == 0 {
+		q.Tenants = logs.TenantsFrom(ctx)
+	}
 	return s.cached(ctx, "histogram", true, q.Start, q.End, histogramKey(q), func(ctx context.Context) ([]byte, error) {
 		res, err := s.store.Histogram(ctx, q)
 		if err != nil {
@@ -368,7 +377,7 @@ func searchKey(q logs.Search) []string {
 		cursor = encodeCursor(*q.After)
 	}
 	return []string{
-		timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources),
+		listKey(q.Tenants), timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources),
 		strings.ToLower(q.Keyword), q.TraceID, strconv.Itoa(q.Page), strconv.Itoa(q.Size),
 		cursor, strconv.FormatBool(q.Asc), strconv.Itoa(q.CountLimit), metaKey(q.Meta),
 	}
@@ -400,7 +409,7 @@ func histogramKey(q logs.Histogram) []string {
 	for i, l := range q.Levels {
 		levels[i] = string(l)
 	}
-	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), q.Interval.String()}
+	return []string{listKey(q.Tenants), timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), q.Interval.String()}
 }
 
 func statsKey(q logs.Stats) []string {
@@ -408,7 +417,7 @@ func statsKey(q logs.Stats) []string {
 	for i, l := range q.Levels {
 		levels[i] = string(l)
 	}
-	return []string{timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), strconv.Itoa(q.Top)}
+	return []string{listKey(q.Tenants), timeKey(q.Start), timeKey(q.End), strings.Join(levels, ","), listKey(q.Sources), strconv.Itoa(q.Top)}
 }
 
 // LogJSON is one log as the API returns it.
@@ -420,6 +429,8 @@ type LogJSON struct {
 	Message   string          `json:"message"`
 	Metadata  json.RawMessage `json:"metadata,omitempty"`
 	TraceID   string          `json:"traceId,omitempty"`
+	// Tenant is shown only in answers across tenants.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Marshal encodes v as JSON without HTML escaping, so messages and
@@ -438,7 +449,7 @@ func Marshal(v any) ([]byte, error) {
 func NewLogJSON(e logs.Event) LogJSON {
 	return LogJSON{
 		ID: e.ID.String(), Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano), LogLevel: e.Level,
-		Source: e.Source, Message: e.Message, Metadata: e.Metadata, TraceID: e.TraceID,
+		Source: e.Source, Message: e.Message, Metadata: e.Metadata, TraceID: e.TraceID, Tenant: e.Tenant,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -150,16 +151,22 @@ type Subscription struct {
 	reason   string // set before done closes
 	protocol string
 	tail     *Tail
+	// showTenant: the stream is of several tenants, and names each log's.
+	showTenant bool
 }
 
 // Subscribe starts a stream of the events match accepts that reach the
-// log topic from this moment on. match runs on the tail's goroutine, one
-// event at a time.
+// log topic from this moment on, of the tenants ctx carries. match runs
+// on the tail's goroutine, one event at a time.
 func (t *Tail) Subscribe(ctx context.Context, protocol string, match func(*logs.Event) bool) (*Subscription, error) {
 	if t.src == nil {
 		return nil, ErrTailOff
 	}
-	s := &Subscription{match: match, events: make(chan TailItem, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t}
+	tenants := logs.TenantsFrom(ctx)
+	ofTenants := func(e *logs.Event) bool {
+		return slices.Contains(tenants, logs.TenantOrDefault(e.Tenant)) && match(e)
+	}
+	s := &Subscription{showTenant: len(tenants) > 1, match: ofTenants, events: make(chan TailItem, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t}
 	if err := t.add(s); err != nil {
 		return nil, err
 	}

@@ -154,7 +154,11 @@ func appendSSE(buf *bytes.Buffer, sub *Subscription, it TailItem) error {
 	if !ok {
 		return nil
 	}
-	b, err := Marshal(NewLogJSON(*e))
+	j := NewLogJSON(*e)
+	if !sub.showTenant {
+		j.Tenant = ""
+	}
+	b, err := Marshal(j)
 	if err != nil {
 		return err
 	}

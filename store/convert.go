@@ -86,7 +86,7 @@ func (s *Store) convertPartition(ctx context.Context, name string) (int, error) 
 				if err != nil {
 					return err
 				}
-				queueBlock(&batch, blk, true)
+				queueBlock(&batch, blk, true, logs.DefaultTenant)
 				events = events[k:]
 			}
 			batch.Queue("DELETE FROM "+table+" WHERE (ts, id) <= ($1, $2)", last.Timestamp, last.ID)

@@ -18,7 +18,7 @@ import (
 func (s *Store) Export(ctx context.Context, q logs.Search, fn func(logs.Event) error) error {
 	f := block.SearchFilter(q)
 	return s.read(ctx, func(tx pgx.Tx) error {
-		cands, err := s.candidates(ctx, tx, f, true, nil)
+		cands, err := s.candidates(ctx, tx, q.Tenants, f, true, nil)
 		if err != nil {
 			return err
 		}
@@ -50,6 +50,9 @@ func (s *Store) Export(ctx context.Context, q logs.Search, fn func(logs.Event) e
 				events, err := r.Events(rows)
 				if err != nil {
 					return fmt.Errorf("block %d: %w", c.id, err)
+				}
+				for j := range events {
+					events[j].Tenant = c.tenant
 				}
 				pending = append(pending, events...)
 			}

@@ -28,6 +28,7 @@ type blockRef struct {
 	minTS, maxTS time.Time
 	id           int64
 	rows         int
+	tenant       string
 }
 
 // RunMerger merges fresh blocks into large, time-ordered ones every
@@ -82,7 +83,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 	if err != nil || len(fresh) == 0 {
 		return 0, err
 	}
-	period := s.periodOf(fresh[0].minTS)
+	period, tenant := s.periodOf(fresh[0].minTS), fresh[0].tenant
 	if err := s.ensureDays(ctx, conn.Conn(), []time.Time{period}); err != nil {
 		return 0, err
 	}
@@ -91,7 +92,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 		lo, hi = minTime(lo, b.minTS), maxTime(hi, b.maxTS)
 	}
 	inputs := slices.Clone(fresh)
-	old, err := s.mergedAmong(ctx, conn.Conn(), period, lo, hi)
+	old, err := s.mergedAmong(ctx, conn.Conn(), tenant, period, lo, hi)
 	if err != nil {
 		return 0, err
 	}
@@ -116,7 +117,7 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			queueBlock(&batch, blk, true)
+			queueBlock(&batch, blk, true, tenant)
 			events = events[n:]
 			written++
 		}
@@ -150,10 +151,10 @@ func (s *Store) MergeOnce(ctx context.Context) (int, error) {
 	return len(fresh), nil
 }
 
-// freshBlocks lists the oldest partition's fresh blocks, oldest first, as
-// many as one merge takes.
+// freshBlocks lists the oldest partition's fresh blocks of one tenant (the
+// oldest block's), oldest first, as many as one merge takes.
 func (s *Store) freshBlocks(ctx context.Context, conn *pgx.Conn) ([]blockRef, error) {
-	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count FROM log_blocks_fresh
+	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count, tenant FROM log_blocks_fresh
 		ORDER BY min_ts, id LIMIT 1000`)
 	if err != nil {
 		return nil, err
@@ -166,6 +167,9 @@ func (s *Store) freshBlocks(ctx context.Context, conn *pgx.Conn) ([]blockRef, er
 	var out []blockRef
 	total := 0
 	for _, b := range all {
+		if b.tenant != all[0].tenant {
+			continue // merged on a later pass
+		}
 		if !s.periodOf(b.minTS).Equal(period) || (len(out) > 0 && total+b.rows > mergeMaxInputRows) {
 			break
 		}
@@ -175,19 +179,19 @@ func (s *Store) freshBlocks(ctx context.Context, conn *pgx.Conn) ([]blockRef, er
 	return out, nil
 }
 
-// mergedAmong lists the merged blocks of a partition that overlap [lo, hi],
+// mergedAmong lists the merged blocks of a tenant in a partition that overlap [lo, hi],
 // and the last one before lo when it is not full yet, so that it grows.
-func (s *Store) mergedAmong(ctx context.Context, conn *pgx.Conn, period, lo, hi time.Time) ([]blockRef, error) {
+func (s *Store) mergedAmong(ctx context.Context, conn *pgx.Conn, tenant string, period, lo, hi time.Time) ([]blockRef, error) {
 	// A block is full at its row target, or once its compressed data
 	// passes a quarter of the raw bound (logs compress at least 4:1):
 	// growing it would rewrite megabytes for a few rows.
-	args := pgx.NamedArgs{"pstart": period, "pend": period.Add(s.period), "lo": lo, "hi": hi,
+	args := pgx.NamedArgs{"tenant": tenant, "pstart": period, "pend": period.Add(s.period), "lo": lo, "hi": hi,
 		"target": s.cfg.Maintenance.MergeRows, "fullbytes": mergedBlockBytes / 4}
-	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count FROM log_blocks
-		WHERE merged AND min_ts >= @pstart AND min_ts < @pend AND min_ts <= @hi AND max_ts >= @lo
+	rows, err := conn.Query(ctx, `SELECT min_ts, max_ts, id, row_count, tenant FROM log_blocks
+		WHERE merged AND tenant = @tenant AND min_ts >= @pstart AND min_ts < @pend AND min_ts <= @hi AND max_ts >= @lo
 		UNION
-		(SELECT min_ts, max_ts, id, row_count FROM log_blocks
-		 WHERE merged AND min_ts >= @pstart AND min_ts < @pend AND max_ts < @lo AND row_count < @target
+		(SELECT min_ts, max_ts, id, row_count, tenant FROM log_blocks
+		 WHERE merged AND tenant = @tenant AND min_ts >= @pstart AND min_ts < @pend AND max_ts < @lo AND row_count < @target
 		   AND length(data) < @fullbytes
 		 ORDER BY max_ts DESC LIMIT 1)`, args)
 	if err != nil {
@@ -199,7 +203,7 @@ func (s *Store) mergedAmong(ctx context.Context, conn *pgx.Conn, period, lo, hi 
 func collectRefs(rows pgx.Rows) ([]blockRef, error) {
 	var out []blockRef
 	var b blockRef
-	_, err := pgx.ForEachRow(rows, []any{&b.minTS, &b.maxTS, &b.id, &b.rows}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&b.minTS, &b.maxTS, &b.id, &b.rows, &b.tenant}, func() error {
 		out = append(out, b)
 		return nil
 	})

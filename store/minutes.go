@@ -74,6 +74,7 @@ func (c *minuteCells) add(b []byte) error {
 // minuteKey names one row of the minute rollups; hour is in Unix seconds,
 // so that keys compare whatever the time's location or encoding.
 type minuteKey struct {
+	tenant string
 	hour   int64
 	source string
 }
@@ -92,11 +93,12 @@ func addMinutes(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 		e := &events[i]
 		ts := e.Timestamp.UTC()
 		hour := ts.Truncate(time.Hour)
+		tenant := logs.TenantOrDefault(e.Tenant)
 		cell := int(ts.Sub(hour)/time.Minute)*logs.NumLevels + int(e.Level.Code())
 		for _, k := range []struct {
 			m   map[minuteKey]*minuteCells
 			key minuteKey
-		}{{bySource, minuteKey{hour.Unix(), e.Source}}, {all, minuteKey{hour.Unix(), ""}}} {
+		}{{bySource, minuteKey{tenant, hour.Unix(), e.Source}}, {all, minuteKey{tenant, hour.Unix(), ""}}} {
 			c := k.m[k.key]
 			if c == nil {
 				c = new(minuteCells)
@@ -113,41 +115,44 @@ func addMinutes(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 
 func upsertMinutes(ctx context.Context, tx pgx.Tx, table string, add map[minuteKey]*minuteCells) error {
 	pending := slices.SortedFunc(maps.Keys(add), func(a, b minuteKey) int {
-		return cmp.Or(cmp.Compare(a.hour, b.hour), cmp.Compare(a.source, b.source))
+		return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.hour, b.hour), cmp.Compare(a.source, b.source))
 	})
 	for round := 0; len(pending) > 0; round++ {
 		if round == 10 {
 			return fmt.Errorf("%s: %d rows still contended after %d rounds", table, len(pending), round)
 		}
-		hours, sources := make([]time.Time, len(pending)), make([]string, len(pending))
+		tenants, hours, sources := make([]string, len(pending)), make([]time.Time, len(pending)), make([]string, len(pending))
 		for i, k := range pending {
-			hours[i], sources[i] = k.time(), k.source
+			tenants[i], hours[i], sources[i] = k.tenant, k.time(), k.source
 		}
-		rows, err := tx.Query(ctx, `SELECT t.hour, t.source, t.counts FROM `+table+` t
-			JOIN unnest($1::timestamptz[], $2::text[]) AS u(h, s) ON t.hour = u.h AND t.source = u.s
-			ORDER BY t.hour, t.source FOR UPDATE OF t`, hours, sources)
+		rows, err := tx.Query(ctx, `SELECT t.tenant, t.hour, t.source, t.counts FROM `+table+` t
+			JOIN unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(t, h, s) ON t.tenant = u.t AND t.hour = u.h AND t.source = u.s
+			ORDER BY t.tenant, t.hour, t.source FOR UPDATE OF t`, tenants, hours, sources)
 		if err != nil {
 			return err
 		}
 		var (
+			tenant string
 			hour   time.Time
 			source string
 			stored []byte
 			up     struct {
+				tenants []string
 				hours   []time.Time
 				sources []string
 				counts  [][]byte
 			}
 		)
 		found := map[minuteKey]bool{}
-		_, err = pgx.ForEachRow(rows, []any{&hour, &source, &stored}, func() error {
-			k := minuteKey{hour.Unix(), source}
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &hour, &source, &stored}, func() error {
+			k := minuteKey{tenant, hour.Unix(), source}
 			c := *add[k]
 			if err := c.add(stored); err != nil {
-				return fmt.Errorf("%s %s %q: %w", table, hour, source, err)
+				return fmt.Errorf("%s %s %s %q: %w", table, tenant, hour, source, err)
 			}
 			found[k] = true
-			up.hours, up.sources, up.counts = append(up.hours, hour), append(up.sources, source), append(up.counts, c.encode())
+			up.tenants, up.hours, up.sources = append(up.tenants, tenant), append(up.hours, hour), append(up.sources, source)
+			up.counts = append(up.counts, c.encode())
 			return nil
 		})
 		if err != nil {
@@ -155,33 +160,35 @@ func upsertMinutes(ctx context.Context, tx pgx.Tx, table string, add map[minuteK
 		}
 		if len(up.hours) > 0 {
 			if _, err := tx.Exec(ctx, `UPDATE `+table+` t SET counts = u.c
-				FROM unnest($1::timestamptz[], $2::text[], $3::bytea[]) AS u(h, s, c) WHERE t.hour = u.h AND t.source = u.s`,
-				up.hours, up.sources, up.counts); err != nil {
+				FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::bytea[]) AS u(t, h, s, c)
+				WHERE t.tenant = u.t AND t.hour = u.h AND t.source = u.s`,
+				up.tenants, up.hours, up.sources, up.counts); err != nil {
 				return err
 			}
 		}
 		var missing []minuteKey
+		var mt []string
 		var mh []time.Time
 		var ms []string
 		var mc [][]byte
 		for _, k := range pending {
 			if !found[k] {
 				missing = append(missing, k)
-				mh, ms, mc = append(mh, k.time()), append(ms, k.source), append(mc, add[k].encode())
+				mt, mh, ms, mc = append(mt, k.tenant), append(mh, k.time()), append(ms, k.source), append(mc, add[k].encode())
 			}
 		}
 		if len(missing) == 0 {
 			return nil
 		}
-		rows, err = tx.Query(ctx, `INSERT INTO `+table+` (hour, source, counts)
-			SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::bytea[]) ON CONFLICT DO NOTHING RETURNING hour, source`,
-			mh, ms, mc)
+		rows, err = tx.Query(ctx, `INSERT INTO `+table+` (tenant, hour, source, counts)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::bytea[]) ON CONFLICT DO NOTHING RETURNING tenant, hour, source`,
+			mt, mh, ms, mc)
 		if err != nil {
 			return err
 		}
 		inserted := map[minuteKey]bool{}
-		_, err = pgx.ForEachRow(rows, []any{&hour, &source}, func() error {
-			inserted[minuteKey{hour.Unix(), source}] = true
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &hour, &source}, func() error {
+			inserted[minuteKey{tenant, hour.Unix(), source}] = true
 			return nil
 		})
 		if err != nil {
@@ -206,16 +213,17 @@ type minuteRow struct {
 	n      int64
 }
 
-// readMinutes calls fn for each cell of the minute rollups in [from, to)
-// (whole minutes) that matches levels and sources; the source is "" when
-// perSource is false (the rollups of all sources are read).
-func readMinutes(ctx context.Context, tx pgx.Tx, from, to time.Time, levels []logs.Level, sources []string, perSource bool, fn func(minuteRow)) error {
+// readMinutes calls fn for each cell of the minute rollups of tenants in
+// [from, to) (whole minutes) that matches levels and sources; the source
+// is "" when perSource is false (the rollups of all sources are read). A
+// cell may come once per tenant, to be added up.
+func readMinutes(ctx context.Context, tx pgx.Tx, tenants []string, from, to time.Time, levels []logs.Level, sources []string, perSource bool, fn func(minuteRow)) error {
 	table := "log_rollup_minutes_level"
 	if perSource {
 		table = "log_rollup_minutes"
 	}
-	args := pgx.NamedArgs{"from": from.Truncate(time.Hour), "to": to}
-	sql := "SELECT hour, source, counts FROM " + table + " WHERE hour >= @from AND hour < @to"
+	args := pgx.NamedArgs{"tenants": logs.ReadTenants(tenants), "from": from.Truncate(time.Hour), "to": to}
+	sql := "SELECT hour, source, counts FROM " + table + " WHERE tenant = ANY(@tenants::text[]) AND hour >= @from AND hour < @to"
 	if len(sources) > 0 {
 		args["sources"] = sources
 		sql += " AND source = ANY(@sources)"
@@ -293,7 +301,7 @@ func (s *Store) convertMinuteRollups(ctx context.Context) error {
 					return fmt.Errorf("%s: level code %d", old.from, level)
 				}
 				hour := bucket.UTC().Truncate(time.Hour)
-				k := minuteKey{hour.Unix(), source}
+				k := minuteKey{logs.DefaultTenant, hour.Unix(), source}
 				c := cells[k]
 				if c == nil {
 					c = new(minuteCells)

@@ -44,7 +44,7 @@ func (s *Store) Stats(ctx context.Context, q logs.Stats) (logs.StatsResult, erro
 	if top <= 0 {
 		top = defaultTop
 	}
-	c := counting{start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources, byLevel: true, bySource: true}
+	c := counting{tenants: q.Tenants, start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources, byLevel: true, bySource: true}
 	res := logs.StatsResult{ByLevel: make(map[logs.Level]int64)}
 	bySource := map[string]int64{}
 	var bad error

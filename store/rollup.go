@@ -18,6 +18,7 @@ import (
 // the minute rollups and only the partial minutes at the edges from the
 // blocks.
 type counting struct {
+	tenants    []string  // none: the default tenant
 	start, end time.Time // inclusive
 	levels     []logs.Level
 	sources    []string
@@ -68,9 +69,9 @@ func (c counting) perSource() bool { return len(c.sources) > 0 || c.bySource }
 // lists the whole minutes the minute rollups answer and the ranges no
 // rollup can (partial minutes), which count reads from the blocks.
 func (c counting) sql() (string, pgx.NamedArgs, []timeRange, []timeRange) {
-	args := pgx.NamedArgs{}
+	args := pgx.NamedArgs{"tenants": logs.ReadTenants(c.tenants)}
 	// Shared filters, written once per branch with the same arguments.
-	var filters string
+	filters := " AND tenant = ANY(@tenants::text[])"
 	if len(c.levels) > 0 {
 		codes := make([]int16, len(c.levels))
 		for i, l := range c.levels {
@@ -189,7 +190,7 @@ func (s *Store) count(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Rea
 		}
 	}
 	for _, rg := range minutes {
-		err := readMinutes(ctx, tx, rg.from, rg.to, c.levels, c.sources, c.perSource(), func(m minuteRow) {
+		err := readMinutes(ctx, tx, c.tenants, rg.from, rg.to, c.levels, c.sources, c.perSource(), func(m minuteRow) {
 			r := countRow{t: c.bucket(m.minute), n: m.n}
 			if c.byLevel {
 				r.level = m.level
@@ -222,7 +223,7 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block
 	} else {
 		all := block.Filter{Start: ranges[0].from, End: ranges[len(ranges)-1].to.Add(-time.Microsecond), Levels: c.levels, Sources: c.sources}
 		var err error
-		if cands, err = s.candidates(ctx, tx, all, true, nil, ranges...); err != nil {
+		if cands, err = s.candidates(ctx, tx, c.tenants, all, true, nil, ranges...); err != nil {
 			return err
 		}
 	}
@@ -299,10 +300,10 @@ func (s *Store) countRows(ctx context.Context, tx pgx.Tx, cache map[int64]*block
 	return nil
 }
 
-// total counts the logs in a window matching levels and sources, exactly.
-func (s *Store) total(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, known []candidate, start, end time.Time, levels []logs.Level, sources []string) (int64, error) {
+// total counts the logs c selects, exactly.
+func (s *Store) total(ctx context.Context, tx pgx.Tx, cache map[int64]*block.Reader, known []candidate, c counting) (int64, error) {
 	var n int64
-	err := s.count(ctx, tx, cache, known, counting{start: start, end: end, levels: levels, sources: sources}, func(r countRow) { n += r.n })
+	err := s.count(ctx, tx, cache, known, c, func(r countRow) { n += r.n })
 	return n, err
 }
 
@@ -312,7 +313,7 @@ func (s *Store) Histogram(ctx context.Context, q logs.Histogram) (logs.Histogram
 	if q.Interval <= 0 {
 		return logs.HistogramResult{}, fmt.Errorf("store: histogram interval must be positive")
 	}
-	c := counting{start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources, interval: q.Interval, byLevel: true}
+	c := counting{tenants: q.Tenants, start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources, interval: q.Interval, byLevel: true}
 	byTime := map[time.Time]*logs.Bucket{}
 	var bad error
 	err := s.read(ctx, func(tx pgx.Tx) error {

@@ -26,15 +26,17 @@ type candidate struct {
 	minTS, maxTS time.Time
 	id           int64
 	levels       []int32 // rows per level code
+	tenant       string
 }
 
 // candidates lists the blocks that may hold rows f matches, in the order
 // a search reads them: newest last row first, or oldest first row first
 // when asc. Everything the summaries can rule out is ruled out here, in
-// PostgreSQL, without reading any block.
-func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc bool, after *logs.Cursor, within ...timeRange) ([]candidate, error) {
-	var conds []string
-	args := pgx.NamedArgs{}
+// PostgreSQL, without reading any block. Only the blocks of tenants are
+// listed (the default tenant's when none is named).
+func (s *Store) candidates(ctx context.Context, tx pgx.Tx, tenants []string, f block.Filter, asc bool, after *logs.Cursor, within ...timeRange) ([]candidate, error) {
+	conds := []string{"tenant = ANY(@tenants::text[])"}
+	args := pgx.NamedArgs{"tenants": logs.ReadTenants(tenants)}
 	if len(within) > 0 {
 		// Only blocks overlapping one of these ranges (within the window).
 		var any []string
@@ -102,10 +104,7 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 	}
 	bloom("meta_bloom", "meta", meta)
 
-	sql := "SELECT min_ts, max_ts, id, levels FROM all_blocks"
-	if len(conds) > 0 {
-		sql += " WHERE " + strings.Join(conds, " AND ")
-	}
+	sql := "SELECT min_ts, max_ts, id, levels, tenant FROM all_blocks WHERE " + strings.Join(conds, " AND ")
 	if asc {
 		sql += " ORDER BY min_ts, id"
 	} else {
@@ -117,7 +116,7 @@ func (s *Store) candidates(ctx context.Context, tx pgx.Tx, f block.Filter, asc b
 	}
 	var out []candidate
 	var c candidate
-	_, err = pgx.ForEachRow(rows, []any{&c.minTS, &c.maxTS, &c.id, &c.levels}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&c.minTS, &c.maxTS, &c.id, &c.levels, &c.tenant}, func() error {
 		out = append(out, c)
 		c.levels = nil
 		return nil
@@ -262,9 +261,10 @@ func fetch(ctx context.Context, tx pgx.Tx, cs []candidate) (map[int64][]byte, er
 
 // hit is a matching row: its key and where to read the rest of it.
 type hit struct {
-	key logs.Cursor
-	r   *block.Reader
-	row int
+	key    logs.Cursor
+	r      *block.Reader
+	row    int
+	tenant string
 }
 
 func compareKeys(a, b logs.Cursor) int {
@@ -323,7 +323,7 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 		if !exactFromRollups {
 			after = nil
 		}
-		cands, err := s.candidates(ctx, tx, f, q.Asc, after)
+		cands, err := s.candidates(ctx, tx, q.Tenants, f, q.Asc, after)
 		if err != nil {
 			return fmt.Errorf("search: %w", err)
 		}
@@ -334,7 +334,7 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 			if q.After == nil {
 				known = cands
 			}
-			total, err := s.total(ctx, tx, cache, known, q.Start, q.End, q.Levels, q.Sources)
+			total, err := s.total(ctx, tx, cache, known, counting{tenants: q.Tenants, start: q.Start, end: q.End, levels: q.Levels, sources: q.Sources})
 			if err != nil {
 				return fmt.Errorf("count: %w", err)
 			}
@@ -372,6 +372,9 @@ func (s *Store) Search(ctx context.Context, q logs.Search) (logs.Page, error) {
 				fresh, err := pageRows(r, rows, need, q.Asc, q.After, before)
 				if err != nil {
 					return fmt.Errorf("search: block %d: %w", c.id, err)
+				}
+				for j := range fresh {
+					fresh[j].tenant = c.tenant
 				}
 				best = append(best, fresh...)
 				slices.SortStableFunc(best, func(a, b hit) int {
@@ -488,6 +491,7 @@ func readHits(hits []hit) ([]logs.Event, error) {
 		}
 		for j, i := range at {
 			out[i] = events[j]
+			out[i].Tenant = hits[i].tenant
 		}
 	}
 	return out, nil

@@ -120,6 +120,7 @@ type Store struct {
 	// into since maintenance last vacuumed them (PostgreSQL's statistics
 	// tell of other processes' writes, but up to seconds late).
 	writtenSinceVacuum map[string]struct{}
+	tenantRetention    tenantRetention
 	// freshVacuumed is when the merger last vacuumed the fresh blocks
 	// (only the merger, one goroutine, uses it).
 	freshVacuumed time.Time

@@ -140,6 +140,7 @@ func (s *Store) write(ctx context.Context, b Batch, blocks []batchBlock, dryRun 
 type batchBlock struct {
 	block.Block
 	merged bool
+	tenant string
 }
 
 // encodeBatch makes the blocks of a batch: one or more per partition
@@ -163,16 +164,24 @@ func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBl
 			return nil, &DataError{Reason: fmt.Sprintf("event %s: metadata is not a JSON object", events[i].ID)}
 		}
 	}
-	// Most batches lie in one period: they are encoded as they are, and
-	// only a batch across periods is copied into one group per period.
-	first := s.periodOf(events[0].Timestamp)
-	byPeriod := map[time.Time][]logs.Event{first: events}
+	// Most batches are of one tenant and lie in one period: they are
+	// encoded as they are, and only a batch across tenants or periods is
+	// copied into one group per (tenant, period).
+	type groupKey struct {
+		tenant string
+		period time.Time
+	}
+	keyOf := func(e *logs.Event) groupKey {
+		return groupKey{logs.TenantOrDefault(e.Tenant), s.periodOf(e.Timestamp)}
+	}
+	first := keyOf(&events[0])
+	groups := map[groupKey][]logs.Event{first: events}
 	for i := range events {
-		if p := s.periodOf(events[i].Timestamp); !p.Equal(first) {
-			byPeriod = map[time.Time][]logs.Event{}
+		if k := keyOf(&events[i]); k != first {
+			groups = map[groupKey][]logs.Event{}
 			for j := range events {
-				p := s.periodOf(events[j].Timestamp)
-				byPeriod[p] = append(byPeriod[p], events[j])
+				k := keyOf(&events[j])
+				groups[k] = append(groups[k], events[j])
 			}
 			break
 		}
@@ -180,8 +189,11 @@ func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBl
 	var out []batchBlock
 	created := 0
 	target := s.cfg.Maintenance.MergeRows
-	for _, p := range slices.SortedFunc(maps.Keys(byPeriod), func(a, b time.Time) int { return a.Compare(b) }) {
-		group := byPeriod[p]
+	keys := slices.SortedFunc(maps.Keys(groups), func(a, b groupKey) int {
+		return cmp.Or(a.period.Compare(b.period), cmp.Compare(a.tenant, b.tenant))
+	})
+	for _, k := range keys {
+		group, p := groups[k], k.period
 		known := s.knowsDay(p)
 		if !known && created < s.cfg.PartitionsPerWrite {
 			if err := s.ensureDays(ctx, s.pool, []time.Time{p}); err != nil {
@@ -198,7 +210,7 @@ func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBl
 				if err != nil {
 					return nil, &DataError{Reason: err.Error()}
 				}
-				out = append(out, batchBlock{blk, true})
+				out = append(out, batchBlock{blk, true, k.tenant})
 				sorted = sorted[n:]
 			}
 			s.noteWritten(p)
@@ -210,7 +222,7 @@ func (s *Store) encodeBatch(ctx context.Context, events []logs.Event) ([]batchBl
 			if err != nil {
 				return nil, &DataError{Reason: err.Error()}
 			}
-			out = append(out, batchBlock{blk, false})
+			out = append(out, batchBlock{blk, false, k.tenant})
 			group = group[n:]
 		}
 	}
@@ -286,14 +298,14 @@ func (s *Store) insertBlocks(ctx context.Context, tx pgx.Tx, blocks []batchBlock
 	}
 	var batch pgx.Batch
 	for _, blk := range blocks {
-		queueBlock(&batch, blk.Block, blk.merged)
+		queueBlock(&batch, blk.Block, blk.merged, blk.tenant)
 	}
 	return tx.SendBatch(ctx, &batch).Close()
 }
 
 // queueBlock inserts a block: a merged one into its partition of
-// log_blocks, a fresh one into log_blocks_fresh.
-func queueBlock(batch *pgx.Batch, blk block.Block, merged bool) {
+// log_blocks, a fresh one into log_blocks_fresh. Its logs are tenant's.
+func queueBlock(batch *pgx.Batch, blk block.Block, merged bool, tenant string) {
 	sum := blk.Summary
 	levels := make([]int32, logs.NumLevels)
 	for i, n := range sum.Levels {
@@ -303,13 +315,14 @@ func queueBlock(batch *pgx.Batch, blk block.Block, merged bool) {
 	if merged {
 		table = "log_blocks"
 	}
-	batch.Queue(`INSERT INTO `+table+` (min_ts, max_ts, row_count, levels, sources, merged, msg_bloom, trace_bloom, meta_bloom, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	batch.Queue(`INSERT INTO `+table+` (min_ts, max_ts, row_count, levels, sources, merged, msg_bloom, trace_bloom, meta_bloom, data, tenant)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		sum.MinTime, sum.MaxTime, sum.Rows, levels, sum.Sources, merged,
-		sum.MessageBloom, sum.TraceBloom, sum.MetaBloom, blk.Data)
+		sum.MessageBloom, sum.TraceBloom, sum.MetaBloom, blk.Data, tenant)
 }
 
 type rollupKey struct {
+	tenant string
 	bucket time.Time
 	level  int16
 	source string
@@ -328,39 +341,41 @@ func addRollups(ctx context.Context, tx pgx.Tx, events []logs.Event) error {
 		counts := map[rollupKey]int64{}
 		for i := range events {
 			e := &events[i]
-			counts[rollupKey{e.Timestamp.UTC().Truncate(r.unit), e.Level.Code(), e.Source}]++
+			counts[rollupKey{logs.TenantOrDefault(e.Tenant), e.Timestamp.UTC().Truncate(r.unit), e.Level.Code(), e.Source}]++
 		}
 		keys := slices.SortedFunc(maps.Keys(counts), func(a, b rollupKey) int {
-			return cmp.Or(a.bucket.Compare(b.bucket), cmp.Compare(a.level, b.level), cmp.Compare(a.source, b.source))
+			return cmp.Or(cmp.Compare(a.tenant, b.tenant), a.bucket.Compare(b.bucket), cmp.Compare(a.level, b.level), cmp.Compare(a.source, b.source))
 		})
+		tenants := make([]string, len(keys))
 		buckets := make([]time.Time, len(keys))
 		levels := make([]int16, len(keys))
 		sources := make([]string, len(keys))
 		ns := make([]int64, len(keys))
 		for i, k := range keys {
-			buckets[i], levels[i], sources[i], ns[i] = k.bucket, k.level, k.source, counts[k]
+			tenants[i], buckets[i], levels[i], sources[i], ns[i] = k.tenant, k.bucket, k.level, k.source, counts[k]
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+r.table+` (bucket, level, source, count)
-			SELECT * FROM unnest($1::timestamptz[], $2::smallint[], $3::text[], $4::bigint[])
-			ON CONFLICT (bucket, level, source) DO UPDATE SET count = `+r.table+`.count + EXCLUDED.count`,
-			buckets, levels, sources, ns); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+r.table+` (tenant, bucket, level, source, count)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::smallint[], $4::text[], $5::bigint[])
+			ON CONFLICT (tenant, bucket, level, source) DO UPDATE SET count = `+r.table+`.count + EXCLUDED.count`,
+			tenants, buckets, levels, sources, ns); err != nil {
 			return err
 		}
 		// The same counts without the source, for what does not need it.
+		var lt []string
 		var lb []time.Time
 		var ll []int16
 		var ln []int64
 		for i := range keys {
-			if n := len(lb); n > 0 && lb[n-1].Equal(buckets[i]) && ll[n-1] == levels[i] {
+			if n := len(lb); n > 0 && lt[n-1] == tenants[i] && lb[n-1].Equal(buckets[i]) && ll[n-1] == levels[i] {
 				ln[n-1] += ns[i]
 				continue
 			}
-			lb, ll, ln = append(lb, buckets[i]), append(ll, levels[i]), append(ln, ns[i])
+			lt, lb, ll, ln = append(lt, tenants[i]), append(lb, buckets[i]), append(ll, levels[i]), append(ln, ns[i])
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+r.table+`_level (bucket, level, count)
-			SELECT * FROM unnest($1::timestamptz[], $2::smallint[], $3::bigint[])
-			ON CONFLICT (bucket, level) DO UPDATE SET count = `+r.table+`_level.count + EXCLUDED.count`,
-			lb, ll, ln); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+r.table+`_level (tenant, bucket, level, count)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::smallint[], $4::bigint[])
+			ON CONFLICT (tenant, bucket, level) DO UPDATE SET count = `+r.table+`_level.count + EXCLUDED.count`,
+			lt, lb, ll, ln); err != nil {
 			return err
 		}
 	}
@@ -404,39 +419,43 @@ func (s *Store) admit(ctx context.Context, tx pgx.Tx, b Batch) (keep []bool, nex
 	}
 	// Of the events whose client chose the id, keep the first of each id
 	// that is not stored yet.
+	// An id is a tenant's: two tenants may choose the same one.
+	type tenantID struct {
+		tenant string
+		id     uuid.UUID
+	}
+	var tenants []string
 	var ids []uuid.UUID
 	var tss []time.Time
 	var at []int
-	seen := map[uuid.UUID]bool{}
+	seen := map[tenantID]bool{}
 	for i := range b.Events {
 		e := &b.Events[i]
 		if !e.ClientID || (keep != nil && !keep[i]) {
 			continue
 		}
-		if seen[e.ID] {
+		k := tenantID{logs.TenantOrDefault(e.Tenant), e.ID}
+		if seen[k] {
 			drop(i)
 			continue
 		}
-		seen[e.ID] = true
-		ids, tss, at = append(ids, e.ID), append(tss, e.Timestamp), append(at, i)
+		seen[k] = true
+		tenants, ids, tss, at = append(tenants, k.tenant), append(ids, e.ID), append(tss, e.Timestamp), append(at, i)
 	}
 	if len(ids) > 0 {
-		rows, err := tx.Query(ctx, `INSERT INTO client_ids (id, ts) SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
-			ON CONFLICT DO NOTHING RETURNING id`, ids, tss)
+		rows, err := tx.Query(ctx, `INSERT INTO client_ids (tenant, id, ts) SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[])
+			ON CONFLICT DO NOTHING RETURNING tenant, id`, tenants, ids, tss)
 		if err != nil {
 			return nil, nil, err
 		}
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil {
+		isFresh := map[tenantID]bool{}
+		var k tenantID
+		if _, err := pgx.ForEachRow(rows, []any{&k.tenant, &k.id}, func() error { isFresh[k] = true; return nil }); err != nil {
 			return nil, nil, err
 		}
-		if len(fresh) < len(ids) {
-			isFresh := make(map[uuid.UUID]bool, len(fresh))
-			for _, id := range fresh {
-				isFresh[id] = true
-			}
+		if len(isFresh) < len(ids) {
 			for j, id := range ids {
-				if !isFresh[id] {
+				if !isFresh[tenantID{tenants[j], id}] {
 					drop(at[j])
 				}
 			}

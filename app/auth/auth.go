@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -46,6 +49,20 @@ type entry struct {
 // keyring is one loaded set of keys; replaced whole on reload.
 type keyring struct {
 	entries []*entry
+	// tenants are those the keys document names (and the default):
+	// the values the tenant metric label may take.
+	tenants map[string]bool
+}
+
+// tenantLabel is the tenant metric label of a request acting for tenants.
+func (k *keyring) tenantLabel(tenants []string) string {
+	switch {
+	case len(tenants) > 1:
+		return metrics.TenantMany
+	case k != nil && k.tenants[tenants[0]]:
+		return tenants[0]
+	}
+	return metrics.TenantOther
 }
 
 // lookup finds the key whose secret is s. Every key is compared, in
@@ -64,8 +81,8 @@ func (k *keyring) lookup(s string) *entry {
 // Principal is who a request was made by.
 type Principal struct {
 	Name string
-	// Tenant is the key's tenant. Not enforced yet: carried for the
-	// storage, query and metrics to use.
+	// Tenant is the key's tenant; the request may act for others (see
+	// Tenants), which logs.TenantsFrom on its context returns.
 	Tenant string
 	Scopes []Scope
 	entry  *entry
@@ -94,7 +111,7 @@ type Authorizer struct {
 	logger   *slog.Logger
 	enabled  bool
 	keys     atomic.Pointer[keyring]
-	envKeys  []Key
+	envDoc   Document
 	metrics  string // the /metrics bearer token; "" leaves it open
 	now      func() time.Time
 	failLogs *bucket
@@ -104,8 +121,10 @@ type Authorizer struct {
 	reloads   *prometheus.CounterVec
 	loaded    prometheus.Gauge
 
-	mu      sync.Mutex // serialises reloads
-	fileSum fileState
+	mu          sync.Mutex // serialises reloads
+	fileSum     fileState
+	retention   atomic.Pointer[map[string]time.Duration]
+	onRetention []func(map[string]time.Duration)
 }
 
 // fileState tells a changed keys file from an unchanged one.
@@ -136,11 +155,11 @@ func New(cfg configs.Auth, logger *slog.Logger, reg prometheus.Registerer) (*Aut
 		}
 	}
 	if strings.TrimSpace(cfg.Keys) != "" {
-		keys, err := ParseKeys([]byte(cfg.Keys))
+		doc, err := ParseDocument([]byte(cfg.Keys))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", configs.EnvAuthKeys, err)
 		}
-		a.envKeys = keys
+		a.envDoc = doc
 	}
 	a.metrics = cfg.MetricsToken
 	if cfg.MetricsTokenFile != "" {
@@ -169,25 +188,37 @@ func (a *Authorizer) Enabled() bool { return a.enabled }
 func (a *Authorizer) Reload() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	keys := append([]Key(nil), a.envKeys...)
+	keys := append([]Key(nil), a.envDoc.Keys...)
+	retention := maps.Clone(a.envDoc.Retention)
 	if a.cfg.KeysFile != "" {
 		st, err := a.readFile()
 		if err != nil {
 			a.reloads.WithLabelValues("error").Inc()
 			return err
 		}
-		fileKeys, err := ParseKeys(st.doc)
+		doc, err := ParseDocument(st.doc)
 		if err != nil {
 			a.reloads.WithLabelValues("error").Inc()
 			return fmt.Errorf("--auth-keys-file %s: %w", a.cfg.KeysFile, err)
 		}
+		fileKeys := doc.Keys
 		for _, k := range fileKeys {
-			for _, e := range a.envKeys {
+			for _, e := range a.envDoc.Keys {
 				if e.Name == k.Name {
 					a.reloads.WithLabelValues("error").Inc()
 					return fmt.Errorf("--auth-keys-file %s: key %q is also in %s", a.cfg.KeysFile, k.Name, configs.EnvAuthKeys)
 				}
 			}
+		}
+		for t, d := range doc.Retention {
+			if _, dup := a.envDoc.Retention[t]; dup {
+				a.reloads.WithLabelValues("error").Inc()
+				return fmt.Errorf("--auth-keys-file %s: tenant %q is also in %s", a.cfg.KeysFile, t, configs.EnvAuthKeys)
+			}
+			if retention == nil {
+				retention = map[string]time.Duration{}
+			}
+			retention[t] = d
 		}
 		keys = append(keys, fileKeys...)
 		a.fileSum = st.state
@@ -204,17 +235,43 @@ func (a *Authorizer) Reload() error {
 		}
 	}
 	now := a.now()
-	ring := &keyring{entries: make([]*entry, len(keys))}
+	ring := &keyring{entries: make([]*entry, len(keys)), tenants: map[string]bool{logs.DefaultTenant: true}}
+	for t := range retention {
+		ring.tenants[t] = true
+	}
 	for i, k := range keys {
 		e := &entry{Key: k, requests: newBucket(k.Rate.RequestsPerSecond, now), logs: newBucket(k.Rate.LogsPerSecond, now)}
 		if o, ok := old[k.Name]; ok && o.Rate == k.Rate {
 			e.requests, e.logs = o.requests, o.logs
 		}
 		ring.entries[i] = e
+		ring.tenants[k.Tenant] = true
 	}
 	a.keys.Store(ring)
 	a.loaded.Set(float64(len(keys)))
+	a.retention.Store(&retention)
+	for _, fn := range a.onRetention {
+		fn(retention)
+	}
 	return nil
+}
+
+// TenantRetention returns the tenants' retention overrides of the keys
+// loaded last.
+func (a *Authorizer) TenantRetention() map[string]time.Duration {
+	if m := a.retention.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// OnTenantRetention calls fn with the tenants' retention overrides now and
+// after every reload that succeeds. Call it before Watch.
+func (a *Authorizer) OnTenantRetention(fn func(map[string]time.Duration)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onRetention = append(a.onRetention, fn)
+	fn(a.TenantRetention())
 }
 
 type readKeys struct {
@@ -359,7 +416,14 @@ func (a *Authorizer) Middleware(role string) echo.MiddlewareFunc {
 				return next(c)
 			}
 			if !a.enabled {
+				// Open: anyone may do anything, so a tenant header is
+				// taken as an admin key's would be.
+				tenants, err := requestTenants(c.Request().Header, logs.DefaultTenant, true, need)
+				if err != nil {
+					return err
+				}
 				a.decisions.WithLabelValues(role, "-", OutcomeOpen).Inc()
+				a.setTenants(c, tenants)
 				return next(c)
 			}
 			secret, err := Credential(c.Request().Header)
@@ -394,12 +458,70 @@ func (a *Authorizer) Middleware(role string) echo.MiddlewareFunc {
 				c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
 				return echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf("API key %q is past its rate limit (%s); retry after the Retry-After seconds", e.Name, what))
 			}
+			tenants, err := requestTenants(c.Request().Header, e.Tenant, e.Allows(ScopeAdmin), need)
+			if err != nil {
+				if he, ok := err.(*echo.HTTPError); ok && he.Code == http.StatusForbidden {
+					a.decisions.WithLabelValues(role, e.Name, OutcomeForbidden).Inc()
+					a.logFailure(c, role, OutcomeForbidden, e.Name)
+				}
+				return err
+			}
 			a.decisions.WithLabelValues(role, e.Name, OutcomeAllowed).Inc()
 			p := Principal{Name: e.Name, Tenant: e.Tenant, Scopes: e.Scopes, entry: e}
 			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
+			a.setTenants(c, tenants)
 			return next(c)
 		}
 	}
+}
+
+// TenantHeader names the tenant a request acts for; Loki and its shippers
+// send it. A query may name several tenants, separated by '|'.
+const TenantHeader = "X-Scope-OrgID"
+
+// requestTenants decides the tenants a request acts for: the key's own,
+// or those X-Scope-OrgID names when the key is an admin's (or the server
+// runs open). A key that is not an admin's may send its own tenant in the
+// header and no other (403). A write acts for exactly one tenant (400 for
+// a list); a read may name several. A name that cannot be a tenant is a
+// 400.
+func requestTenants(h http.Header, own string, admin bool, need Scope) ([]string, error) {
+	raw := strings.TrimSpace(h.Get(TenantHeader))
+	if raw == "" {
+		return []string{own}, nil
+	}
+	var tenants []string
+	for _, t := range strings.Split(raw, "|") {
+		t = strings.TrimSpace(t)
+		if !logs.ValidTenant(t) {
+			return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s: tenant %q must be %s", TenantHeader, truncate(t), logs.TenantRule))
+		}
+		if !slices.Contains(tenants, t) {
+			tenants = append(tenants, t)
+		}
+	}
+	slices.Sort(tenants)
+	if len(tenants) > maxTenantsPerQuery {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s names %d tenants; at most %d", TenantHeader, len(tenants), maxTenantsPerQuery))
+	}
+	if need != ScopeQuery && len(tenants) > 1 {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s names %d tenants; a write belongs to one", TenantHeader, len(tenants)))
+	}
+	if !admin && (len(tenants) > 1 || tenants[0] != own) {
+		return nil, echo.NewHTTPError(http.StatusForbidden, fmt.Sprintf("this API key's tenant is %q: acting for %s %q needs the admin scope", own, TenantHeader, raw))
+	}
+	return tenants, nil
+}
+
+// maxTenantsPerQuery bounds a cross-tenant query's list.
+const maxTenantsPerQuery = 64
+
+// setTenants puts on the request the tenants it acts for and their
+// metric label.
+func (a *Authorizer) setTenants(c echo.Context, tenants []string) {
+	ctx := logs.WithTenants(c.Request().Context(), tenants)
+	ctx = metrics.WithTenantLabel(ctx, a.keys.Load().tenantLabel(tenants))
+	c.SetRequest(c.Request().WithContext(ctx))
 }
 
 // checkMetrics lets a scrape through with the /metrics token or an admin

@@ -6,15 +6,21 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/configs"
+	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/store/logs"
 )
 
 const secretA = "le_0123456789abcdef"
@@ -39,7 +45,7 @@ func TestParseKeys(t *testing.T) {
 		keys[0].Rate.RequestsPerSecond != 500 || !keys[0].Allows(ScopeIngest) || keys[0].Allows(ScopeQuery) {
 		t.Fatalf("first key parsed as %+v", keys[0])
 	}
-	if keys[1].Tenant != DefaultTenant || !keys[1].Allows(ScopeIngest) {
+	if keys[1].Tenant != logs.DefaultTenant || !keys[1].Allows(ScopeIngest) {
 		t.Fatalf("an admin key without a tenant parsed as %+v", keys[1])
 	}
 	ring := &keyring{entries: []*entry{{Key: keys[0]}, {Key: keys[1]}}}
@@ -72,11 +78,72 @@ func TestParseKeys(t *testing.T) {
 		{`keys: [{name: a, key: "` + secretA + `", scopes: [ingest]}, {name: a, key: "le_another-secret-1", scopes: [ingest]}]`, "used by another key"},
 		{`keys: [{name: a, key: "` + secretA + `", scopes: [ingest]}, {name: b, key: "` + secretA + `", scopes: [ingest]}]`, "same secret"},
 		{`keys: {name: a}`, "keys document"},
+		{`tenants: {"a b": {retention: 7d}}`, `tenant "a b": name must be`},
+		{`tenants: {team-a: {retention: soon}}`, `tenant "team-a": retention "soon"`},
+		{`tenants: {team-a: {retention: -1h}}`, `tenant "team-a": retention "-1h"`},
+		{`tenants: {team-a: {keep: 7d}}`, "keep"},
 	}
 	for _, c := range bad {
 		_, err := ParseKeys([]byte(c.doc))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error with %q", c.doc, err, c.want)
+		}
+	}
+}
+
+func TestParseDocumentTenants(t *testing.T) {
+	doc, err := ParseDocument([]byte("tenants:\n  team-a: {retention: 30d}\n  team-b: {retention: 36h}\n  team-c: {retention: 0}\n  team-d: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{"team-a": 30 * 24 * time.Hour, "team-b": 36 * time.Hour, "team-c": 0}
+	if !maps.Equal(doc.Retention, want) {
+		t.Errorf("retention %v, want %v (a tenant without one keeps the global retention)", doc.Retention, want)
+	}
+}
+
+func manyTenants(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%d", i)
+	}
+	return strings.Join(names, "|")
+}
+
+// TestRequestTenants is the table of who may act for which tenants.
+func TestRequestTenants(t *testing.T) {
+	cases := []struct {
+		header string
+		admin  bool
+		need   Scope
+		want   []string
+		status int
+	}{
+		{"", false, ScopeQuery, []string{"team-a"}, 0},
+		{"team-a", false, ScopeIngest, []string{"team-a"}, 0},
+		{"team-b", false, ScopeQuery, nil, 403},
+		{"team-a|team-b", false, ScopeQuery, nil, 403},
+		{"team-b", true, ScopeIngest, []string{"team-b"}, 0},
+		{" team-b | team-a |team-b", true, ScopeQuery, []string{"team-a", "team-b"}, 0},
+		{"team-a|team-b", true, ScopeIngest, nil, 400},
+		{"team a", true, ScopeQuery, nil, 400},
+		{"team-a|", true, ScopeQuery, nil, 400},
+		{manyTenants(maxTenantsPerQuery + 1), true, ScopeQuery, nil, 400},
+	}
+	for _, c := range cases {
+		h := http.Header{}
+		if c.header != "" {
+			h.Set(TenantHeader, c.header)
+		}
+		got, err := requestTenants(h, "team-a", c.admin, c.need)
+		status := 0
+		if he, ok := err.(*echo.HTTPError); ok {
+			status = he.Code
+		} else if err != nil {
+			t.Fatalf("%q: %v", c.header, err)
+		}
+		if status != c.status || !slices.Equal(got, c.want) {
+			t.Errorf("%q admin=%v %s: %v %d, want %v %d", c.header, c.admin, c.need, got, status, c.want, c.status)
 		}
 	}
 }
@@ -183,5 +250,40 @@ func TestWarnsOfAReadablePlaintextKeysFile(t *testing.T) {
 		if got := strings.Contains(logs.String(), "chmod 600"); got != c.warn {
 			t.Errorf("mode %o, %s: warned %v, want %v", c.mode, c.doc, got, c.warn)
 		}
+	}
+}
+
+func TestTenantRetentionFollowsReloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	write := func(doc string) {
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := "keys: [{name: a, key: \"" + secretA + "\", tenant: team-a, scopes: [ingest]}]\n"
+	write(key + "tenants: {team-a: {retention: 3d}}\n")
+	a, err := New(configs.Auth{KeysFile: path}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]time.Duration
+	a.OnTenantRetention(func(m map[string]time.Duration) { got = append(got, m) })
+	write(key + "tenants: {team-a: {retention: 12h}, team-b: {retention: 0}}\n")
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	write(key + "tenants: {team-a: {retention: never}}\n") // refused: the last good stays
+	if err := a.Reload(); err == nil {
+		t.Fatal("a bad retention was loaded")
+	}
+	want := []map[string]time.Duration{{"team-a": 72 * time.Hour}, {"team-a": 12 * time.Hour, "team-b": 0}}
+	if len(got) != len(want) || !maps.Equal(got[0], want[0]) || !maps.Equal(got[1], want[1]) {
+		t.Errorf("retention updates %v, want %v", got, want)
+	}
+	if l := a.keys.Load().tenantLabel([]string{"team-b"}); l != "team-b" {
+		t.Errorf("a tenant the keys file names is labelled %q", l)
+	}
+	if l := a.keys.Load().tenantLabel([]string{"someone-else"}); l != metrics.TenantOther {
+		t.Errorf("a tenant no key names is labelled %q, want %q", l, metrics.TenantOther)
 	}
 }

@@ -10,11 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/logengine/logengine/configs/flagvalue"
+	"github.com/logengine/logengine/store/logs"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -43,8 +47,8 @@ type Rate struct {
 // may do and is known by.
 type Key struct {
 	Name string
-	// Tenant is parsed and validated, and carried on the request, but not
-	// enforced yet: every key reads and writes the same logs.
+	// Tenant owns the logs the key writes and is the only one it reads;
+	// an admin key may act for others (X-Scope-OrgID).
 	Tenant string
 	Scopes []Scope
 	Rate   Rate
@@ -59,19 +63,13 @@ func (k *Key) Allows(s Scope) bool {
 	return slices.Contains(k.Scopes, s) || slices.Contains(k.Scopes, ScopeAdmin)
 }
 
-// DefaultTenant is the tenant of a key that names none.
-const DefaultTenant = "default"
-
 // maxKeysBytes bounds a keys document: it is read whole into memory.
 const maxKeysBytes = 4 << 20
 
 // minSecretBytes keeps a key long enough not to be guessed.
 const minSecretBytes = 16
 
-var (
-	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
-	tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-)
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
 
 // fileKey is one entry of the keys file as written.
 type fileKey struct {
@@ -83,8 +81,21 @@ type fileKey struct {
 	Rate   *Rate    `yaml:"rate"`
 }
 
+// fileTenant is one entry of the keys file's tenants section.
+type fileTenant struct {
+	Retention string `yaml:"retention"`
+}
+
 type file struct {
-	Keys []fileKey `yaml:"keys"`
+	Keys    []fileKey             `yaml:"keys"`
+	Tenants map[string]fileTenant `yaml:"tenants"`
+}
+
+// Document is a parsed keys document: the keys, and the tenants whose
+// retention differs from --retention.
+type Document struct {
+	Keys      []Key
+	Retention map[string]time.Duration
 }
 
 // ParseKeys reads a keys document, YAML or JSON (JSON is YAML):
@@ -95,17 +106,26 @@ type file struct {
 //	    tenant: team-a
 //	    scopes: [ingest]       # ingest | query | admin
 //	    rate: {logs_per_second: 50000, requests_per_second: 500}
+//	tenants:                   # optional: per-tenant settings
+//	  team-a: {retention: 30d} # 0 keeps the tenant's logs forever
 //
 // Every problem is reported, naming the entry; an unknown field is one.
 func ParseKeys(doc []byte) ([]Key, error) {
+	d, err := ParseDocument(doc)
+	return d.Keys, err
+}
+
+// ParseDocument reads a keys document with its tenants section; see
+// ParseKeys.
+func ParseDocument(doc []byte) (Document, error) {
 	if len(doc) > maxKeysBytes {
-		return nil, fmt.Errorf("keys document is %d bytes, more than %d", len(doc), maxKeysBytes)
+		return Document{}, fmt.Errorf("keys document is %d bytes, more than %d", len(doc), maxKeysBytes)
 	}
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(doc))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("keys document: %w", err)
+		return Document{}, fmt.Errorf("keys document: %w", err)
 	}
 	var errs []error
 	keys := make([]Key, 0, len(f.Keys))
@@ -128,9 +148,9 @@ func ParseKeys(doc []byte) ([]Key, error) {
 		}
 		names[fk.Name] = true
 		if k.Tenant == "" {
-			k.Tenant = DefaultTenant
-		} else if !tenantPattern.MatchString(k.Tenant) {
-			bad("tenant must be 1-64 letters, digits, '_', '.' or '-'")
+			k.Tenant = logs.DefaultTenant
+		} else if !logs.ValidTenant(k.Tenant) {
+			bad("tenant must be %s", logs.TenantRule)
 		}
 		switch {
 		case fk.Key != "" && fk.SHA256 != "":
@@ -179,10 +199,25 @@ func ParseKeys(doc []byte) ([]Key, error) {
 		}
 		keys = append(keys, k)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	retention := map[string]time.Duration{}
+	for _, name := range slices.Sorted(maps.Keys(f.Tenants)) {
+		if !logs.ValidTenant(name) {
+			errs = append(errs, fmt.Errorf("tenant %q: name must be %s", truncate(name), logs.TenantRule))
+			continue
+		}
+		if r := f.Tenants[name].Retention; r != "" {
+			d, err := flagvalue.ParseDays(r)
+			if err != nil || d < 0 {
+				errs = append(errs, fmt.Errorf("tenant %q: retention %q must be a duration such as 30d or 36h, 0 to keep everything", name, truncate(r)))
+				continue
+			}
+			retention[name] = d
+		}
 	}
-	return keys, nil
+	if err := errors.Join(errs...); err != nil {
+		return Document{}, err
+	}
+	return Document{Keys: keys, Retention: retention}, nil
 }
 
 func truncate(s string) string {

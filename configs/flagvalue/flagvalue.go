@@ -34,21 +34,25 @@ func (d *days) String() string {
 
 // Set parses Nd or a Go duration.
 func (d *days) Set(s string) error {
-	s = strings.TrimSpace(s)
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		var whole int
-		if _, err := fmt.Sscanf(n, "%d", &whole); err != nil || fmt.Sprint(whole) != n {
-			return fmt.Errorf("invalid duration %q", s)
-		}
-		*d = days(time.Duration(whole) * 24 * time.Hour)
-		return nil
-	}
-	v, err := time.ParseDuration(s)
+	v, err := ParseDays(s)
 	if err != nil {
 		return err
 	}
 	*d = days(v)
 	return nil
+}
+
+// ParseDays parses whole days (7d) or a Go duration (36h).
+func ParseDays(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var whole int
+		if _, err := fmt.Sscanf(n, "%d", &whole); err != nil || fmt.Sprint(whole) != n {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(whole) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // Type names the flag's kind in --help.

@@ -22,6 +22,7 @@ import (
 	"github.com/logengine/logengine/ingest"
 	"github.com/logengine/logengine/ingest/event"
 	"github.com/logengine/logengine/metrics"
+	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"golang.org/x/net/netutil"
@@ -44,11 +45,13 @@ type Config struct {
 	// UDPQueue is the most datagrams waiting for Kafka; past it they are
 	// dropped (and counted), as UDP senders expect.
 	UDPQueue int
+	// Tenant owns the logs syslog brings: syslog carries no credentials.
+	Tenant string
 }
 
 // DefaultConfig is off.
 func DefaultConfig() Config {
-	return Config{MaxFrameBytes: 128 << 10, MaxConns: 1000, Batch: 1000, UDPQueue: 10000}
+	return Config{MaxFrameBytes: 128 << 10, MaxConns: 1000, Batch: 1000, UDPQueue: 10000, Tenant: logs.DefaultTenant}
 }
 
 // RegisterFlags binds the settings to flags whose defaults are c's values.
@@ -58,6 +61,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxConns, "syslog-max-conns", c.MaxConns, "open syslog TCP connections at most")
 	fs.IntVar(&c.Batch, "syslog-batch", c.Batch, "syslog messages published to Kafka at once at most")
 	fs.IntVar(&c.UDPQueue, "syslog-udp-queue", c.UDPQueue, "syslog UDP datagrams waiting for Kafka at most; past it they are dropped and counted")
+	fs.StringVar(&c.Tenant, "syslog-tenant", c.Tenant, "tenant that owns the logs taken over syslog (syslog carries no API key)")
 }
 
 // Validate reports every setting that cannot work, naming its flag.
@@ -65,6 +69,9 @@ func (c *Config) Validate() error {
 	var p flagvalue.Problems
 	p.AtLeast1(map[string]int64{"syslog-max-frame-bytes": int64(c.MaxFrameBytes), "syslog-max-conns": int64(c.MaxConns),
 		"syslog-batch": int64(c.Batch), "syslog-udp-queue": int64(c.UDPQueue)})
+	if !logs.ValidTenant(c.Tenant) {
+		p.Add("syslog-tenant", "must be %s", logs.TenantRule)
+	}
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 			p.Add("syslog-addr", "must be host:port: %v", err)
@@ -178,7 +185,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 // it: TCP has no way to say "not accepted", so the sender waits instead.
 func (s *Server) publish(drafts []event.Draft, transport string) {
 	for {
-		_, err := s.intake.Accept(context.Background(), Protocol, drafts, "")
+		ctx := logs.WithTenants(context.Background(), []string{s.cfg.Tenant})
+		_, err := s.intake.Accept(ctx, Protocol, drafts, "")
 		if err == nil {
 			return
 		}

@@ -23,6 +23,9 @@ type Event struct {
 	// keeps one event per such id. Ids the producer assigns are unique by
 	// construction and need no such check. Not stored in blocks.
 	ClientID bool `json:"clientId,omitempty"`
+	// Tenant owns the event; "" is the default tenant. It travels in a
+	// Kafka header and a block's row, not in the event's JSON.
+	Tenant string `json:"-"`
 }
 
 // Position is where an event was read from: a partition of a topic of the

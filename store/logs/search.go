@@ -15,6 +15,9 @@ type Cursor struct {
 // Search selects logs. Start and End are inclusive; empty slices and
 // strings mean no filter on that field.
 type Search struct {
+	// Tenants are the tenants whose logs are read; none means the
+	// default tenant alone, never all of them.
+	Tenants    []string
 	Start, End time.Time
 	Levels     []Level
 	Sources    []string
@@ -44,6 +47,9 @@ type Page struct {
 
 // Stats asks for counts over a window.
 type Stats struct {
+	// Tenants are the tenants whose logs are read; none means the
+	// default tenant alone, never all of them.
+	Tenants    []string
 	Start, End time.Time
 	Levels     []Level
 	Sources    []string
@@ -71,6 +77,9 @@ type MetaMatch struct {
 
 // Histogram asks for counts per time bucket and level.
 type Histogram struct {
+	// Tenants are the tenants whose logs are read; none means the
+	// default tenant alone, never all of them.
+	Tenants    []string
 	Start, End time.Time
 	Levels     []Level
 	Sources    []string
