@@ -165,6 +165,32 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("loki", func(t *testing.T) {
+		q := url.Values{"query": {`{source="checkout"}`}, "start": {fmt.Sprint(base.UnixNano())},
+			"end": {fmt.Sprint(base.Add(time.Minute).UnixNano())}, "limit": {"100"}}
+		for _, tc := range []struct {
+			key, orgID, tenant string
+		}{{teamAKey, "", "team-a"}, {teamBKey, "team-b", "team-b"}, {adminKey, "team-a", "team-a"}} {
+			r := tenantDo(t, tc.key, tc.orgID, http.MethodGet, p.gateway+"/loki/api/v1/query_range?"+q.Encode(), nil)
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			lines := 0
+			for _, st := range r.body["data"].(map[string]any)["result"].([]any) {
+				for _, v := range st.(map[string]any)["values"].([]any) {
+					line := v.([]any)[1].(string)
+					if !strings.Contains(line, tc.tenant+" ") {
+						t.Errorf("%s's Loki query returned %q", tc.tenant, line)
+					}
+					lines++
+				}
+			}
+			if want := map[string]int{"team-a": 2, "team-b": 3}[tc.tenant]; lines != want {
+				t.Errorf("%s's Loki query: %d lines, want %d", tc.tenant, lines, want)
+			}
+		}
+	})
+
 	t.Run("cache", func(t *testing.T) {
 		// The same query, cached for one tenant, is a miss for the other.
 		q := p.gateway + "/api/v1/logs/stats?" + window + "&logLevel=INFO"
