@@ -127,7 +127,7 @@ func (h *Handler) postOne(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, apiError{Error: inv.Error(), Details: inv})
 	}
 	h.metrics.Received.Inc()
-	if err := h.publish(c, []logs.Event{ev}, nil, cid); err != nil {
+	if answered, err := h.publish(c, []logs.Event{ev}, nil, cid); answered || err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, map[string]any{
@@ -192,7 +192,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 	}
 	slices.SortFunc(errs, func(a, b itemError) int { return a.Index - b.Index })
 	h.metrics.Received.Add(float64(len(events)))
-	if err := h.publish(c, events, letters, cid); err != nil {
+	if answered, err := h.publish(c, events, letters, cid); answered || err != nil {
 		return err
 	}
 	if len(events) == 0 && batch.Len > 0 {
@@ -259,13 +259,14 @@ func withoutRepeatedIDs(b event.Batch) ([]logs.Event, []repeatedID) {
 }
 
 // publish waits for Kafka; when it cannot take the events the client gets
-// 503 with Retry-After, never an acceptance that could be lost.
-func (h *Handler) publish(c echo.Context, events []logs.Event, letters []DeadLetter, cid string) error {
+// 503 with Retry-After, never an acceptance that could be lost. answered
+// says the 503 is written: the caller must then write nothing more.
+func (h *Handler) publish(c echo.Context, events []logs.Event, letters []DeadLetter, cid string) (answered bool, err error) {
 	if u := h.publishWait(c.Request().Context(), events, letters, cid); u != nil {
 		c.Response().Header().Set("Retry-After", u.RetryAfterSeconds())
-		return c.JSON(http.StatusServiceUnavailable, apiError{Error: u.Message})
+		return true, c.JSON(http.StatusServiceUnavailable, apiError{Error: u.Message})
 	}
-	return nil
+	return false, nil
 }
 
 // Unavailable is the refusal of events Kafka cannot take now: the client
