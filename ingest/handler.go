@@ -20,6 +20,7 @@ import (
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -298,15 +299,31 @@ func (h *Handler) publishWait(ctx context.Context, events []logs.Event, letters 
 	if err := h.pub.Publish(ctx, events, letters, cid); err != nil {
 		h.metrics.Failed.Add(float64(len(events)))
 		h.logger.Warn("kafka did not take events", "err", err, "events", len(events), "correlation_id", cid)
-		msg := "Kafka did not acknowledge the log events in time; they were not accepted, retry later (with the same ids to avoid duplicates)"
-		if errors.Is(err, ErrBufferFull) {
-			msg = "the producer is at its in-flight limit; the log events were not accepted, retry later"
-		}
-		return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: msg}
+		return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: unavailableMessage(err)}
 	}
 	h.metrics.Sent.Add(float64(len(events)))
 	h.metrics.AcceptDuration.Observe(h.now().Sub(start).Seconds())
 	return nil
+}
+
+// unavailableMessage tells the client why Kafka did not take its events.
+// Kafka's retriable refusals (a leader moving, NOT_ENOUGH_REPLICAS while
+// fewer replicas than the topic's min.insync.replicas are in sync) are
+// retried by the client until the produce timeout, so they end as a
+// timeout; the message names them as its likely causes.
+func unavailableMessage(err error) string {
+	var ke *kerr.Error
+	switch {
+	case errors.Is(err, ErrBufferFull):
+		return "the producer is at its in-flight limit; the log events were not accepted, retry later"
+	case errors.As(err, &ke):
+		return fmt.Sprintf("Kafka refused the log events (%s: %s); they were not accepted, retry later (with the same ids to avoid duplicates)",
+			ke.Message, ke.Description)
+	default:
+		return "Kafka did not acknowledge the log events in time (a broker is unreachable, a partition has no leader, " +
+			"or fewer replicas than min.insync.replicas are in sync: NOT_ENOUGH_REPLICAS); they were not accepted, " +
+			"retry later (with the same ids to avoid duplicates)"
+	}
 }
 
 func (h *Handler) reject(inv event.Invalid) {
