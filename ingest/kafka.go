@@ -87,6 +87,8 @@ func (c *KafkaConfig) Validate() error {
 	case c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor:
 		// Kafka would refuse every write to such a topic.
 		p.Add("min-insync-replicas", "must not exceed --replication-factor (%d), or every write is refused", c.ReplicationFactor)
+	case c.Embedded() && c.MinInsyncReplicas > 1:
+		p.Add("min-insync-replicas", "the embedded broker is one broker, with one copy of each record: set --kafka-brokers to a Kafka cluster for more")
 	}
 	c.Security.validate(p.Add)
 	if c.Embedded() && c.Security.Configured() {

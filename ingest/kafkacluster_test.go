@@ -200,6 +200,7 @@ func TestEnsureTopicsAppliesReplicationAndMinInsync(t *testing.T) {
 func TestKafkaConfigValidatesMinInsyncReplicas(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		embedded      bool
 		rf, minInsync int
 		problem       string
 	}{
@@ -209,8 +210,13 @@ func TestKafkaConfigValidatesMinInsyncReplicas(t *testing.T) {
 		{rf: -1, minInsync: 2}, // the broker's default factor is unknown here
 		{rf: 3, minInsync: 4, problem: "must not exceed --replication-factor (3)"},
 		{rf: 1, minInsync: -1, problem: "min-insync-replicas: must be 0 (broker default) or at least 1"},
+		{embedded: true, rf: -1, minInsync: 1},
+		{embedded: true, rf: -1, minInsync: 2, problem: "the embedded broker is one broker"},
 	} {
 		kc := ingest.DefaultKafkaConfig()
+		if !tc.embedded {
+			kc.Brokers = []string{"kafka-1:9092", "kafka-2:9092", "kafka-3:9092"}
+		}
 		kc.ReplicationFactor, kc.MinInsyncReplicas = tc.rf, tc.minInsync
 		err := kc.Validate()
 		switch {
