@@ -20,6 +20,7 @@ import (
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -131,7 +132,7 @@ func (h *Handler) postOne(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, apiError{Error: inv.Error(), Details: inv})
 	}
 	h.metrics.Received.Inc()
-	if err := h.publish(c, []logs.Event{ev}, nil, cid); err != nil {
+	if answered, err := h.publish(c, []logs.Event{ev}, nil, cid); answered || err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, map[string]any{
@@ -196,7 +197,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 	}
 	slices.SortFunc(errs, func(a, b itemError) int { return a.Index - b.Index })
 	h.metrics.Received.Add(float64(len(events)))
-	if err := h.publish(c, events, letters, cid); err != nil {
+	if answered, err := h.publish(c, events, letters, cid); answered || err != nil {
 		return err
 	}
 	if len(events) == 0 && batch.Len > 0 {
@@ -263,13 +264,14 @@ func withoutRepeatedIDs(b event.Batch) ([]logs.Event, []repeatedID) {
 }
 
 // publish waits for Kafka; when it cannot take the events the client gets
-// 503 with Retry-After, never an acceptance that could be lost.
-func (h *Handler) publish(c echo.Context, events []logs.Event, letters []DeadLetter, cid string) error {
+// 503 with Retry-After, never an acceptance that could be lost. answered
+// says the 503 is written: the caller must then write nothing more.
+func (h *Handler) publish(c echo.Context, events []logs.Event, letters []DeadLetter, cid string) (answered bool, err error) {
 	if u := h.publishWait(c.Request().Context(), events, letters, cid); u != nil {
 		c.Response().Header().Set("Retry-After", u.RetryAfterSeconds())
-		return c.JSON(http.StatusServiceUnavailable, apiError{Error: u.Message})
+		return true, c.JSON(http.StatusServiceUnavailable, apiError{Error: u.Message})
 	}
-	return nil
+	return false, nil
 }
 
 // Unavailable is the refusal of events Kafka cannot take now: the client
@@ -324,17 +326,33 @@ func (h *Handler) publishWait(ctx context.Context, events []logs.Event, letters 
 		h.metrics.TenantEvents.WithLabelValues(label, "failed").Add(float64(len(events)))
 		h.metrics.Failed.Add(float64(len(events)))
 		h.logger.Warn("kafka did not take events", "err", err, "events", len(events), "correlation_id", cid)
-		msg := "Kafka did not acknowledge the log events in time; they were not accepted, retry later (with the same ids to avoid duplicates)"
-		if errors.Is(err, ErrBufferFull) {
-			msg = "the producer is at its in-flight limit; the log events were not accepted, retry later"
-		}
-		return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: msg}
+		return &Unavailable{RetryAfter: h.cfg.RetryAfter, Message: unavailableMessage(err)}
 	}
 	h.metrics.TenantEvents.WithLabelValues(label, "accepted").Add(float64(len(events)))
 	h.metrics.TenantEvents.WithLabelValues(label, "rejected").Add(float64(len(letters)))
 	h.metrics.Sent.Add(float64(len(events)))
 	h.metrics.AcceptDuration.Observe(h.now().Sub(start).Seconds())
 	return nil
+}
+
+// unavailableMessage tells the client why Kafka did not take its events.
+// Kafka's retriable refusals (a leader moving, NOT_ENOUGH_REPLICAS while
+// fewer replicas than the topic's min.insync.replicas are in sync) are
+// retried by the client until the produce timeout, so they end as a
+// timeout; the message names them as its likely causes.
+func unavailableMessage(err error) string {
+	var ke *kerr.Error
+	switch {
+	case errors.Is(err, ErrBufferFull):
+		return "the producer is at its in-flight limit; the log events were not accepted, retry later"
+	case errors.As(err, &ke):
+		return fmt.Sprintf("Kafka refused the log events (%s: %s); they were not accepted, retry later (with the same ids to avoid duplicates)",
+			ke.Message, ke.Description)
+	default:
+		return "Kafka did not acknowledge the log events in time (a broker is unreachable, a partition has no leader, " +
+			"or fewer replicas than min.insync.replicas are in sync: NOT_ENOUGH_REPLICAS); they were not accepted, " +
+			"retry later (with the same ids to avoid duplicates)"
+	}
 }
 
 func (h *Handler) reject(inv event.Invalid) {

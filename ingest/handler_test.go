@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/logengine/logengine/ingest"
+	"github.com/logengine/logengine/ingest/ingesttest"
 	"github.com/logengine/logengine/store/logs"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -117,5 +118,34 @@ func TestBatchRefusesRepeatedClientIDs(t *testing.T) {
 	}
 	if len(pub.letters) != 3 {
 		t.Errorf("%d dead letters, want 3 (nothing sent is lost)", len(pub.letters))
+	}
+}
+
+// A request Kafka does not take gets one answer, the 503, and nothing
+// after it: the body is the error alone, never followed by an acceptance.
+func TestUnavailableAnswerIsTheWholeBody(t *testing.T) {
+	t.Parallel()
+	e := echo.New()
+	ingesttest.KafkaDownHandler().Register(e)
+	for path, body := range map[string]string{
+		"/api/v1/logs":       `{"level":"INFO","source":"api","message":"hello"}`,
+		"/api/v1/logs/batch": `[{"level":"INFO","source":"api","message":"hello"},{"level":"LOUD","source":"api","message":"invalid"}]`,
+	} {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		dec := json.NewDecoder(rec.Body)
+		dec.DisallowUnknownFields()
+		var answer struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&answer); err != nil || rec.Code != http.StatusServiceUnavailable || answer.Error == "" {
+			t.Errorf("%s: %d, %v, error %q; want 503 with an error", path, rec.Code, err, answer.Error)
+		}
+		if dec.More() {
+			rest, _ := io.ReadAll(dec.Buffered())
+			t.Errorf("%s: the 503 is followed by %s", path, rest)
+		}
 	}
 }

@@ -26,6 +26,9 @@ type KafkaConfig struct {
 	DLQTopic          string
 	Partitions        int
 	ReplicationFactor int
+	// MinInsyncReplicas is the topics' min.insync.replicas when logengine
+	// creates them; 0 leaves the broker's default.
+	MinInsyncReplicas int
 	Security          KafkaSecurity
 }
 
@@ -51,6 +54,8 @@ func (c *KafkaConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "Kafka topic of rejected and unstorable events (dead-letter queue)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of the topics when they are created")
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of the topics when they are created (-1 = broker default)")
+	fs.IntVar(&c.MinInsyncReplicas, "min-insync-replicas", c.MinInsyncReplicas,
+		"min.insync.replicas of the topics when they are created (0 = broker default): replicas that must have a record before Kafka acknowledges it; with fewer in sync, ingest answers 503. Use 2 with --replication-factor=3")
 	s := &c.Security
 	fs.BoolVar(&s.TLS, "kafka-tls", s.TLS, "connect to the Kafka brokers over TLS (the system's CAs unless --kafka-tls-ca-file)")
 	fs.StringVar(&s.TLSCAFile, "kafka-tls-ca-file", s.TLSCAFile, "PEM CA certificates that sign the Kafka brokers' certificates")
@@ -76,6 +81,15 @@ func (c *KafkaConfig) Validate() error {
 	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
 		p.Add("replication-factor", "must be -1 (broker default) or at least 1")
 	}
+	switch {
+	case c.MinInsyncReplicas < 0:
+		p.Add("min-insync-replicas", "must be 0 (broker default) or at least 1")
+	case c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor:
+		// Kafka would refuse every write to such a topic.
+		p.Add("min-insync-replicas", "must not exceed --replication-factor (%d), or every write is refused", c.ReplicationFactor)
+	case c.Embedded() && c.MinInsyncReplicas > 1:
+		p.Add("min-insync-replicas", "the embedded broker is one broker, with one copy of each record: set --kafka-brokers to a Kafka cluster for more")
+	}
 	c.Security.validate(p.Add)
 	if c.Embedded() && c.Security.Configured() {
 		p.Add("kafka-brokers", "the embedded broker takes no TLS or SASL: set --kafka-brokers to a Kafka cluster to use --kafka-tls or --kafka-sasl-mechanism")
@@ -92,7 +106,11 @@ func (c *KafkaConfig) Embedded() bool {
 func (c *KafkaConfig) Configured() bool { return len(c.Brokers) > 0 }
 
 // EnsureTopics creates the log and DLQ topics when they are missing, so a
-// fresh cluster works without a manual step.
+// fresh cluster works without a manual step, with the configured
+// partitions, replication factor and min.insync.replicas. Topics that
+// exist already are left as they are: a setting of theirs that differs
+// from the configuration is logged as a warning, since changing a live
+// topic is the operator's decision.
 func EnsureTopics(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) error {
 	opts, err := cfg.ClientOpts()
 	if err != nil {
@@ -104,20 +122,109 @@ func EnsureTopics(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopics(ctx, int32(cfg.Partitions), int16(cfg.ReplicationFactor), nil, cfg.Topic, cfg.DLQTopic)
+	var configs map[string]*string
+	if cfg.MinInsyncReplicas > 0 {
+		configs = map[string]*string{minInsyncReplicas: kadm.StringPtr(strconv.Itoa(cfg.MinInsyncReplicas))}
+	}
+	resp, err := adm.CreateTopics(ctx, int32(cfg.Partitions), int16(cfg.ReplicationFactor), configs, cfg.Topic, cfg.DLQTopic)
 	if err != nil {
 		return fmt.Errorf("create topics on %v: %w", cfg.Brokers, err)
 	}
+	var existing []string
 	for _, r := range resp.Sorted() {
 		switch {
 		case r.Err == nil:
-			logger.Info("created kafka topic", "topic", r.Topic, "partitions", cfg.Partitions)
+			logger.Info("created kafka topic", "topic", r.Topic, "partitions", cfg.Partitions,
+				"replication_factor", r.ReplicationFactor, "min_insync_replicas", cfg.MinInsyncReplicas)
 		case errors.Is(r.Err, kerr.TopicAlreadyExists):
+			existing = append(existing, r.Topic)
 		default:
 			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
 		}
 	}
+	if len(existing) > 0 {
+		// A topic that cannot be described still works: say so and go on.
+		diffs, err := topicDiffs(ctx, adm, cfg, existing)
+		if err != nil {
+			logger.Warn("cannot check the settings of the existing kafka topics", "topics", existing, "err", err)
+		}
+		for _, d := range diffs {
+			logger.Warn("existing kafka topic differs from the configuration; logengine does not change it", "topic", d.Topic,
+				"setting", d.Setting, "topic_value", d.Have, "configured", d.Want, "hint", d.hint())
+		}
+	}
 	return nil
+}
+
+// minInsyncReplicas is the topic config key of --min-insync-replicas.
+const minInsyncReplicas = "min.insync.replicas"
+
+// topicDiff is a setting of an existing topic that is not the configured one.
+type topicDiff struct {
+	Topic, Setting string
+	Have, Want     int
+}
+
+func (d topicDiff) hint() string {
+	switch d.Setting {
+	case "partitions":
+		if d.Have < d.Want {
+			return "add partitions with kafka-topics.sh --alter --partitions"
+		}
+		return "partitions cannot be removed; set --partitions to match"
+	case minInsyncReplicas:
+		return "change it with kafka-configs.sh --alter --add-config " + minInsyncReplicas + "=N"
+	default:
+		return "change it with kafka-reassign-partitions.sh"
+	}
+}
+
+// topicDiffs compares the existing topics with cfg: their partition count,
+// their replication factor (unless cfg takes the broker's default) and
+// their min.insync.replicas (likewise).
+func topicDiffs(ctx context.Context, adm *kadm.Client, cfg KafkaConfig, topics []string) ([]topicDiff, error) {
+	details, err := adm.ListTopics(ctx, topics...)
+	if err == nil {
+		err = details.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe topics %v: %w", topics, err)
+	}
+	var diffs []topicDiff
+	for _, t := range topics {
+		d := details[t]
+		if n := len(d.Partitions); n != cfg.Partitions {
+			diffs = append(diffs, topicDiff{Topic: t, Setting: "partitions", Have: n, Want: cfg.Partitions})
+		}
+		if rf := d.Partitions.NumReplicas(); cfg.ReplicationFactor > 0 && rf != cfg.ReplicationFactor {
+			diffs = append(diffs, topicDiff{Topic: t, Setting: "replication factor", Have: rf, Want: cfg.ReplicationFactor})
+		}
+	}
+	if cfg.MinInsyncReplicas <= 0 {
+		return diffs, nil
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		return diffs, fmt.Errorf("describe configs of %v: %w", topics, err)
+	}
+	for _, t := range topics {
+		rc, err := rcs.On(t, nil)
+		if err == nil {
+			err = rc.Err
+		}
+		if err != nil {
+			return diffs, fmt.Errorf("describe configs of %s: %w", t, err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key != minInsyncReplicas {
+				continue
+			}
+			if have, err := strconv.Atoi(c.MaybeValue()); err == nil && have != cfg.MinInsyncReplicas {
+				diffs = append(diffs, topicDiff{Topic: t, Setting: minInsyncReplicas, Have: have, Want: cfg.MinInsyncReplicas})
+			}
+		}
+	}
+	return diffs, nil
 }
 
 // EmbeddedBroker is an in-process, in-memory Kafka-protocol broker (kfake)
