@@ -71,12 +71,16 @@ func TestChartRefuses(t *testing.T) {
 		{"more consumers than partitions", minimal, "consumer: {replicas: 7}", "consumer.replicas (7) exceeds kafka.partitions (6)"},
 		{"autoscaling past the partitions", minimal, "consumer: {autoscaling: {enabled: true, maxReplicas: 8}}", "consumer.autoscaling.maxReplicas (8) exceeds kafka.partitions (6)"},
 		{"redis password without redis", minimal, "redis: {passwordSecret: {name: r}}", "need redis.addr"},
+		// values.schema.json: a misspelt key would otherwise be ignored.
+		{"misspelt key", minimal, "kafka: {consumerGroups: g}", "consumerGroups"},
+		{"unknown SASL mechanism", minimal, "kafka: {tls: {enabled: true}, sasl: {mechanism: SCRAM, user: u, passwordSecret: {name: s}}}", "mechanism"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := render(t, readValues(t, tc.file, tc.overrides))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got error %v, want one saying %q", err, tc.want)
 			}
+			t.Logf("refused: %v", err)
 		})
 	}
 }
