@@ -85,6 +85,16 @@ func TestChartRefuses(t *testing.T) {
 	}
 }
 
+// TestChartReplicasLeftToHPA checks that consumer.replicas, unused while the
+// HPA scales the consumers, is not held against the partitions.
+func TestChartReplicasLeftToHPA(t *testing.T) {
+	vals := readValues(t, filepath.Join(chartDir, "examples/minimal.yaml"),
+		"kafka: {partitions: 1}\nconsumer: {replicas: 2, autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 1}}")
+	if _, _, err := render(t, vals); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestChart renders each example and checks what a cluster would run.
 func TestChart(t *testing.T) {
 	help := serveHelp(t)

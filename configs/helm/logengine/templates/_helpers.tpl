@@ -98,7 +98,7 @@ than a pod at start.
 {{- fail "redis.tls, redis.user and redis.passwordSecret need redis.addr" -}}
 {{- end -}}
 {{- $partitions := int $v.kafka.partitions -}}
-{{- if gt (int $v.consumer.replicas) $partitions -}}
+{{- if and (not $v.consumer.autoscaling.enabled) (gt (int $v.consumer.replicas) $partitions) -}}
 {{- fail (printf "consumer.replicas (%d) exceeds kafka.partitions (%d): the extra consumers would stay idle" (int $v.consumer.replicas) $partitions) -}}
 {{- end -}}
 {{- if and $v.consumer.autoscaling.enabled (gt (int $v.consumer.autoscaling.maxReplicas) $partitions) -}}
