@@ -9,7 +9,7 @@ ROLE    ?=
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build services check bench chaos abuse fuzz loadtest bench-e2e clean
+.PHONY: help run test build services check helm-check bench chaos abuse fuzz loadtest bench-e2e clean
 
 ## help: list the targets (what `make` alone does)
 help:
@@ -38,9 +38,15 @@ check:
 	$(GO) vet ./...
 	@GO=$(GO) bash .ci/vulncheck.sh
 
-## test: every test, with the race detector, against the real PostgreSQL and Redis
-test: services check
+## test: every test, with the race detector, against the real PostgreSQL and Redis; and helm-check
+test: services check helm-check
 	$(GO) test -race -count=1 ./...
+
+## helm-check: render the Helm chart (configs/helm/logengine) for its examples and validate every object
+# A module of its own, so that Helm and the Kubernetes types stay out of
+# logengine's dependencies; it builds logengine to check the chart's flags.
+helm-check:
+	cd configs/helm/check && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 ## bench: the Go micro-benchmarks (benchstat-readable)
 bench: services
