@@ -150,6 +150,7 @@ type Subscription struct {
 	reason   string // set before done closes
 	protocol string
 	tail     *Tail
+	results  *logs.Results // the request's count of events delivered, if any
 }
 
 // Subscribe starts a stream of the events match accepts that reach the
@@ -159,7 +160,8 @@ func (t *Tail) Subscribe(ctx context.Context, protocol string, match func(*logs.
 	if t.src == nil {
 		return nil, ErrTailOff
 	}
-	s := &Subscription{match: match, events: make(chan TailItem, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t}
+	s := &Subscription{match: match, events: make(chan TailItem, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t,
+		results: logs.ResultsFrom(ctx)}
 	if err := t.add(s); err != nil {
 		return nil, err
 	}
@@ -175,6 +177,7 @@ func (t *Tail) Subscribe(ctx context.Context, protocol string, match func(*logs.
 	t.mu.Lock()
 	s.from = end
 	t.mu.Unlock()
+	s.results.Add(0)
 	return s, nil
 }
 
@@ -203,6 +206,7 @@ func (s *Subscription) Event(it TailItem) (*logs.Event, bool) {
 	if from, ok := s.from[it.partition]; ok && it.offset < from {
 		return nil, false
 	}
+	s.results.Add(1)
 	return it.event, true
 }
 
