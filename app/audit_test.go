@@ -112,7 +112,7 @@ func TestAuditRecordsQueriesByKey(t *testing.T) {
 	}
 
 	// The same search as a JSON body: the body's fields, keys sorted.
-	body := `{"size":5,"keyword":"user-123","startTime":"2000-01-01T00:00:00Z","endTime":"2100-01-01T00:00:00Z","token":"hide-me"}`
+	body := `{"size":5,"keyword":"user-123","source":"accounts","startTime":"2000-01-01T00:00:00Z","endTime":"2100-01-01T00:00:00Z","token":"hide-me"}`
 	if r := do(t, "POST", p.gateway+"/api/v1/logs/query", "application/json", []byte(body),
 		"X-API-Key", queryKey, "X-Correlation-ID", "audit-body-1"); r.status != 200 {
 		t.Fatalf("query body: %d %s", r.status, r.raw)
@@ -120,7 +120,7 @@ func TestAuditRecordsQueriesByKey(t *testing.T) {
 		t.Fatalf("the handler did not see the whole body: %s", r.raw)
 	}
 	rec = waitAudit(t, auditLog, "the body search", func(r auditRecord) bool { return r.str("correlation_id") == "audit-body-1" })
-	if q := rec.str("query"); q != `{"endTime":"2100-01-01T00:00:00Z","keyword":"user-123","size":5,"startTime":"2000-01-01T00:00:00Z","token":"xxxxx"}` || rec.num("rows") != 2 {
+	if q := rec.str("query"); q != `{"endTime":"2100-01-01T00:00:00Z","keyword":"user-123","size":5,"source":"accounts","startTime":"2000-01-01T00:00:00Z","token":"xxxxx"}` || rec.num("rows") != 2 {
 		t.Errorf("body search record: %v", rec)
 	}
 
