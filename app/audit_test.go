@@ -3,17 +3,24 @@ package app_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/logengine/logengine/app"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/resilience/resiliencetest"
+	"github.com/logengine/logengine/store"
+	"github.com/logengine/logengine/store/logs"
+	"github.com/logengine/logengine/store/storetest"
 )
 
 // auditRecord is one line of the audit log, as an operator's jq reads it.
@@ -311,5 +318,42 @@ func TestAuditDLQReplay(t *testing.T) {
 	if rec.str("kind") != "dlq_replay" || rec.str("principal") == "" || rec.str("outcome") != "ok" || rec.num("rows") != 1 || d["skipped"] != float64(1) ||
 		rec.str("query") != "dlq_topic="+cfg.Kafka.DLQTopic+"&reason=validation&since=24h&topic="+cfg.Kafka.Topic {
 		t.Errorf("replay record: %v", rec)
+	}
+}
+
+// TestAuditExport: an export is recorded with the OS user, its filters
+// and the logs it wrote.
+func TestAuditExport(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := configs.Default()
+	cfg.Postgres.URL = storetest.NewURL(t)
+	cfg.Audit.Log = filepath.Join(t.TempDir(), "audit.log")
+	s, err := store.Open(ctx, cfg.Postgres, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	var events []logs.Event
+	for i := range 4 {
+		events = append(events, logs.Event{ID: uuid.New(), Timestamp: base.Add(time.Duration(i) * time.Minute), Level: logs.LevelInfo,
+			Source: "api", Message: fmt.Sprintf("request %d of user-123", i)})
+	}
+	if _, err := s.WriteBatch(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	opts := app.ExportOptions{Start: base.Format(time.RFC3339), Keyword: "user-123", Sources: []string{"api", "web"}}
+	if err := app.Export(ctx, cfg, opts, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	recs := readAudit(t, cfg.Audit.Log) // written before Export returned
+	if len(recs) != 1 {
+		t.Fatalf("audit records of one export: %v", recs)
+	}
+	rec := recs[0]
+	if rec.str("kind") != "export" || rec.str("principal") == "" || rec.str("outcome") != "ok" || rec.num("rows") != 4 ||
+		rec.str("query") != "keyword=user-123&source=api&source=web&start="+base.Format(time.RFC3339) {
+		t.Errorf("export record: %v", rec)
 	}
 }

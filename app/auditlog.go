@@ -40,25 +40,9 @@ func newAuditLog(cfg configs.Config, logger *slog.Logger, reg prometheus.Registe
 // action is an action's options as a record's query.
 func action(v url.Values) string { return audit.Normalize(v.Encode(), "", nil, false) }
 
-// auditReplay records a DLQ replay: the OS user who ran it, the topics and
-// filters, and what it replayed or why it failed. An audit log that
-// cannot be opened fails nothing: the replay is done by then, and the
-// error is logged.
+// auditReplay records a DLQ replay: the topics and filters, and what it
+// replayed or why it failed.
 func auditReplay(cfg configs.Config, opts DLQOptions, began time.Time, res ingest.ReplayResult, replayErr error, logger *slog.Logger) {
-	l, err := audit.New(cfg.Audit, os.Stderr, os.Stdout, logger, nil)
-	if err != nil {
-		logger.Error("the replay is not in the audit log", "err", err)
-		return
-	}
-	if l == nil {
-		return
-	}
-	stop := l.Start()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		stop(ctx)
-	}()
 	v := url.Values{"dlq_topic": {cfg.Kafka.DLQTopic}, "topic": {cfg.Kafka.Topic}}
 	if opts.Reason != "" {
 		v.Set("reason", opts.Reason)
@@ -72,14 +56,47 @@ func auditReplay(cfg configs.Config, opts DLQOptions, began time.Time, res inges
 	if opts.RetryRefused {
 		v.Set("retry_refused", "true")
 	}
-	host, _ := os.Hostname()
-	r := audit.Record{
-		Time: began, Kind: audit.KindDLQReplay, Principal: osUser(), Client: host, Query: action(v),
-		Rows: int64(res.Replayed), RowsSet: replayErr == nil, Duration: time.Since(began),
-		Details: []slog.Attr{slog.Int("skipped", len(res.Skipped))},
+	auditCommand(cfg.Audit, audit.Record{Time: began, Kind: audit.KindDLQReplay, Query: action(v), Rows: int64(res.Replayed),
+		Details: []slog.Attr{slog.Int("skipped", len(res.Skipped))}}, replayErr, logger)
+}
+
+// auditExport records an export: its filters and the logs it wrote.
+func auditExport(cfg configs.Config, opts ExportOptions, began time.Time, rows int64, exportErr error, logger *slog.Logger) {
+	v := url.Values{"start": {opts.Start}, "end": {opts.End}, "level": opts.Levels, "source": opts.Sources,
+		"keyword": {opts.Keyword}, "trace_id": {opts.TraceID}, "meta": opts.Meta}
+	for k, vs := range v {
+		if len(vs) == 0 || (len(vs) == 1 && vs[0] == "") {
+			delete(v, k)
+		}
 	}
-	if replayErr != nil {
-		r.Error = replayErr.Error()
+	auditCommand(cfg.Audit, audit.Record{Time: began, Kind: audit.KindExport, Query: action(v), Rows: rows}, exportErr, logger)
+}
+
+// auditCommand writes the record of a command run by an OS user (its
+// principal; the host is its client). An audit log that cannot be opened
+// fails nothing: the command's work is done by then, and the error is
+// logged.
+func auditCommand(cfg configs.Audit, r audit.Record, cmdErr error, logger *slog.Logger) {
+	l, err := audit.New(cfg, os.Stderr, os.Stdout, logger, nil)
+	if err != nil {
+		logger.Error("this command is not in the audit log", "err", err)
+		return
+	}
+	if l == nil {
+		return
+	}
+	stop := l.Start()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stop(ctx)
+	}()
+	r.Principal = osUser()
+	r.Client, _ = os.Hostname()
+	r.Duration = time.Since(r.Time)
+	r.RowsSet = cmdErr == nil
+	if cmdErr != nil {
+		r.Error = cmdErr.Error()
 	}
 	l.Log(r)
 }

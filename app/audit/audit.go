@@ -1,5 +1,5 @@
 // Package audit writes the audit log: one JSON line per query, live tail,
-// admin request and DLQ replay, saying who did it, what, when and with
+// admin request, DLQ replay and export, saying who did it, what, when and with
 // what result, to a stream of its own (stderr by default, or a file), and
 // counts the records in audit_records_total. Writing never blocks nor
 // fails the audited request: records are handed to a bounded queue, and
@@ -29,6 +29,7 @@ const (
 	KindTail      = "tail"       // a live tail stream (SSE or the Loki websocket)
 	KindAdmin     = "admin"      // an admin-scoped request, or a keys reload
 	KindDLQReplay = "dlq_replay" // logengine dlq replay
+	KindExport    = "export"     // logengine export
 )
 
 // Principals that are not key names.
@@ -133,7 +134,7 @@ func New(cfg configs.Audit, stderr, stdout io.Writer, logger *slog.Logger, reg p
 		queue: make(chan []byte, queueRecords), reopen: make(chan struct{}, 1), done: make(chan struct{}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "audit_records_total",
-			Help: "Audit records by kind (query, tail, admin, dlq_replay) and principal (the API key's name; anonymous without a key, system for the process itself, cli for a command).",
+			Help: "Audit records by kind (query, tail, admin, dlq_replay, export) and principal (the API key's name; anonymous without a key, system for the process itself, cli for a command).",
 		}, []string{"kind", "principal"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "audit_write_failures_total",
@@ -390,7 +391,7 @@ func metricPrincipal(r Record) string {
 	switch {
 	case r.keyed:
 		return r.Principal
-	case r.Kind == KindDLQReplay:
+	case r.Kind == KindDLQReplay || r.Kind == KindExport:
 		return principalCLI
 	case r.Principal == PrincipalSystem:
 		return PrincipalSystem
