@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	"github.com/logengine/logengine/app"
 	"github.com/logengine/logengine/configs"
@@ -242,8 +243,31 @@ func TestAuditOpenServerAndLiveTail(t *testing.T) {
 	if rec.str("query") != `limit=10&query={source="audit-tail"}&start=0` || rec.num("rows") != 2 || rec.str("principal") != "anonymous" {
 		t.Errorf("Loki record: %v", rec)
 	}
-	if n := p.metric("audit_records_total"); n < 4 {
-		t.Errorf("audit_records_total = %v, want at least 4", n)
+
+	// The Loki websocket: opened (101), then closed with the lines sent.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := dialTail(ctx, t, "ws"+strings.TrimPrefix(p.gateway, "http")+"/loki/api/v1/tail?"+url.Values{"query": {`{source="audit-ws"}`}}.Encode(), nil)
+	waitAudit(t, auditLog, "the websocket's start", func(r auditRecord) bool {
+		d, _ := r["details"].(map[string]any)
+		return r.str("path") == "/loki/api/v1/tail" && d["stream"] == "open" && r.num("status") == 101
+	})
+	if r := postJSON(t, p.producer+"/api/v1/logs", map[string]any{"level": "INFO", "source": "audit-ws", "message": "over ws"}); r.status != 202 {
+		t.Fatalf("post: %d", r.status)
+	}
+	if _, _, err := conn.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(websocket.StatusNormalClosure, "")
+	ws := waitAudit(t, auditLog, "the websocket's end", func(r auditRecord) bool {
+		d, _ := r["details"].(map[string]any)
+		return r.str("path") == "/loki/api/v1/tail" && d["stream"] == "closed"
+	})
+	if ws.str("kind") != "tail" || ws.num("rows") != 1 || ws.str("query") != `query={source="audit-ws"}` {
+		t.Errorf("websocket end record: %v", ws)
+	}
+	if n := p.metric("audit_records_total"); n < 6 {
+		t.Errorf("audit_records_total = %v, want at least 6", n)
 	}
 }
 
