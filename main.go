@@ -82,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	cfg.RegisterMigrateFlags(export.Flags())
+	cfg.Audit.RegisterFlags(export.Flags()) // an export is audited
 	ef := export.Flags()
 	ef.StringVar(&exp.Start, "start", "", "first time, RFC 3339 (default: the oldest log)")
 	ef.StringVar(&exp.End, "end", "", "last time, RFC 3339, inclusive (default: the newest log)")

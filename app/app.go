@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/logengine/logengine/app/audit"
 	"github.com/logengine/logengine/app/auth"
 	"github.com/logengine/logengine/cache"
 	"github.com/logengine/logengine/configs"
@@ -62,6 +63,7 @@ type App struct {
 	servers map[Role]*server
 	// auth checks every listener's requests against the API keys.
 	auth      *auth.Authorizer
+	audit     *audit.Logger // nil with --audit-log=off
 	pprofAddr string
 	// tls serves every HTTP listener's certificate; nil serves plain HTTP.
 	tls *certificates
@@ -111,6 +113,11 @@ func New(cfg configs.Config, version string, logger *slog.Logger, opts ...Option
 		return nil, fmt.Errorf("--kafka-brokers is required for role %s: set --kafka-brokers=host:9092 (or %s), "+
 			"or --kafka-brokers=%s to start an in-memory broker in this process", cfg.Roles, configs.EnvName("kafka-brokers"), ingest.EmbeddedBrokers)
 	}
+	// Last: it opens the audit file, which nothing would close after a
+	// later error.
+	if a.audit, err = newAuditLog(cfg, logger, a.reg, az); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -157,7 +164,8 @@ func stopping(f func(ctx context.Context)) started { return started{stops: []fun
 // Run starts the modules, serves until ctx ends or a module fails, then
 // shuts down within the configured grace period.
 func (a *App) Run(ctx context.Context) (err error) {
-	var all started
+	// The audit log is written until every listener has stopped.
+	all := stopping(a.audit.Start())
 	defer func() {
 		// Shutdown deadlines come from a fresh context, not the cancelled one.
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
@@ -199,7 +207,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("start profiles: %w", err)
 		}
 	}
-	all.runs = append(all.runs, a.auth.Watch())
+	all.runs = append(all.runs, a.auth.Watch(), a.audit.Watch())
 	// The loops outlive ctx: on a signal the process first drains (ingest
 	// stops, the consumer stores what the embedded broker holds), then
 	// stops them.

@@ -19,6 +19,7 @@ func (a *App) runningConfig() string {
 	eff := a.cfg
 	fs := pflag.NewFlagSet("running", pflag.ContinueOnError)
 	fs.SortFlags = false
+	eff.Audit = a.audit.Config()
 	eff.RegisterProcessFlags(fs)
 	if a.producer != nil {
 		eff.Kafka = a.producer.Kafka()

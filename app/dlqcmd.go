@@ -70,7 +70,9 @@ func DLQReplay(ctx context.Context, cfg configs.Config, opts DLQOptions, out io.
 	}
 	lim := cfg.Ingest.Limits
 	lim.Retention = cfg.Postgres.Maintenance.Retention
+	began := time.Now()
 	res, err := ingest.ReplayDLQ(ctx, brokers, cfg.Kafka.DLQTopic, cfg.Kafka.Topic, filter, lim, logger, security...)
+	auditReplay(cfg, opts, began, res, err, logger)
 	if err != nil {
 		return dlqTopicHint(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func dlqConfigWith(t *testing.T, letters func(configs.Config) []ingest.DeadLette
 	cfg := configs.Default()
 	cfg.Kafka.Brokers = b.Addrs()
 	cfg.Log.Level = "warn"
+	cfg.Audit.Log = filepath.Join(t.TempDir(), "audit.log")
 	kc := ingest.KafkaConfig{Brokers: b.Addrs(), Topic: cfg.Kafka.Topic, DLQTopic: cfg.Kafka.DLQTopic, Partitions: 2, ReplicationFactor: -1}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -43,13 +44,17 @@ func Export(ctx context.Context, cfg configs.Config, opts ExportOptions, out io.
 		return err
 	}
 	defer s.Close()
+	began := time.Now()
+	var rows int64
 	w := bufio.NewWriterSize(out, 64<<10)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	if err := s.Export(ctx, q, func(e logs.Event) error { return enc.Encode(query.NewLogJSON(e)) }); err != nil {
-		return err
+	err = s.Export(ctx, q, func(e logs.Event) error { rows++; return enc.Encode(query.NewLogJSON(e)) })
+	if err == nil {
+		err = w.Flush()
 	}
-	return w.Flush()
+	auditExport(cfg, opts, began, rows, err, NewLogger(cfg.Log, os.Stderr))
+	return err
 }
 
 func (o ExportOptions) search() (logs.Search, error) {

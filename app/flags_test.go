@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,7 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 		"elastic-version":              "8.11.1",
 		"syslog-addr":                  "127.0.0.1:0",
 		"syslog-tenant":                "team-syslog",
+		"audit-log":                    filepath.Join(t.TempDir(), "audit.log"),
 	}
 	defaults := configs.Default()
 	defaultFlags := pflag.NewFlagSet("defaults", pflag.ContinueOnError)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/logengine/logengine/app/audit"
 	"github.com/logengine/logengine/app/auth"
 	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/metrics"
@@ -71,6 +72,8 @@ type serverConfig struct {
 	// origins call the API.
 	auth *auth.Authorizer
 	cors []string
+	// audit records the queries and admin requests; nil records none.
+	audit *audit.Logger
 }
 
 // serve opens a role's listener with the routes every role has, plus the
@@ -83,7 +86,7 @@ func (a *App) serve(role Role, addr string, health []component, routes func(*ech
 	s, err := newServer(serverConfig{
 		role: role, version: a.version, http: a.cfg.HTTP, logger: a.logger, reg: a.reg,
 		tracer: a.tracer(), ready: &a.ready, health: health, config: a.configHandler, routes: routes, page: page,
-		auth: a.auth, cors: a.cfg.Auth.CORSAllowedOrigins,
+		auth: a.auth, cors: a.cfg.Auth.CORSAllowedOrigins, audit: a.audit,
 	}, ln)
 	if err != nil {
 		_ = ln.Close()
@@ -131,7 +134,10 @@ func newServer(cfg serverConfig, ln net.Listener) (*server, error) {
 	e.HTTPErrorHandler = errorHandler(logger)
 	// Outermost first: the correlation id exists before anything logs, and
 	// a recovered panic is observed as the 500 it became.
-	e.Use(correlationIDs(), observe(cfg.role, logger, cfg.tracer, metrics.NewHTTP(cfg.reg)), recoverPanics(logger, panics))
+	// The audit sits inside the trace and outside the keys' check, so that
+	// refused requests are recorded too.
+	e.Use(correlationIDs(), observe(cfg.role, logger, cfg.tracer, metrics.NewHTTP(cfg.reg)),
+		cfg.audit.Middleware(string(cfg.role)), recoverPanics(logger, panics))
 	// No answer is to be sniffed into another type (a JSON body holding
 	// log text rendered as HTML, say).
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {

@@ -55,6 +55,7 @@ type Config struct {
 	TLS         TLS
 	Log         Log
 	Tracing     Tracing
+	Audit       Audit
 }
 
 // Tracing configures OpenTelemetry traces.
@@ -92,6 +93,7 @@ func Default() Config {
 		Auth:        DefaultAuth(),
 		Log:         Log{Level: "info", Format: "json"},
 		Tracing:     Tracing{SampleRatio: 1},
+		Audit:       DefaultAudit(),
 	}
 }
 
@@ -124,6 +126,7 @@ func (c *Config) RegisterProcessFlags(fs *pflag.FlagSet) {
 	c.Auth.RegisterFlags(fs)
 	c.TLS.RegisterFlags(fs)
 	c.Tracing.RegisterFlags(fs)
+	c.Audit.RegisterFlags(fs)
 }
 
 // RegisterMigrateFlags binds what `migrate` uses: the database and logging.
@@ -138,6 +141,7 @@ func (c *Config) RegisterDLQFlags(fs *pflag.FlagSet) {
 	c.registerCommon(fs)
 	c.Kafka.RegisterFlags(fs)
 	c.Ingest.Limits.RegisterFlags(fs)
+	c.Audit.RegisterFlags(fs) // a replay is audited
 	// A replayed event older than the store keeps would be deleted at once.
 	flagvalue.DaysVar(fs, &c.Postgres.Maintenance.Retention, "retention",
 		"the store's retention: replay skips letters whose event is older than it (unless --accept-older-than-retention); 0 = none")
@@ -276,5 +280,5 @@ func (c *Config) Validate() error {
 	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.LokiPush.Validate(), c.Elastic.Validate(), c.Syslog.Validate(),
 		c.Consumer.Validate(),
 		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(),
-		c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), p.Err())
+		c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), c.Audit.Validate(), p.Err())
 }

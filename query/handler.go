@@ -229,6 +229,9 @@ func (h *Handler) answer(c echo.Context, endpoint string, start time.Time, body 
 		return err
 	}
 	c.Response().Header().Set("X-Cache", status)
+	if endpoint == "search" || endpoint == "query" {
+		countPage(c.Request().Context(), body)
+	}
 	return c.JSONBlob(http.StatusOK, body)
 }
 

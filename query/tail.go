@@ -151,6 +151,7 @@ type Subscription struct {
 	reason   string // set before done closes
 	protocol string
 	tail     *Tail
+	results  *logs.Results // the request's count of events delivered, if any
 	// showTenant: the stream is of several tenants, and names each log's.
 	showTenant bool
 }
@@ -166,7 +167,8 @@ func (t *Tail) Subscribe(ctx context.Context, protocol string, match func(*logs.
 	ofTenants := func(e *logs.Event) bool {
 		return slices.Contains(tenants, logs.TenantOrDefault(e.Tenant)) && match(e)
 	}
-	s := &Subscription{showTenant: len(tenants) > 1, match: ofTenants, events: make(chan TailItem, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t}
+	s := &Subscription{showTenant: len(tenants) > 1, match: ofTenants, events: make(chan TailItem, t.cfg.Buffer), done: make(chan struct{}), protocol: protocol, tail: t,
+		results: logs.ResultsFrom(ctx)}
 	if err := t.add(s); err != nil {
 		return nil, err
 	}
@@ -182,6 +184,7 @@ func (t *Tail) Subscribe(ctx context.Context, protocol string, match func(*logs.
 	t.mu.Lock()
 	s.from = end
 	t.mu.Unlock()
+	s.results.Add(0)
 	return s, nil
 }
 
@@ -210,6 +213,7 @@ func (s *Subscription) Event(it TailItem) (*logs.Event, bool) {
 	if from, ok := s.from[it.partition]; ok && it.offset < from {
 		return nil, false
 	}
+	s.results.Add(1)
 	return it.event, true
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func Config(t testing.TB) configs.Config {
 	cfg.Redis.Prefix = "logengine-test:" + hex.EncodeToString(b[:]) + ":"
 	cfg.Consumer.FlushInterval = 50 * time.Millisecond
 	cfg.Log.Level = "debug"
+	cfg.Audit.Log = filepath.Join(t.TempDir(), "audit.log")
 	t.Cleanup(func() { cachetest.DeleteKeys(t, cfg.Redis.Addr, cfg.Redis.Prefix) })
 	return cfg
 }

@@ -125,7 +125,15 @@ type Authorizer struct {
 	fileSum     fileState
 	retention   atomic.Pointer[map[string]time.Duration]
 	onRetention []func(map[string]time.Duration)
+
+	// onReload hears of every reload the watch makes (the audit log).
+	onReload func(trigger string, keys int, err error)
 }
+
+// OnReload makes f hear of every reload of the keys file after the start:
+// trigger is "sighup" or "file_changed", keys the keys in use after it.
+// Call it before Watch.
+func (a *Authorizer) OnReload(f func(trigger string, keys int, err error)) { a.onReload = f }
 
 // fileState tells a changed keys file from an unchanged one.
 type fileState struct {
@@ -339,6 +347,7 @@ func (a *Authorizer) watch(ctx context.Context, hup <-chan os.Signal) error {
 	tick := time.NewTicker(a.cfg.ReloadInterval)
 	defer tick.Stop()
 	for {
+		trigger := "sighup"
 		select {
 		case <-ctx.Done():
 			return nil
@@ -347,8 +356,13 @@ func (a *Authorizer) watch(ctx context.Context, hup <-chan os.Signal) error {
 			if !a.changed() {
 				continue
 			}
+			trigger = "file_changed"
 		}
-		if err := a.Reload(); err != nil {
+		err := a.Reload()
+		if a.onReload != nil {
+			a.onReload(trigger, a.loadedCount(), err)
+		}
+		if err != nil {
 			a.logger.Error("API keys not reloaded; the previous keys stay in use", "err", err)
 			continue
 		}
@@ -438,6 +452,10 @@ func (a *Authorizer) Middleware(role string) echo.MiddlewareFunc {
 			if e == nil {
 				return a.unauthorized(role, c, OutcomeInvalid, "unknown API key")
 			}
+			// Known from here on, refused or not: the request's log line and
+			// audit record name the key.
+			p := Principal{Name: e.Name, Tenant: e.Tenant, Scopes: e.Scopes, entry: e}
+			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
 			if !e.Allows(need) {
 				a.decisions.WithLabelValues(role, e.Name, OutcomeForbidden).Inc()
 				a.logFailure(c, role, OutcomeForbidden, e.Name)
@@ -467,8 +485,6 @@ func (a *Authorizer) Middleware(role string) echo.MiddlewareFunc {
 				return err
 			}
 			a.decisions.WithLabelValues(role, e.Name, OutcomeAllowed).Inc()
-			p := Principal{Name: e.Name, Tenant: e.Tenant, Scopes: e.Scopes, entry: e}
-			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
 			a.setTenants(c, tenants)
 			return next(c)
 		}

@@ -221,6 +221,7 @@ func (h *Handler) queryRange(c echo.Context) error {
 		if err != nil {
 			return fail(c, err)
 		}
+		countLines(c.Request().Context(), streams)
 		return writeJSON(c, success("streams", encodeStreams(streams), statsJSON(st, h.now().Sub(began))))
 	}
 	step := defaultStep(start, end)

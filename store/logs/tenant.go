@@ -38,6 +38,13 @@ func TenantsFrom(ctx context.Context) []string {
 	return []string{DefaultTenant}
 }
 
+// TenantsSet returns the tenants ctx carries, and false when it carries
+// none (a request refused before its tenants were decided).
+func TenantsSet(ctx context.Context) ([]string, bool) {
+	ts, ok := ctx.Value(tenantsKey{}).([]string)
+	return ts, ok && len(ts) > 0
+}
+
 // TenantFrom returns the tenant a write acts for: the first ctx carries.
 func TenantFrom(ctx context.Context) string { return TenantOrDefault(TenantsFrom(ctx)[0]) }
 
