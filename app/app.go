@@ -43,6 +43,7 @@ type App struct {
 	kafka    ingest.KafkaConfig
 	broker   *ingest.EmbeddedBroker
 	store    *store.Store
+	replicas *store.Replicas // the gateway's reads
 	cache    *cache.Cache
 	producer *ingest.Producer // also the consumer's DLQ writer
 	handler  *ingest.Handler
@@ -491,7 +492,15 @@ func (a *App) initGateway() (started, error) {
 	sc := a.cfg.Gateway
 	sc.IsQueryError = store.IsQueryError
 	sc.Tracer = a.tracer()
-	a.query = query.NewService(sc, a.store, c, a.logger.With("role", RoleGateway), a.reg)
+	// Reads go to the replicas when there are any; it closes after the
+	// server stopped (stops run in reverse).
+	r, err := store.NewReplicas(a.cfg.Replicas, a.store, a.logger.With("role", RoleGateway), a.reg)
+	if err != nil {
+		return started{}, err
+	}
+	a.replicas = r
+	rst := started{runs: []func(context.Context) error{r.Run}, stops: []func(context.Context){func(context.Context) { r.Close() }}}
+	a.query = query.NewService(sc, r, c, a.logger.With("role", RoleGateway), a.reg)
 	h := query.NewHandler(a.query, a.cfg.QueryLimits, a.logger.With("role", RoleGateway), a.reg)
 	a.queryHandler = h
 	// Live tail reads Kafka directly when this process knows the brokers:
@@ -513,9 +522,12 @@ func (a *App) initGateway() (started, error) {
 		}},
 		{name: "redis", required: false, check: a.cache.Ping},
 	}
+	if len(a.cfg.Replicas.URLs) > 0 {
+		health = append(health, replicasHealth(r))
+	}
 	ui, err := web.New()
 	if err != nil {
-		return started{}, fmt.Errorf("web UI: %w", err)
+		return rst, fmt.Errorf("web UI: %w", err)
 	}
 	routes := func(e *echo.Echo) {
 		h.Register(e)
@@ -527,7 +539,8 @@ func (a *App) initGateway() (started, error) {
 	// The tail's loop ends its streams when the process stops, before
 	// the server waits for open requests to finish.
 	st.runs = append(st.runs, a.tail.Run)
-	return st, err
+	rst.add(st)
+	return rst, err
 }
 
 // chargingPublisher counts the logs of each request against its API key's
