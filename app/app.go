@@ -499,7 +499,10 @@ func (a *App) initGateway() (started, error) {
 		return started{}, err
 	}
 	a.replicas = r
-	rst := started{runs: []func(context.Context) error{r.Run}, stops: []func(context.Context){func(context.Context) { r.Close() }}}
+	rst := stopping(func(context.Context) { r.Close() })
+	if len(a.cfg.Replicas.URLs) > 0 {
+		rst.runs = append(rst.runs, r.Run)
+	}
 	a.query = query.NewService(sc, r, c, a.logger.With("role", RoleGateway), a.reg)
 	h := query.NewHandler(a.query, a.cfg.QueryLimits, a.logger.With("role", RoleGateway), a.reg)
 	a.queryHandler = h

@@ -75,8 +75,11 @@ func validReplicaURL(u string) error {
 	if !hasScheme(u) {
 		return errors.New("must be a postgres:// URL")
 	}
-	if len(cc.Fallbacks) > 0 {
-		return errors.New("must name one server (list each replica as its own URL)")
+	// sslmode=prefer adds a fallback to the same server without TLS.
+	for _, fb := range cc.Fallbacks {
+		if fb.Host != cc.Host || fb.Port != cc.Port {
+			return errors.New("must name one server (list each replica as its own URL)")
+		}
 	}
 	return nil
 }
@@ -218,8 +221,12 @@ func NewReplicas(cfg ReplicaConfig, primary *Store, logger *slog.Logger, reg pro
 func (r *Replicas) Config() ReplicaConfig { return r.cfg }
 
 // Run checks every replica every CheckInterval until ctx ends, the first
-// check at once.
+// check at once. It returns only then, even with no replica to check.
 func (r *Replicas) Run(ctx context.Context) error {
+	if len(r.reps) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	var wg sync.WaitGroup
 	for _, rep := range r.reps {
 		wg.Go(func() {
