@@ -44,6 +44,7 @@ type App struct {
 	kafka    ingest.KafkaConfig
 	broker   *ingest.EmbeddedBroker
 	store    *store.Store
+	replicas *store.Replicas // the gateway's reads
 	cache    *cache.Cache
 	producer *ingest.Producer // also the consumer's DLQ writer
 	handler  *ingest.Handler
@@ -502,7 +503,18 @@ func (a *App) initGateway() (started, error) {
 	sc := a.cfg.Gateway
 	sc.IsQueryError = store.IsQueryError
 	sc.Tracer = a.tracer()
-	a.query = query.NewService(sc, a.store, c, a.logger.With("role", RoleGateway), a.reg)
+	// Reads go to the replicas when there are any; it closes after the
+	// server stopped (stops run in reverse).
+	r, err := store.NewReplicas(a.cfg.Replicas, a.store, a.logger.With("role", RoleGateway), a.reg)
+	if err != nil {
+		return started{}, err
+	}
+	a.replicas = r
+	rst := stopping(func(context.Context) { r.Close() })
+	if len(a.cfg.Replicas.URLs) > 0 {
+		rst.runs = append(rst.runs, r.Run)
+	}
+	a.query = query.NewService(sc, r, c, a.logger.With("role", RoleGateway), a.reg)
 	h := query.NewHandler(a.query, a.cfg.QueryLimits, a.logger.With("role", RoleGateway), a.reg)
 	a.queryHandler = h
 	// Live tail reads Kafka directly when this process knows the brokers:
@@ -524,9 +536,12 @@ func (a *App) initGateway() (started, error) {
 		}},
 		{name: "redis", required: false, check: a.cache.Ping},
 	}
+	if len(a.cfg.Replicas.URLs) > 0 {
+		health = append(health, replicasHealth(r))
+	}
 	ui, err := web.New()
 	if err != nil {
-		return started{}, fmt.Errorf("web UI: %w", err)
+		return rst, fmt.Errorf("web UI: %w", err)
 	}
 	routes := func(e *echo.Echo) {
 		h.Register(e)
@@ -538,7 +553,8 @@ func (a *App) initGateway() (started, error) {
 	// The tail's loop ends its streams when the process stops, before
 	// the server waits for open requests to finish.
 	st.runs = append(st.runs, a.tail.Run)
-	return st, err
+	rst.add(st)
+	return rst, err
 }
 
 // chargingPublisher counts the logs of each request against its API key's

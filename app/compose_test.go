@@ -42,12 +42,6 @@ var composeDefaultServices = []string{"consumer", "gateway", "grafana", "kafka",
 var composeClusterServices = []string{"cluster-consumer", "cluster-gateway", "cluster-producer",
 	"kafka-1", "kafka-2", "kafka-3", "postgres-primary", "postgres-replica"}
 
-// composeNotYetRegistered are flags the compose file uses that another
-// change registers; while a flag is missing its environment variable is
-// only ignored by logengine, so the check below must not pass silently
-// for any other. Delete the entry once the flag exists.
-var composeNotYetRegistered = map[string]bool{"postgres-read-url": true}
-
 func TestComposeDefaultStack(t *testing.T) {
 	t.Parallel()
 	p := composeProject(t)
@@ -256,9 +250,7 @@ func composeCheckLogengine(t *testing.T, s types.ServiceConfig) {
 		}
 		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, configs.EnvPrefix), "_", "-"))
 		if fs.Lookup(flag) == nil {
-			if !composeNotYetRegistered[flag] {
-				t.Errorf("%s: %s names no flag of logengine serve", s.Name, k)
-			}
+			t.Errorf("%s: %s names no flag of logengine serve", s.Name, k)
 			continue
 		}
 		if v == nil {

@@ -54,6 +54,10 @@ func (a *App) runningConfig() string {
 		eff.Postgres = a.store.Config()
 		eff.Postgres.RegisterFlags(fs)
 	}
+	if a.replicas != nil {
+		eff.Replicas = a.replicas.Config()
+		eff.Replicas.RegisterFlags(fs)
+	}
 	if a.cache != nil {
 		eff.Redis = a.cache.Config()
 		eff.Redis.RegisterFlags(fs)
@@ -74,6 +78,9 @@ func (a *App) runningConfig() string {
 			return
 		}
 		v := redactURL(f.DefValue)
+		if f.Value.Type() == "list" {
+			v = redactList(f.DefValue)
+		}
 		switch f.Value.Type() {
 		case "string", "list":
 			v = strconv.Quote(v)

@@ -43,6 +43,7 @@ func TestEveryFlagReachesItsComponent(t *testing.T) {
 		"dlq-topic":                    "flags-dlq",
 		"consumer-group":               "flags-group",
 		"postgres-url":                 base.Postgres.URL,
+		"postgres-read-url":            base.Postgres.URL, // not a replica: reported down, reads go to the primary
 		"partition-period":             "12h",
 		"retention":                    "9d",
 		"max-keyword-window":           "2d",

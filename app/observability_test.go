@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/logengine/logengine/configs"
 	"github.com/logengine/logengine/resilience/resiliencetest"
 	"go.yaml.in/yaml/v3"
 )
@@ -556,7 +557,11 @@ func TestDashboardAndAlertQueriesReturnData(t *testing.T) {
 	binary := obsTool(t, "prometheus")
 	dashboard := obsDashboardQueries(obsLoadDashboard(t))
 	alerts := obsAlertQueries(t)
-	p := startPipeline(t, nil)
+	p := startPipeline(t, func(c *configs.Config) {
+		// A read replica that is none (the primary itself): reported down,
+		// which is enough for the replica panels to have data.
+		c.Replicas.URLs = []string{c.Postgres.URL}
+	})
 
 	// Traffic until the test ends: a batch every 100 ms (every fifth with an
 	// invalid event, for the rejection and dead-letter metrics) and queries.

@@ -45,6 +45,7 @@ type Config struct {
 	Syslog      syslog.Config
 	Consumer    ingest.ConsumerConfig
 	Postgres    store.Config
+	Replicas    store.ReplicaConfig
 	Redis       cache.Config
 	Gateway     query.ServiceConfig
 	QueryLimits query.Limits
@@ -84,6 +85,7 @@ func Default() Config {
 		Syslog:      syslog.DefaultConfig(),
 		Consumer:    ingest.DefaultConsumerConfig(),
 		Postgres:    store.DefaultConfig(),
+		Replicas:    store.DefaultReplicaConfig(),
 		Redis:       cache.DefaultConfig(),
 		Gateway:     query.DefaultServiceConfig(),
 		QueryLimits: query.DefaultLimits(),
@@ -110,6 +112,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Syslog.RegisterFlags(fs)
 	c.Consumer.RegisterFlags(fs)
 	c.Postgres.RegisterFlags(fs)
+	c.Replicas.RegisterFlags(fs)
 	c.Redis.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 	c.QueryLimits.RegisterFlags(fs)
@@ -279,6 +282,6 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(c.Kafka.Validate(), c.Producer.Validate(), c.Ingest.Validate(), c.LokiPush.Validate(), c.Elastic.Validate(), c.Syslog.Validate(),
 		c.Consumer.Validate(),
-		c.Postgres.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(),
+		c.Postgres.Validate(), c.Replicas.Validate(), c.Redis.Validate(), c.Gateway.Validate(), c.QueryLimits.Validate(), c.Tail.Validate(), c.Loki.Validate(),
 		c.HTTP.Validate(), c.Auth.Validate(), c.TLS.Validate(), c.Audit.Validate(), p.Err())
 }

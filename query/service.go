@@ -269,6 +269,9 @@ func (s *Service) cached(ctx context.Context, kind string, keepStale bool, start
 				ttl = s.cfg.AggregateTTL
 			}
 			parts = append(parts, "epochs:"+fp)
+			// Kept while these epochs last: the answer must hold every
+			// write they count, so no replica behind them may give it.
+			ctx = logs.WithUpToDate(ctx)
 		}
 	}
 	key := cache.Key(kind, parts...)

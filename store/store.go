@@ -130,6 +130,11 @@ type Store struct {
 // is missing, and brings the schema up to date. It also creates the daily
 // partitions for yesterday, today and tomorrow (UTC). reg may be nil.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	return openStore(ctx, cfg, logger, reg, false)
+}
+
+// openStore is Open, or OpenReadOnly when readOnly.
+func openStore(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer, readOnly bool) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -166,13 +171,16 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		pcfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	target := describe(pcfg.ConnConfig)
+	if readOnly {
+		readOnlySession(pcfg)
+	}
 
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: connect to PostgreSQL at %s: %w", target, err)
 	}
 	err = pool.Ping(ctx)
-	if pgCode(err) == pgerrcode.InvalidCatalogName { // the database is missing
+	if pgCode(err) == pgerrcode.InvalidCatalogName && !readOnly { // the database is missing
 		if err = createDatabase(ctx, pcfg.ConnConfig, logger); err == nil {
 			err = pool.Ping(ctx)
 		}
@@ -209,7 +217,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		pool.Close()
 		return nil, fmt.Errorf("store: register metrics: %w", err)
 	}
-	if err := s.open(ctx); err != nil {
+	open := s.open
+	if readOnly {
+		open = s.openReadOnly
+	}
+	if err := open(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
