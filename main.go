@@ -195,7 +195,8 @@ func benchConsumersCommand(stdout io.Writer) *cobra.Command {
 			"runs; then that many consumer processes start at once and are timed until PostgreSQL holds every log. It prints one\n" +
 			"line per count: stored logs/s from the consumers' start, the consumers' CPU seconds and logs per consumer CPU-second,\n" +
 			"PostgreSQL's CPU seconds (its processes on this machine: this database's backends and the server's own), the broker's,\n" +
-			"and the send phase's logs/s and logs per producer CPU-second (broker included). Processes and databases are removed.",
+			"the send phase's logs/s and logs per producer CPU-second (broker included), the WAL written while consumed and the\n" +
+			"database's size, per log. Processes, databases and the consumers' cache keys are removed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bin, err := os.Executable()

@@ -81,6 +81,9 @@ type ConsumersResult struct {
 	// embedded broker serving fetches.
 	BrokerCPU   float64
 	PostgresCPU float64
+	// WAL is the bytes of WAL the server wrote in the consume phase (all
+	// its databases'), Database the database's size at its end.
+	WAL, Database int64
 }
 
 // StoredPerSecond is the stored rate from the consumers' start.
@@ -117,9 +120,10 @@ func RunConsumers(ctx context.Context, cfg ConsumersConfig, out io.Writer) ([]Co
 	data := generate(cfg.Logs, cfg.Seed, now)
 	fmt.Fprintf(out, "each run: a fresh database, one producer process with the embedded broker (%d partitions) takes every log,\n"+
 		"then the consumer processes start at once and are timed until PostgreSQL holds every log; CPU is user+system seconds\n"+
-		"(PostgreSQL: this database's backends and the server's own processes; broker: the producer process while consumed)\n\n", cfg.Partitions)
-	fmt.Fprintf(out, "%-9s %12s %11s %10s %12s %14s %12s %10s | %10s %14s | %s\n",
-		"consumers", "stored log/s", "after first", "first at", "consumer CPU", "log/cons-CPU-s", "PostgreSQL", "broker", "sent log/s", "log/prod-CPU-s", "stored by each")
+		"(PostgreSQL: this database's backends and the server's own processes; broker: the producer process while consumed);\n"+
+		"WAL is what the server wrote while consumed, DB the database's size when every log is stored, both per log\n\n", cfg.Partitions)
+	fmt.Fprintf(out, "%-9s %12s %11s %10s %12s %14s %12s %10s | %10s %14s | %9s %8s | %s\n",
+		"consumers", "stored log/s", "after first", "first at", "consumer CPU", "log/cons-CPU-s", "PostgreSQL", "broker", "sent log/s", "log/prod-CPU-s", "WAL B/log", "DB B/log", "stored by each")
 	var results []ConsumersResult
 	for _, k := range cfg.Consumers {
 		r, err := runConsumers(ctx, cfg, server, data, k)
@@ -140,9 +144,10 @@ func RunConsumers(ctx context.Context, cfg ConsumersConfig, out io.Writer) ([]Co
 			steady = strconv.FormatFloat(v, 'f', 0, 64)
 		}
 		n := float64(cfg.Logs)
-		fmt.Fprintf(out, "%-9d %12.0f %11s %9.1fs %10.1f s %14.0f %12s %8.1f s | %10.0f %14.0f | %s\n", k,
+		fmt.Fprintf(out, "%-9d %12.0f %11s %9.1fs %10.1f s %14.0f %12s %8.1f s | %10.0f %14.0f | %9.0f %8.0f | %s\n", k,
 			r.StoredPerSecond(cfg.Logs), steady, r.FirstStored.Seconds(),
-			r.ConsumerCPU, n/r.ConsumerCPU, pg, r.BrokerCPU, n/r.Send.Seconds(), n/r.ProducerCPU, strings.Join(each, "/"))
+			r.ConsumerCPU, n/r.ConsumerCPU, pg, r.BrokerCPU, n/r.Send.Seconds(), n/r.ProducerCPU,
+			float64(r.WAL)/n, float64(r.Database)/n, strings.Join(each, "/"))
 	}
 	return results, nil
 }
@@ -217,6 +222,10 @@ func runConsumers(ctx context.Context, cfg ConsumersConfig, server *url.URL, dat
 	if err := db.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pollPID); err != nil {
 		return res, err
 	}
+	var walStart string
+	if err := db.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&walStart); err != nil {
+		return res, err
+	}
 	pg0 := postgresCPU(dbName, pollPID)
 
 	var consumers []*child
@@ -263,6 +272,10 @@ func runConsumers(ctx context.Context, cfg ConsumersConfig, server *url.URL, dat
 	// The CPU figures at the moment the last log was seen stored.
 	if pg1 := postgresCPU(dbName, pollPID); pg0 != nil && pg1 != nil {
 		res.PostgresCPU = pg1.since(pg0)
+	}
+	if err := db.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint, pg_database_size(current_database())`,
+		walStart).Scan(&res.WAL, &res.Database); err != nil {
+		return res, err
 	}
 	cpu2, err := producer.cpu()
 	if err != nil {

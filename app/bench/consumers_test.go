@@ -75,6 +75,9 @@ func TestRunConsumers(t *testing.T) {
 		if r.ConsumerCPU <= 0 || r.ProducerCPU <= 0 || r.Send <= 0 {
 			t.Errorf("%d consumers: consumer CPU %v s, producer CPU %v s, send %s", k, r.ConsumerCPU, r.ProducerCPU, r.Send)
 		}
+		if r.WAL <= 0 || r.Database <= 0 {
+			t.Errorf("%d consumers: %d bytes of WAL, a database of %d bytes", k, r.WAL, r.Database)
+		}
 		// The server is on this machine: its processes' CPU is read.
 		if loopback && (math.IsNaN(r.PostgresCPU) || r.PostgresCPU < 0) {
 			t.Errorf("%d consumers: PostgreSQL CPU %v", k, r.PostgresCPU)
