@@ -9,13 +9,13 @@ ROLE    ?=
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build services check helm-check bench chaos abuse fuzz loadtest bench-e2e clean
+.PHONY: help run test build services check helm-check bench chaos abuse fuzz loadtest bench-e2e bench-consumers clean
 
 ## help: list the targets (what `make` alone does)
 help:
 	@echo 'usage: make <target> [VAR=value ...]'
 	@echo
-	@awk 'match($$0, /^## [a-z][a-z0-9-]*: /) { printf "  %-12s %s\n", substr($$0, 4, RLENGTH - 5), substr($$0, RLENGTH + 1) }' $(MAKEFILE_LIST)
+	@awk 'match($$0, /^## [a-z][a-z0-9-]*: /) { printf "  %-16s %s\n", substr($$0, 4, RLENGTH - 5), substr($$0, RLENGTH + 1) }' $(MAKEFILE_LIST)
 	@echo
 	@echo 'Every serve flag can also be set as LOGENGINE_<FLAG> (e.g. LOGENGINE_KAFKA_BROKERS); see README.md.'
 
@@ -88,6 +88,14 @@ bench-e2e: build services
 	./$(BIN) bench --logs=$(LOGS) --postgres-url='$(BENCH_DB)' --server-pid=$$pid; status=$$?; \
 	kill -TERM $$pid; wait $$pid; \
 	if [ $$status -ne 0 ]; then tail -20 $$log; fi; rm -f $$log; exit $$status
+
+## bench-consumers: stored logs/s and CPU with 1, 2 and 3 consumer processes on one broker (LOGS=2000000 CONSUMERS=1,2,3)
+# For each count: a fresh database (logengine_bench_consumers_<count>), a producer process
+# with the embedded broker takes LOGS logs, then the consumers start at once and are timed
+# until PostgreSQL holds them all; processes, databases and cache keys are removed after.
+CONSUMERS ?= 1,2,3
+bench-consumers: build services
+	./$(BIN) bench consumers --logs=$(LOGS) --consumers=$(CONSUMERS) $(foreach a,$(ARGS),--serve-flag=$(a))
 
 ## loadtest: 60 s of load against a fresh whole pipeline, then its report (LOADTEST_FLAGS=...)
 # Starts serve --role=all on a fresh database, loads it with logs and queries, prints

@@ -180,6 +180,47 @@ func benchCommand(stdout io.Writer) *cobra.Command {
 	f.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "runs of each query")
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated logs")
 	f.IntVar(&cfg.ServerPID, "server-pid", cfg.ServerPID, "pid of the local server whose peak RSS to report")
+	cmd.AddCommand(benchConsumersCommand(stdout))
+	return cmd
+}
+
+// benchConsumersCommand measures how the stored rate scales with consumer
+// processes: this binary's roles, started as processes on this machine.
+func benchConsumersCommand(stdout io.Writer) *cobra.Command {
+	cfg := bench.DefaultConsumersConfig()
+	cmd := &cobra.Command{
+		Use:   "consumers",
+		Short: "Consumer scaling: stored logs/s and CPU with 1, 2, 3… consumer processes on one broker",
+		Long: "bench consumers runs, for each count in --consumers, on a fresh database (<name of --postgres-url>_<count>):\n" +
+			"a producer process hosting the embedded broker takes --logs logs (a week of them, as bench sends) while no consumer\n" +
+			"runs; then that many consumer processes start at once and are timed until PostgreSQL holds every log. It prints one\n" +
+			"line per count: stored logs/s from the consumers' start, the consumers' CPU seconds and logs per consumer CPU-second,\n" +
+			"PostgreSQL's CPU seconds (its processes on this machine: this database's backends and the server's own), the broker's,\n" +
+			"the send phase's logs/s and logs per producer CPU-second (broker included), the WAL written while consumed and the\n" +
+			"database's size, per log. Processes, databases and the consumers' cache keys are removed.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bin, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.Binary = bin
+			_, err = bench.RunConsumers(cmd.Context(), cfg, stdout)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.PostgresURL, "postgres-url", cfg.PostgresURL, "the PostgreSQL server; its database name is the prefix of the databases made and dropped")
+	f.StringVar(&cfg.RedisAddr, "redis-addr", cfg.RedisAddr, `the consumers' Redis; "" runs them without the cache`)
+	f.StringVar(&cfg.CachePrefix, "cache-prefix", cfg.CachePrefix, "the consumers' cache key prefix, whose keys are deleted after each run")
+	f.IntVar(&cfg.Logs, "logs", cfg.Logs, "logs to send and store in each run")
+	f.IntSliceVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer counts, one run each")
+	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the log topic (a partition is read by one consumer of the group)")
+	f.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "logs per request while sending")
+	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "requests at once while sending")
+	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated logs")
+	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for a process to be ready, or for every log to be stored")
+	f.StringArrayVar(&cfg.ServeFlags, "serve-flag", nil, "a flag for every serve process, e.g. --serve-flag=--merge-block-rows=10000 (repeatable)")
 	return cmd
 }
 
