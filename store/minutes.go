@@ -222,8 +222,8 @@ func readMinutes(ctx context.Context, tx pgx.Tx, tenants []string, from, to time
 	if perSource {
 		table = "log_rollup_minutes"
 	}
-	args := pgx.NamedArgs{"tenants": logs.ReadTenants(tenants), "from": from.Truncate(time.Hour), "to": to}
-	sql := "SELECT hour, source, counts FROM " + table + " WHERE tenant = ANY(@tenants::text[]) AND hour >= @from AND hour < @to"
+	args := pgx.NamedArgs{"from": from.Truncate(time.Hour), "to": to}
+	sql := "SELECT hour, source, counts FROM " + table + " WHERE " + tenantCondition(args, tenants) + " AND hour >= @from AND hour < @to"
 	if len(sources) > 0 {
 		args["sources"] = sources
 		sql += " AND source = ANY(@sources)"

@@ -69,9 +69,9 @@ func (c counting) perSource() bool { return len(c.sources) > 0 || c.bySource }
 // lists the whole minutes the minute rollups answer and the ranges no
 // rollup can (partial minutes), which count reads from the blocks.
 func (c counting) sql() (string, pgx.NamedArgs, []timeRange, []timeRange) {
-	args := pgx.NamedArgs{"tenants": logs.ReadTenants(c.tenants)}
+	args := pgx.NamedArgs{}
 	// Shared filters, written once per branch with the same arguments.
-	filters := " AND tenant = ANY(@tenants::text[])"
+	filters := " AND " + tenantCondition(args, c.tenants)
 	if len(c.levels) > 0 {
 		codes := make([]int16, len(c.levels))
 		for i, l := range c.levels {

@@ -35,8 +35,8 @@ type candidate struct {
 // PostgreSQL, without reading any block. Only the blocks of tenants are
 // listed (the default tenant's when none is named).
 func (s *Store) candidates(ctx context.Context, tx pgx.Tx, tenants []string, f block.Filter, asc bool, after *logs.Cursor, within ...timeRange) ([]candidate, error) {
-	conds := []string{"tenant = ANY(@tenants::text[])"}
-	args := pgx.NamedArgs{"tenants": logs.ReadTenants(tenants)}
+	args := pgx.NamedArgs{}
+	conds := []string{tenantCondition(args, tenants)}
 	if len(within) > 0 {
 		// Only blocks overlapping one of these ranges (within the window).
 		var any []string
@@ -257,6 +257,21 @@ func fetch(ctx context.Context, tx pgx.Tx, cs []candidate) (map[int64][]byte, er
 		return nil
 	})
 	return out, err
+}
+
+// tenantCondition is the SQL condition on a tenant column that keeps the
+// rows of tenants (the default tenant's when none), with its argument
+// added to args. One tenant, the common case, is an equality: PostgreSQL
+// then walks the (tenant, max_ts) index in order, which it cannot do for
+// a list.
+func tenantCondition(args pgx.NamedArgs, tenants []string) string {
+	tenants = logs.ReadTenants(tenants)
+	if len(tenants) == 1 {
+		args["tenant"] = tenants[0]
+		return "tenant = @tenant"
+	}
+	args["tenants"] = tenants
+	return "tenant = ANY(@tenants::text[])"
 }
 
 // hit is a matching row: its key and where to read the rest of it.
