@@ -25,6 +25,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// durableTopics is a three-broker cluster whose topics (3 partitions)
+// were created with replication factor 3 and min.insync.replicas 2, with
+// an admin client, the configuration and a test's context.
+func durableTopics(t *testing.T) (*kfake.Cluster, *kadm.Client, ingest.KafkaConfig, context.Context) {
+	t.Helper()
+	c, adm := threeBrokers(t)
+	kc := ingest.KafkaConfig{Brokers: c.ListenAddrs(), Topic: "logs", DLQTopic: "logs-dlq", Partitions: 3,
+		ReplicationFactor: 3, MinInsyncReplicas: 2}
+	ctx := dlqContext(t)
+	if err := ingest.EnsureTopics(ctx, kc, dlqTestLogger()); err != nil {
+		t.Fatal(err)
+	}
+	return c, adm, kc, ctx
+}
+
 // threeBrokers is an in-process Kafka cluster of three brokers, and an
 // admin client on it.
 func threeBrokers(t *testing.T) (*kfake.Cluster, *kadm.Client) {
@@ -261,13 +276,7 @@ func refuseProduce(c *kfake.Cluster, code int16, refuse *atomic.Bool, refused *a
 // retried request is accepted and written once.
 func TestIngestAnswers503WhileKafkaHasNotEnoughReplicas(t *testing.T) {
 	t.Parallel()
-	c, adm := threeBrokers(t)
-	kc := ingest.KafkaConfig{Brokers: c.ListenAddrs(), Topic: "logs", DLQTopic: "logs-dlq", Partitions: 3,
-		ReplicationFactor: 3, MinInsyncReplicas: 2}
-	ctx := dlqContext(t)
-	if err := ingest.EnsureTopics(ctx, kc, dlqTestLogger()); err != nil {
-		t.Fatal(err)
-	}
+	c, adm, kc, ctx := durableTopics(t)
 	var refuse atomic.Bool
 	var refused atomic.Int64
 	refuse.Store(true)
@@ -396,13 +405,7 @@ func consumeOne(t *testing.T, kc ingest.KafkaConfig) *kgo.Record {
 // produce requests' acks and their batches' producer ids.
 func TestEveryProducerWritesWithAcksAllAndIdempotence(t *testing.T) {
 	t.Parallel()
-	c, adm := threeBrokers(t)
-	kc := ingest.KafkaConfig{Brokers: c.ListenAddrs(), Topic: "logs", DLQTopic: "logs-dlq", Partitions: 3,
-		ReplicationFactor: 3, MinInsyncReplicas: 2}
-	ctx := dlqContext(t)
-	if err := ingest.EnsureTopics(ctx, kc, dlqTestLogger()); err != nil {
-		t.Fatal(err)
-	}
+	c, adm, kc, ctx := durableTopics(t)
 	details, err := adm.ListTopics(ctx, kc.Topic, kc.DLQTopic)
 	if err != nil {
 		t.Fatal(err)
