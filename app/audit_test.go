@@ -266,8 +266,10 @@ func TestAuditOpenServerAndLiveTail(t *testing.T) {
 	if ws.str("kind") != "tail" || ws.num("rows") != 1 || ws.str("query") != `query={source="audit-ws"}` {
 		t.Errorf("websocket end record: %v", ws)
 	}
-	if n := p.metric("audit_records_total"); n < 6 {
-		t.Errorf("audit_records_total = %v, want at least 6", n)
+	// Two records per stream and one for the Loki query; a tail request
+	// answered 503 while the tail reader started adds its own.
+	if n := p.metric("audit_records_total"); n < 5 {
+		t.Errorf("audit_records_total = %v, want at least 5", n)
 	}
 }
 

@@ -470,8 +470,13 @@ func TestChaosConsumerKilledMidBatch(t *testing.T) {
 	c.start("consumer", "consumer")
 	o := c.settle(l)
 	// The restart resumed: it stored what came after the kill, and did not
-	// start again from the beginning of the topic.
-	processed := slices.Max(append(scrape(t, c.url("consumer"), "logs_processed_total"), 0))
+	// start again from the beginning of the topic. Its counter moves once
+	// the batch's offsets are committed, after the rows settle saw.
+	var processed float64
+	resiliencetest.Eventually(t, 30*time.Second, func() (bool, string) {
+		processed = slices.Max(append(scrape(t, c.url("consumer"), "logs_processed_total"), 0))
+		return processed > 0, "the restarted consumer has processed nothing"
+	})
 	if records := countTopic(t, c.brokers, c.cfg.Kafka.Topic); processed == 0 || processed >= float64(records) {
 		t.Errorf("the restarted consumer stored %v of the topic's %d records: want those sent after the kill, and fewer than all",
 			processed, records)
