@@ -99,8 +99,8 @@ func NewProducer(cfg ProducerConfig, kafka KafkaConfig, logger *slog.Logger, reg
 
 // Publish produces the events (keyed by source, so one source keeps its
 // order) and the dead letters, and waits for all acknowledgements. The
-// events are one tenant's. An error
-// means some records may not be stored: the caller must not report success.
+// events are one request's, so one tenant's. An error means some records
+// may not be stored: the caller must not report success.
 func (p *Producer) Publish(ctx context.Context, events []logs.Event, letters []DeadLetter, correlationID string) error {
 	if len(events) == 0 && len(letters) == 0 {
 		return nil
@@ -139,7 +139,7 @@ func (p *Producer) Publish(ctx context.Context, events []logs.Event, letters []D
 // header. They stay untouched until Kafka acknowledged them.
 func (p *Producer) eventRecords(ctx context.Context, records []*kgo.Record, events []logs.Event, correlationID string) ([]*kgo.Record, error) {
 	// The headers are the same for every record of the request: the
-	// correlation id and the trace context, injected once.
+	// tenant, the correlation id and the trace context, injected once.
 	var proto kgo.Record
 	proto.Headers = []kgo.RecordHeader{{Key: HeaderTenant, Value: []byte(logs.TenantOrDefault(events[0].Tenant))}}
 	if correlationID != "" {
